@@ -1,0 +1,98 @@
+// Package runtime is the container runtime in tend's terms: the one interface
+// the supervisor drives, and the facts it observes. It holds no I/O itself;
+// runtime/docker implements it on the Docker Engine and runtime/fake in memory.
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// Labels tend puts on everything it creates: its ownership record.
+const (
+	LabelProject = "io.tend.project"
+	LabelService = "io.tend.service"
+	LabelSlot    = "io.tend.slot"
+	LabelHash    = "io.tend.hash"
+)
+
+// State is a container's lifecycle state as the engine reports it.
+type State string
+
+const (
+	Created    State = "created" // made but never started
+	Running    State = "running"
+	Exited     State = "exited"
+	Paused     State = "paused"
+	Restarting State = "restarting"
+	Removing   State = "removing"
+	Dead       State = "dead"
+)
+
+// Health is the engine's health-check verdict; empty when there is no check.
+type Health string
+
+const (
+	HealthNone      Health = ""
+	HealthStarting  Health = "starting"
+	HealthHealthy   Health = "healthy"
+	HealthUnhealthy Health = "unhealthy"
+)
+
+// Container is one observed container that carries tend's labels.
+type Container struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Project    string    `json:"project"`
+	Service    string    `json:"service"`
+	Slot       int       `json:"slot"`
+	Hash       string    `json:"hash"`
+	State      State     `json:"state"`
+	Health     Health    `json:"health,omitempty"`
+	ExitCode   int       `json:"exit_code"`
+	Created    time.Time `json:"created"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// Event is a change the engine reports about a tend container. Events only wake
+// the supervisor, which then observes the whole state; so an Event carries just
+// enough to log and route it.
+type Event struct {
+	Project   string
+	Service   string
+	Container string
+	Action    string // the engine's action, e.g. "die", "start", "destroy"
+}
+
+// Runtime runs a project's containers, networks and volumes.
+type Runtime interface {
+	// List returns the containers labelled with project, or with any project when it is "".
+	List(ctx context.Context, project string) ([]Container, error)
+	// Create makes (but does not start) replica slot of svc and returns its ID.
+	Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error)
+	Start(ctx context.Context, id string) error
+	// Stop sends the container's stop signal and kills it after grace.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove removes a container, killing it if it still runs; a missing container is not an error.
+	Remove(ctx context.Context, id string) error
+
+	EnsureNetwork(ctx context.Context, project string, n spec.Network) error
+	RemoveNetwork(ctx context.Context, n spec.Network) error
+	EnsureVolume(ctx context.Context, project string, v spec.Volume) error
+	RemoveVolume(ctx context.Context, v spec.Volume) error
+
+	// Events streams engine events about tend containers until ctx ends or the
+	// stream breaks; the error channel then yields why (nil when ctx ended).
+	Events(ctx context.Context) (<-chan Event, <-chan error)
+}
+
+// ContainerName is the deterministic name of a replica. The engine refuses a
+// second container of the same name, which is what makes adoption after a crash
+// of tend safe: a slot can never be created twice.
+func ContainerName(project, service string, slot int) string {
+	return project + "-" + service + "-" + strconv.Itoa(slot)
+}

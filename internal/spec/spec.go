@@ -1,0 +1,181 @@
+package spec
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Project is the desired state of one stack: what `tend up` hands the daemon.
+// It is plain data (JSON round-trips) so the store can version it and the API can carry it.
+type Project struct {
+	Name     string    `json:"name"`
+	Services []Service `json:"services"` // sorted by name
+	Networks []Network `json:"networks"` // sorted by key; always holds "default" when a service uses it
+	Volumes  []Volume  `json:"volumes"`  // sorted by key
+}
+
+// Service is one compose service as tend runs it.
+type Service struct {
+	Name            string            `json:"name"`
+	Image           string            `json:"image"`
+	Command         []string          `json:"command,omitempty"`     // nil keeps the image's CMD
+	Entrypoint      []string          `json:"entrypoint,omitempty"`  // nil keeps the image's ENTRYPOINT
+	Environment     map[string]string `json:"environment,omitempty"` // env_file merged under environment
+	Ports           []Port            `json:"ports,omitempty"`
+	Mounts          []Mount           `json:"mounts,omitempty"`
+	Networks        []NetworkAttach   `json:"networks,omitempty"`
+	Healthcheck     *Healthcheck      `json:"healthcheck,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	StopGracePeriod time.Duration     `json:"stop_grace_period,omitempty"` // 0 means the engine default (10s)
+	StopSignal      string            `json:"stop_signal,omitempty"`
+	Replicas        int               `json:"replicas"`
+	Restart         RestartPolicy     `json:"restart"`
+	DependsOn       []Dependency      `json:"depends_on,omitempty"` // sorted by service
+	Tend            Extension         `json:"x-tend"`
+}
+
+// Port publishes a container port on the host.
+type Port struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      uint16 `json:"host_port,omitempty"` // 0: the engine picks one
+	ContainerPort uint16 `json:"container_port"`
+	Protocol      string `json:"protocol"` // tcp or udp
+}
+
+// MountType says what a Mount's Source names.
+type MountType string
+
+const (
+	MountVolume MountType = "volume" // Source is a key of Project.Volumes; empty Source is an anonymous volume
+	MountBind   MountType = "bind"   // Source is an absolute host path
+)
+
+// Mount is a volume or bind mount of a service.
+type Mount struct {
+	Type     MountType `json:"type"`
+	Source   string    `json:"source,omitempty"`
+	Target   string    `json:"target"`
+	ReadOnly bool      `json:"read_only,omitempty"`
+}
+
+// NetworkAttach joins a service to one of the project's networks.
+type NetworkAttach struct {
+	Network string   `json:"network"` // key of Project.Networks
+	Aliases []string `json:"aliases,omitempty"`
+}
+
+// Healthcheck is the compose healthcheck, run by the engine.
+type Healthcheck struct {
+	Disable     bool          `json:"disable,omitempty"`
+	Test        []string      `json:"test,omitempty"` // exec form ["CMD", ...] or ["CMD-SHELL", "..."]
+	Interval    time.Duration `json:"interval,omitempty"`
+	Timeout     time.Duration `json:"timeout,omitempty"`
+	StartPeriod time.Duration `json:"start_period,omitempty"`
+	Retries     int           `json:"retries,omitempty"`
+}
+
+// Condition says which exits a service is restarted after.
+type Condition string
+
+const (
+	RestartAny       Condition = "any"        // every exit; the default
+	RestartOnFailure Condition = "on-failure" // non-zero exits only
+	RestartNone      Condition = "none"       // never: a one-shot job
+)
+
+// RestartPolicy is deploy.restart_policy (or the restart key) with tend's backoff.
+type RestartPolicy struct {
+	Condition   Condition     `json:"condition"`
+	Delay       time.Duration `json:"delay,omitempty"`        // compose delay: the least wait before a restart after the first
+	MaxAttempts int           `json:"max_attempts,omitempty"` // 0: unlimited
+	Window      time.Duration `json:"window,omitempty"`       // restarts older than this do not count toward MaxAttempts; 0: the whole crash streak
+}
+
+// DependencyCondition is what a dependent waits for at start-up.
+type DependencyCondition string
+
+const (
+	ServiceStarted               DependencyCondition = "service_started"
+	ServiceHealthy               DependencyCondition = "service_healthy"
+	ServiceCompletedSuccessfully DependencyCondition = "service_completed_successfully"
+)
+
+// Dependency is one depends_on entry.
+type Dependency struct {
+	Service   string              `json:"service"`
+	Condition DependencyCondition `json:"condition"`
+	Restart   bool                `json:"restart,omitempty"`
+	Required  bool                `json:"required"`
+}
+
+// Network is a project network; tend creates it unless External.
+type Network struct {
+	Key        string            `json:"key"`  // the name in the compose file
+	Name       string            `json:"name"` // the engine's name: <project>_<key> unless set
+	External   bool              `json:"external,omitempty"`
+	Driver     string            `json:"driver,omitempty"`
+	Internal   bool              `json:"internal,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+}
+
+// Volume is a project named volume; tend creates it unless External.
+type Volume struct {
+	Key        string            `json:"key"`
+	Name       string            `json:"name"` // the engine's name: <project>_<key> unless set
+	External   bool              `json:"external,omitempty"`
+	Driver     string            `json:"driver,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+}
+
+// Extension is a service's `x-tend` block: what compose cannot say.
+type Extension struct {
+	Backoff Backoff `json:"backoff"`
+}
+
+// Backoff shapes crash-loop restarts: the first restart of a streak is immediate,
+// the next waits max(Initial, RestartPolicy.Delay), doubling up to Max. A replica
+// that stays up for ResetAfter ends the streak.
+type Backoff struct {
+	Initial    time.Duration `json:"initial"`
+	Max        time.Duration `json:"max"`
+	ResetAfter time.Duration `json:"reset_after"`
+}
+
+// Defaults of the x-tend backoff, close to the Docker engine's restart manager
+// but with an immediate first restart.
+const (
+	DefaultBackoffInitial    = 500 * time.Millisecond
+	DefaultBackoffMax        = 60 * time.Second
+	DefaultBackoffResetAfter = 10 * time.Second
+)
+
+// Service returns the named service, or false.
+func (p *Project) Service(name string) (*Service, bool) {
+	for i := range p.Services {
+		if p.Services[i].Name == name {
+			return &p.Services[i], true
+		}
+	}
+	return nil, false
+}
+
+// Hash identifies what a replica of s is made from: a container whose hash label
+// differs runs an old spec and is replaced. Replicas, restart policy, dependencies
+// and x-tend change how tend supervises, not what runs, so they are left out.
+func (s Service) Hash() string {
+	runtime := s
+	runtime.Replicas = 0
+	runtime.Restart = RestartPolicy{}
+	runtime.DependsOn = nil
+	runtime.Tend = Extension{}
+	b, err := json.Marshal(runtime)
+	if err != nil {
+		panic("spec: hash: " + err.Error()) // plain data always marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
