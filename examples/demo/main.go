@@ -154,6 +154,9 @@ func serve(ctx context.Context, addr string, s *server, stdout, stderr io.Writer
 		return 1
 	}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if strings.HasSuffix(addr, ":0") {
+		addr = ln.Addr().String() // say which port was picked
+	}
 	s.printf("demo %s listening on %s instance=%s", s.name, addr, s.instance)
 
 	errc := make(chan error, 1)

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -21,7 +22,7 @@ func TestZZExp(t *testing.T) {
 		return
 	}
 	for _, s := range p.Services {
-		fmt.Printf("%s: %#v\n\n", s.Name, s)
+		b, _ := json.MarshalIndent(s, "", " "); fmt.Printf("%s: %s\n", s.Name, b)
 	}
-	fmt.Printf("nets %#v\nvols %#v\n", p.Networks, p.Volumes)
+	fmt.Printf("disabled %v\nnets %#v\nvols %#v\n", p.DisabledServices, p.Networks, p.Volumes)
 }

@@ -1,0 +1,172 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Docker is a minimal Engine API client. The benchmarks use it on their hot paths
+// (discovering a replica's address while it restarts), where forking the docker CLI
+// would cost tens of milliseconds per poll; setup and teardown use the CLI.
+type Docker struct {
+	hc *http.Client
+}
+
+// NewDocker connects to DOCKER_HOST when it names a unix socket, else to
+// /var/run/docker.sock. Paths are unversioned, so the engine uses its own API version.
+func NewDocker() *Docker {
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		sock = strings.TrimPrefix(h, "unix://")
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Docker{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+func (d *Docker) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("engine: GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("engine: GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Container is the part of a container listing the benchmarks read.
+type Container struct {
+	ID     string            `json:"Id"`
+	Names  []string          `json:"Names"`
+	State  string            `json:"State"`
+	Labels map[string]string `json:"Labels"`
+	// Networks maps network name to the container's endpoint on it.
+	NetworkSettings struct {
+		Networks map[string]struct {
+			IPAddress string `json:"IPAddress"`
+			NetworkID string `json:"NetworkID"`
+		} `json:"Networks"`
+	} `json:"NetworkSettings"`
+}
+
+// Name is the container's name without the leading slash.
+func (c Container) Name() string {
+	if len(c.Names) == 0 {
+		return c.ID[:12]
+	}
+	return strings.TrimPrefix(c.Names[0], "/")
+}
+
+// Containers lists containers matching every label ("key=value" or "key"); with all
+// false only running ones.
+func (d *Docker) Containers(ctx context.Context, all bool, labels ...string) ([]Container, error) {
+	q := url.Values{}
+	if all {
+		q.Set("all", "1")
+	}
+	if len(labels) > 0 {
+		f, _ := json.Marshal(map[string][]string{"label": labels})
+		q.Set("filters", string(f))
+	}
+	var out []Container
+	err := d.get(ctx, "/containers/json?"+q.Encode(), &out)
+	return out, err
+}
+
+// ContainerState is the part of a container's inspect document the benchmarks read.
+type ContainerState struct {
+	ID    string `json:"Id"`
+	Name  string `json:"Name"`
+	State struct {
+		Status     string    `json:"Status"`
+		Running    bool      `json:"Running"`
+		StartedAt  time.Time `json:"StartedAt"`
+		FinishedAt time.Time `json:"FinishedAt"`
+		Health     *struct {
+			Status string `json:"Status"`
+		} `json:"Health"`
+	} `json:"State"`
+	RestartCount int `json:"RestartCount"`
+}
+
+// Inspect returns a container's state.
+func (d *Docker) Inspect(ctx context.Context, id string) (ContainerState, error) {
+	var out ContainerState
+	err := d.get(ctx, "/containers/"+url.PathEscape(id)+"/json", &out)
+	return out, err
+}
+
+// NetworkEndpoints returns the IPv4 address (without prefix length) of each container
+// attached to a network, keyed by container ID. Swarm's docker_gwbridge lists task
+// containers here and nowhere else.
+func (d *Docker) NetworkEndpoints(ctx context.Context, network string) (map[string]string, error) {
+	var out struct {
+		Containers map[string]struct {
+			IPv4Address string `json:"IPv4Address"`
+		} `json:"Containers"`
+	}
+	if err := d.get(ctx, "/networks/"+url.PathEscape(network), &out); err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(out.Containers))
+	for id, ep := range out.Containers {
+		ip, _, _ := strings.Cut(ep.IPv4Address, "/")
+		m[id] = ip
+	}
+	return m, nil
+}
+
+// SwarmState is the node's swarm membership: "inactive", "active", "pending", ...
+func (d *Docker) SwarmState(ctx context.Context) (string, error) {
+	var out struct {
+		Swarm struct {
+			LocalNodeState string `json:"LocalNodeState"`
+		} `json:"Swarm"`
+	}
+	err := d.get(ctx, "/info", &out)
+	return out.Swarm.LocalNodeState, err
+}
+
+// NetworkExists reports whether a network of that name or ID exists.
+func (d *Docker) NetworkExists(ctx context.Context, name string) bool {
+	var out struct{}
+	return d.get(ctx, "/networks/"+url.PathEscape(name), &out) == nil
+}
+
+// ImageHealthcheck returns the image's HEALTHCHECK test, or nil when it has none.
+func (d *Docker) ImageHealthcheck(ctx context.Context, image string) ([]string, error) {
+	var out struct {
+		Config struct {
+			Healthcheck *struct {
+				Test []string `json:"Test"`
+			} `json:"Healthcheck"`
+		} `json:"Config"`
+	}
+	if err := d.get(ctx, "/images/"+url.PathEscape(image)+"/json", &out); err != nil {
+		return nil, err
+	}
+	if out.Config.Healthcheck == nil {
+		return nil, nil
+	}
+	return out.Config.Healthcheck.Test, nil
+}

@@ -1,0 +1,175 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// SlotKey names a replica slot of a service.
+type SlotKey struct {
+	Service string
+	Slot    int
+}
+
+func (k SlotKey) String() string { return fmt.Sprintf("%s/%d", k.Service, k.Slot) }
+
+// History is what tend remembers about a slot, between passes and across
+// restarts of tend. The planner reads it and hands back the next version with
+// each action; the caller persists it.
+type History struct {
+	// Container is the last container seen in the slot; empty until the slot first had one.
+	Container string `json:"container,omitempty"`
+	// Streak holds the times of the restarts in the current crash streak, oldest first.
+	Streak []time.Time `json:"streak,omitempty"`
+	// Restarts counts every restart of the slot, for people to read.
+	Restarts int `json:"restarts"`
+	// Settled is the FinishedAt of the last exit the planner chose not to restart.
+	Settled time.Time `json:"settled,omitzero"`
+	// Done marks a slot whose job has run to its end: it is not run again, even if removed.
+	Done bool `json:"done,omitempty"`
+	// GaveUp marks a slot that used up its restart attempts.
+	GaveUp bool `json:"gave_up,omitempty"`
+}
+
+// Equal reports whether two memories are the same.
+func (h History) Equal(o History) bool {
+	return h.Container == o.Container && slices.Equal(h.Streak, o.Streak) && h.Restarts == o.Restarts &&
+		h.Settled.Equal(o.Settled) && h.Done == o.Done && h.GaveUp == o.GaveUp
+}
+
+// streakCap bounds Streak: older entries can no longer change a decision once
+// the backoff is at its cap.
+const streakCap = 64
+
+// Observed is what the supervisor saw, plus what it remembers.
+type Observed struct {
+	Containers []runtime.Container
+	History    map[SlotKey]History
+}
+
+// Kind is what an action does.
+type Kind string
+
+const (
+	Create  Kind = "create"  // create and start a new container in the slot
+	Start   Kind = "start"   // start the slot's existing container
+	Restart Kind = "restart" // start the slot's exited container again
+	Replace Kind = "replace" // remove the slot's container, then create and start a new one
+	Remove  Kind = "remove"  // stop and remove a container that should not exist
+	Settle  Kind = "settle"  // leave an exited container as it is (completed, or given up); journal only
+)
+
+// Reason is why an action is taken, in a word a person can grep for.
+type Reason string
+
+const (
+	ReasonNew         Reason = "new"          // the slot never had a container
+	ReasonMissing     Reason = "missing"      // its container was removed outside tend
+	ReasonNotStarted  Reason = "not-started"  // created but never started (tend stopped in between)
+	ReasonExited      Reason = "exited"       // the process exited and the policy restarts it
+	ReasonSpecChanged Reason = "spec-changed" // it runs an older spec
+	ReasonScaleIn     Reason = "scale-in"     // the slot is beyond the desired replicas
+	ReasonNotInSpec   Reason = "not-in-spec"  // its service is no longer in the project
+	ReasonDuplicate   Reason = "duplicate"    // another container holds the same slot
+	ReasonCompleted   Reason = "completed"    // it exited and the policy does not restart it
+	ReasonMaxAttempts Reason = "max-attempts" // it used up restart_policy.max_attempts
+)
+
+// Action is one step of a plan.
+type Action struct {
+	Kind      Kind
+	Service   string
+	Slot      int
+	Container string // the container acted on; empty for Create
+	Reason    Reason
+	Message   string // what a person reads in the journal
+}
+
+// Wait is a slot the planner is deliberately leaving alone for now.
+type Wait struct {
+	Service string
+	Slot    int
+	Until   time.Time // zero: until something else changes
+	Message string
+}
+
+// Result is the planner's answer.
+type Result struct {
+	Actions []Action
+	Waits   []Wait
+	// History holds the slots whose memory changed. The caller persists it
+	// before carrying out Actions, so an attempt counts even if tend dies during it.
+	History map[SlotKey]History
+	// Wake is when to plan again even if nothing happens; zero means no need.
+	Wake time.Time
+}
+
+func (p *Result) act(a Action) { p.Actions = append(p.Actions, a) }
+
+func (p *Result) wait(w Wait) {
+	p.Waits = append(p.Waits, w)
+	if !w.Until.IsZero() && (p.Wake.IsZero() || w.Until.Before(p.Wake)) {
+		p.Wake = w.Until
+	}
+}
+
+// Plan returns the actions that bring observed toward desired at now.
+func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
+	plan := Result{History: map[SlotKey]History{}}
+	slots := map[SlotKey][]runtime.Container{}
+	for _, c := range observed.Containers {
+		k := SlotKey{c.Service, c.Slot}
+		slots[k] = append(slots[k], c)
+	}
+	byService := map[string][]runtime.Container{}
+	for _, c := range observed.Containers {
+		byService[c.Service] = append(byService[c.Service], c)
+	}
+
+	// Containers that no slot of the design holds go first, so names are free.
+	for _, k := range sortedKeys(slots) {
+		svc, ok := desired.Service(k.Service)
+		switch {
+		case !ok:
+			removeAll(&plan, slots[k], ReasonNotInSpec, "service %q is not in the project", k.Service)
+		case k.Slot < 1 || k.Slot > svc.Replicas:
+			removeAll(&plan, slots[k], ReasonScaleIn, "slot %d is beyond replicas=%d", k.Slot, svc.Replicas)
+		}
+	}
+	for i := range desired.Services {
+		svc := &desired.Services[i]
+		for slot := 1; slot <= svc.Replicas; slot++ {
+			k := SlotKey{svc.Name, slot}
+			s := slotPlanner{svc: svc, key: k, history: observed.History[k], now: now, plan: &plan}
+			keep := s.dedupe(slots[k])
+			s.plan1(keep, func() (bool, string) { return depsReady(desired, svc, byService) })
+			if !s.history.Equal(observed.History[k]) {
+				plan.History[k] = s.history
+			}
+		}
+	}
+	return plan
+}
+
+func removeAll(plan *Result, cs []runtime.Container, r Reason, format string, args ...any) {
+	for _, c := range cs {
+		plan.act(Action{Kind: Remove, Service: c.Service, Slot: c.Slot, Container: c.ID, Reason: r,
+			Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+func sortedKeys(m map[SlotKey][]runtime.Container) []SlotKey {
+	keys := make([]SlotKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b SlotKey) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
+	})
+	return keys
+}

@@ -1,0 +1,209 @@
+package reconcile
+
+import (
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// slotPlanner decides for one desired slot.
+type slotPlanner struct {
+	svc     *spec.Service
+	key     SlotKey
+	history History
+	now     time.Time
+	plan    *Result
+}
+
+func (s *slotPlanner) act(kind Kind, container string, r Reason, format string, args ...any) {
+	s.plan.act(Action{Kind: kind, Service: s.key.Service, Slot: s.key.Slot, Container: container,
+		Reason: r, Message: fmt.Sprintf(format, args...)})
+}
+
+func (s *slotPlanner) wait(until time.Time, format string, args ...any) {
+	s.plan.wait(Wait{Service: s.key.Service, Slot: s.key.Slot, Until: until, Message: fmt.Sprintf(format, args...)})
+}
+
+// dedupe keeps the best container of a slot and removes the others. Two can
+// share a slot only if something outside tend made one; the keeper is the one
+// that runs the current spec, then a running one, then the newest.
+func (s *slotPlanner) dedupe(cs []runtime.Container) *runtime.Container {
+	if len(cs) == 0 {
+		return nil
+	}
+	hash := s.svc.Hash()
+	score := func(c runtime.Container) int {
+		n := 0
+		if c.Hash == hash {
+			n += 2
+		}
+		if c.State == runtime.Running {
+			n++
+		}
+		return n
+	}
+	best := slices.MaxFunc(cs, func(a, b runtime.Container) int {
+		if d := score(a) - score(b); d != 0 {
+			return d
+		}
+		return a.Created.Compare(b.Created)
+	})
+	for _, c := range cs {
+		if c.ID != best.ID {
+			s.act(Remove, c.ID, ReasonDuplicate, "%s holds the same slot as %s", c.Name, best.Name)
+		}
+	}
+	return &best
+}
+
+// plan1 decides what the slot needs; depsReady is asked only when a first
+// container is about to be created, since depends_on orders start-up only.
+func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string)) {
+	if c == nil {
+		s.missing(depsReady)
+		return
+	}
+	s.history.Container = c.ID // adopted, or made by an earlier pass
+	if c.Hash != s.svc.Hash() {
+		s.fresh()
+		s.act(Replace, c.ID, ReasonSpecChanged, "%s runs an older spec", c.Name)
+		return
+	}
+	switch c.State {
+	case runtime.Created:
+		s.act(Start, c.ID, ReasonNotStarted, "%s was created but not started", c.Name)
+	case runtime.Exited, runtime.Dead:
+		s.exited(c)
+	}
+	// Running is the goal. Paused, restarting and removing are the engine's or a
+	// person's doing and end in an event that wakes the planner again.
+}
+
+// fresh forgets the slot's container: a new one is about to be made from the current spec.
+func (s *slotPlanner) fresh() {
+	s.history.Container = ""
+	s.history.Settled = time.Time{}
+}
+
+func (s *slotPlanner) missing(depsReady func() (bool, string)) {
+	h := s.history
+	switch {
+	case h.Done:
+		return // a finished job stays finished
+	case h.GaveUp:
+		s.wait(time.Time{}, "gave up after %d restarts; `tend up` tries again", len(h.Streak))
+		return
+	case h.Container != "":
+		s.fresh()
+		s.act(Create, "", ReasonMissing, "container %s was removed outside tend", short(h.Container))
+		return
+	}
+	if ok, why := depsReady(); !ok {
+		s.wait(time.Time{}, "waiting for %s", why)
+		return
+	}
+	s.act(Create, "", ReasonNew, "replica %d of %d", s.key.Slot, s.svc.Replicas)
+}
+
+// exited applies the restart policy to a stopped container.
+func (s *slotPlanner) exited(c *runtime.Container) {
+	h := &s.history
+	if !h.Settled.IsZero() && !c.FinishedAt.After(h.Settled) {
+		if h.GaveUp {
+			s.wait(time.Time{}, "gave up after %d restarts; `tend up` tries again", len(h.Streak))
+		}
+		return // this exit was already settled
+	}
+	how := exitText(c)
+	p := s.svc.Restart
+	if p.Condition == spec.RestartNone || (p.Condition == spec.RestartOnFailure && c.ExitCode == 0) {
+		h.Settled, h.Done = c.FinishedAt, true
+		s.act(Settle, c.ID, ReasonCompleted, "%s; restart condition is %s", how, p.Condition)
+		return
+	}
+	b := s.svc.Tend.Backoff
+	if !c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) >= b.ResetAfter {
+		h.Streak = nil // it ran long enough: this crash starts a new streak
+	}
+	if n := attemptsInWindow(h.Streak, p.Window, s.now); p.MaxAttempts > 0 && n >= p.MaxAttempts {
+		h.Settled, h.GaveUp = c.FinishedAt, true
+		s.act(Settle, c.ID, ReasonMaxAttempts, "%s; gave up after %d restarts%s (max_attempts %d)",
+			how, n, windowText(p.Window), p.MaxAttempts)
+		return
+	}
+	n := len(h.Streak)
+	due := c.FinishedAt
+	if n > 0 && h.Streak[n-1].After(due) {
+		due = h.Streak[n-1] // a restart that failed to start leaves FinishedAt as it was
+	}
+	delay := Backoff(p, b, n, s.key.String())
+	due = due.Add(delay)
+	if s.now.Before(due) {
+		s.wait(due, "%s; restart %d in %s", how, n+1, due.Sub(s.now).Round(time.Millisecond))
+		return
+	}
+	h.Streak = append(slices.Clip(h.Streak), s.now)
+	if len(h.Streak) > streakCap {
+		h.Streak = h.Streak[len(h.Streak)-streakCap:]
+	}
+	h.Restarts++
+	h.GaveUp = false
+	s.act(Restart, c.ID, ReasonExited, "%s; restart %d of this streak (backoff %s)", how, n+1, delay.Round(time.Millisecond))
+}
+
+// Backoff is the wait before the next restart of a streak that has had n
+// restarts: none for the first, then max(Initial, Delay) doubling up to Max,
+// with ±10% jitter drawn from seed so replicas of one service spread out while
+// the plan stays a pure function.
+func Backoff(p spec.RestartPolicy, b spec.Backoff, n int, seed string) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	d := max(b.Initial, p.Delay)
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	f := fnv.New32a()
+	fmt.Fprintf(f, "%s#%d", seed, n)
+	jitter := float64(f.Sum32()%2001)/10000 - 0.1 // [-0.1, +0.1]
+	d += time.Duration(float64(d) * jitter)
+	return min(d, b.Max)
+}
+
+func attemptsInWindow(streak []time.Time, window time.Duration, now time.Time) int {
+	if window <= 0 {
+		return len(streak)
+	}
+	n := 0
+	for _, t := range streak {
+		if now.Sub(t) < window {
+			n++
+		}
+	}
+	return n
+}
+
+func windowText(w time.Duration) string {
+	if w <= 0 {
+		return ""
+	}
+	return " within " + w.String()
+}
+
+func exitText(c *runtime.Container) string {
+	if c.StartedAt.IsZero() || c.FinishedAt.Before(c.StartedAt) {
+		return fmt.Sprintf("exited with code %d", c.ExitCode)
+	}
+	return fmt.Sprintf("exited with code %d after %s", c.ExitCode, c.FinishedAt.Sub(c.StartedAt).Round(time.Millisecond))
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,210 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// createOptions translates a replica of svc into the engine's create call, and
+// the endpoints of the networks to join after it.
+func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.ContainerCreateOptions, map[string]*network.EndpointSettings, error) {
+	labels := maps.Clone(svc.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[runtime.LabelProject] = p.Name
+	labels[runtime.LabelService] = svc.Name
+	labels[runtime.LabelSlot] = strconv.Itoa(slot)
+	labels[runtime.LabelHash] = svc.Hash()
+
+	cfg := &container.Config{
+		Image:      svc.Image,
+		Cmd:        svc.Command,
+		Entrypoint: svc.Entrypoint,
+		Env:        env(svc.Environment),
+		Labels:     labels,
+		StopSignal: svc.StopSignal,
+	}
+	if svc.StopGracePeriod > 0 {
+		secs := int((svc.StopGracePeriod + 999_999_999) / 1_000_000_000)
+		cfg.StopTimeout = &secs
+	}
+	if h := svc.Healthcheck; h != nil {
+		cfg.Healthcheck = &container.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+		if h.Disable {
+			cfg.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+		}
+	}
+	host := &container.HostConfig{
+		// tend restarts containers itself; the engine's policy would race it.
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+	}
+	if err := ports(svc, cfg, host); err != nil {
+		return client.ContainerCreateOptions{}, nil, err
+	}
+	for _, m := range svc.Mounts {
+		mm := mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+		if m.Type == spec.MountVolume && m.Source != "" {
+			mm.Source = volumeName(p, m.Source)
+		}
+		host.Mounts = append(host.Mounts, mm)
+	}
+
+	endpoints := map[string]*network.EndpointSettings{}
+	var first string
+	for i, a := range svc.Networks {
+		name := networkName(p, a.Network)
+		endpoints[name] = &network.EndpointSettings{Aliases: append([]string{svc.Name}, a.Aliases...)}
+		if i == 0 {
+			first = name
+		}
+	}
+	var netcfg *network.NetworkingConfig
+	if first != "" {
+		host.NetworkMode = container.NetworkMode(first)
+		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first: endpoints[first]}}
+		delete(endpoints, first)
+	}
+	return client.ContainerCreateOptions{
+		Name:             runtime.ContainerName(p.Name, svc.Name, slot),
+		Config:           cfg,
+		HostConfig:       host,
+		NetworkingConfig: netcfg,
+	}, endpoints, nil
+}
+
+func env(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
+func ports(svc *spec.Service, cfg *container.Config, host *container.HostConfig) error {
+	if len(svc.Ports) == 0 {
+		return nil
+	}
+	cfg.ExposedPorts = network.PortSet{}
+	host.PortBindings = network.PortMap{}
+	for _, pt := range svc.Ports {
+		port, ok := network.PortFrom(pt.ContainerPort, network.IPProtocol(pt.Protocol))
+		if !ok {
+			return fmt.Errorf("port %d/%s is not valid", pt.ContainerPort, pt.Protocol)
+		}
+		b := network.PortBinding{}
+		if pt.HostPort != 0 {
+			b.HostPort = strconv.Itoa(int(pt.HostPort))
+		}
+		if pt.HostIP != "" {
+			ip, err := netip.ParseAddr(pt.HostIP)
+			if err != nil {
+				return fmt.Errorf("port %d: host ip %q: %w", pt.ContainerPort, pt.HostIP, err)
+			}
+			b.HostIP = ip
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		host.PortBindings[port] = append(host.PortBindings[port], b)
+	}
+	return nil
+}
+
+func networkName(p *spec.Project, key string) string {
+	for _, n := range p.Networks {
+		if n.Key == key {
+			return n.Name
+		}
+	}
+	return p.Name + "_" + key
+}
+
+func volumeName(p *spec.Project, key string) string {
+	for _, v := range p.Volumes {
+		if v.Key == key {
+			return v.Name
+		}
+	}
+	return p.Name + "_" + key
+}
+
+func (d *Docker) EnsureNetwork(ctx context.Context, project string, n spec.Network) error {
+	_, err := d.c.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("docker: inspect network %s: %w", n.Name, err)
+	case n.External:
+		return fmt.Errorf("docker: network %s is declared external but does not exist", n.Name)
+	}
+	labels := maps.Clone(n.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[runtime.LabelProject] = project
+	driver := n.Driver
+	if driver == "" {
+		driver = "bridge"
+	}
+	_, err = d.c.NetworkCreate(ctx, n.Name, client.NetworkCreateOptions{Driver: driver, Internal: n.Internal,
+		Options: n.DriverOpts, Labels: labels})
+	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
+		return fmt.Errorf("docker: create network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+func (d *Docker) RemoveNetwork(ctx context.Context, n spec.Network) error {
+	if n.External {
+		return nil
+	}
+	if _, err := d.c.NetworkRemove(ctx, n.Name, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: remove network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+func (d *Docker) EnsureVolume(ctx context.Context, project string, v spec.Volume) error {
+	_, err := d.c.VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("docker: inspect volume %s: %w", v.Name, err)
+	case v.External:
+		return fmt.Errorf("docker: volume %s is declared external but does not exist", v.Name)
+	}
+	labels := maps.Clone(v.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[runtime.LabelProject] = project
+	if _, err := d.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: v.Name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels}); err != nil {
+		return fmt.Errorf("docker: create volume %s: %w", v.Name, err)
+	}
+	return nil
+}
+
+func (d *Docker) RemoveVolume(ctx context.Context, v spec.Volume) error {
+	if v.External {
+		return nil
+	}
+	if _, err := d.c.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: remove volume %s: %w", v.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// Docker is a runtime.Runtime on one Docker engine.
+type Docker struct {
+	c *client.Client
+
+	// inspected caches what List learned by inspecting running containers, so
+	// a pass over a steady stack costs one list call. An engine event about a
+	// container drops its entry; the supervisor's event pump sees every event.
+	mu        sync.Mutex
+	inspected map[string]cached
+}
+
+type cached struct {
+	state  container.ContainerState
+	health runtime.Health
+	c      runtime.Container
+}
+
+var _ runtime.Runtime = (*Docker)(nil)
+
+// New connects to the engine named by the environment (DOCKER_HOST, or the
+// local socket) and negotiates the API version.
+func New(ctx context.Context) (*Docker, error) {
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker: connect: %w", err)
+	}
+	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("docker: ping engine: %w", err)
+	}
+	return &Docker{c: c, inspected: map[string]cached{}}, nil
+}
+
+// Close releases the client's connections.
+func (d *Docker) Close() error { return d.c.Close() }
+
+// APIVersion is the API version agreed with the engine.
+func (d *Docker) APIVersion() string { return d.c.ClientVersion() }
+
+func projectFilter(project string) client.Filters {
+	if project == "" {
+		return client.Filters{}.Add("label", runtime.LabelProject)
+	}
+	return client.Filters{}.Add("label", runtime.LabelProject+"="+project)
+}
+
+func (d *Docker) List(ctx context.Context, project string) ([]runtime.Container, error) {
+	res, err := d.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: projectFilter(project)})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list containers: %w", err)
+	}
+	out := make([]runtime.Container, 0, len(res.Items))
+	for _, s := range res.Items {
+		health := summaryHealth(s)
+		if c, ok := d.cachedRunning(s.ID, s.State, health); ok {
+			out = append(out, c)
+			continue
+		}
+		c, err := d.inspect(ctx, s.ID)
+		if cerrdefs.IsNotFound(err) {
+			continue // removed since the list
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (d *Docker) cachedRunning(id string, state container.ContainerState, health runtime.Health) (runtime.Container, bool) {
+	if state != container.StateRunning {
+		return runtime.Container{}, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.inspected[id]
+	if !ok || e.state != state || e.health != health {
+		return runtime.Container{}, false
+	}
+	return e.c, true
+}
+
+// forget drops what is cached about a container; called on each of its events.
+func (d *Docker) forget(id string) {
+	d.mu.Lock()
+	delete(d.inspected, id)
+	d.mu.Unlock()
+}
+
+func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, error) {
+	res, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return runtime.Container{}, fmt.Errorf("docker: inspect %s: %w", short(id), err)
+	}
+	in := res.Container
+	c := runtime.Container{
+		ID:      in.ID,
+		Name:    strings.TrimPrefix(in.Name, "/"),
+		Created: parseTime(in.Created),
+	}
+	if in.Config != nil {
+		c.Project = in.Config.Labels[runtime.LabelProject]
+		c.Service = in.Config.Labels[runtime.LabelService]
+		c.Slot, _ = strconv.Atoi(in.Config.Labels[runtime.LabelSlot])
+		c.Hash = in.Config.Labels[runtime.LabelHash]
+	}
+	if st := in.State; st != nil {
+		c.State = runtime.State(st.Status)
+		c.ExitCode = st.ExitCode
+		c.StartedAt = parseTime(st.StartedAt)
+		c.FinishedAt = parseTime(st.FinishedAt)
+		if st.Health != nil && st.Health.Status != container.NoHealthcheck {
+			c.Health = runtime.Health(st.Health.Status)
+		}
+	}
+	if c.State == runtime.Running {
+		d.mu.Lock()
+		d.inspected[id] = cached{state: container.StateRunning, health: c.Health, c: c}
+		d.mu.Unlock()
+	}
+	return c, nil
+}
+
+// summaryHealth reads the health from a list entry: a field on recent engines,
+// a suffix of the status text ("Up 3 seconds (healthy)") on older ones.
+func summaryHealth(s container.Summary) runtime.Health {
+	if s.Health != nil {
+		if s.Health.Status == container.NoHealthcheck {
+			return runtime.HealthNone
+		}
+		return runtime.Health(s.Health.Status)
+	}
+	switch {
+	case strings.HasSuffix(s.Status, "(healthy)"):
+		return runtime.HealthHealthy
+	case strings.HasSuffix(s.Status, "(unhealthy)"):
+		return runtime.HealthUnhealthy
+	case strings.HasSuffix(s.Status, "(health: starting)"):
+		return runtime.HealthStarting
+	}
+	return runtime.HealthNone
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() < 2000 { // the engine writes 0001-01-01 for "never"
+		return time.Time{}
+	}
+	return t
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func (d *Docker) Start(ctx context.Context, id string) error {
+	d.forget(id)
+	if _, err := d.c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("docker: start %s: %w", short(id), err)
+	}
+	return nil
+}
+
+func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+	d.forget(id)
+	secs := int((grace + time.Second - 1) / time.Second)
+	if _, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: stop %s: %w", short(id), err)
+	}
+	return nil
+}
+
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	d.forget(id)
+	// Volumes stay: a replica's data is never tend's to lose.
+	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("docker: remove %s: %w", short(id), err)
+	}
+	return nil
+}
+
+// Events streams engine events about tend's containers. Health-check exec
+// events arrive every interval and change nothing tend looks at: they are dropped.
+func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error) {
+	f := client.Filters{}.Add("type", string(events.ContainerEventType)).Add("label", runtime.LabelProject)
+	res := d.c.Events(ctx, client.EventsListOptions{Filters: f})
+	out := make(chan runtime.Event)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(out)
+		defer close(errc)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-res.Err:
+				if ctx.Err() == nil {
+					errc <- fmt.Errorf("docker: events: %w", err)
+				}
+				return
+			case m := <-res.Messages:
+				action := string(m.Action)
+				if strings.HasPrefix(action, "exec_") {
+					continue
+				}
+				d.forget(m.Actor.ID)
+				e := runtime.Event{
+					Project:   m.Actor.Attributes[runtime.LabelProject],
+					Service:   m.Actor.Attributes[runtime.LabelService],
+					Container: m.Actor.ID,
+					Action:    action,
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, errc
+}
+
+func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {
+	name := runtime.ContainerName(p.Name, svc.Name, slot)
+	opts, extra, err := createOptions(p, svc, slot)
+	if err != nil {
+		return "", fmt.Errorf("docker: create %s: %w", name, err)
+	}
+	res, err := d.c.ContainerCreate(ctx, opts)
+	if err != nil {
+		return "", fmt.Errorf("docker: create %s: %w", name, err)
+	}
+	// Engines before API 1.44 take one network at create; the rest join before start.
+	for net, ep := range extra {
+		if _, err := d.c.NetworkConnect(ctx, net, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: ep}); err != nil {
+			return res.ID, fmt.Errorf("docker: connect %s to %s: %w", name, net, err)
+		}
+	}
+	return res.ID, nil
+}

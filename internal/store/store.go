@@ -1,0 +1,62 @@
+package store
+
+import (
+	"time"
+
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// Entry is one journal record: what tend did to which replica, and why.
+type Entry struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Project   string    `json:"project"`
+	Service   string    `json:"service,omitempty"`
+	Slot      int       `json:"slot,omitempty"`
+	Container string    `json:"container,omitempty"`
+	Action    string    `json:"action"`
+	Reason    string    `json:"reason,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Error     string    `json:"error,omitempty"` // set when the action failed
+}
+
+// Record is a project's desired state as stored.
+type Record struct {
+	Project  spec.Project `json:"project"`
+	Version  int          `json:"version"`
+	Updated  time.Time    `json:"updated"`
+	Deleting bool         `json:"deleting,omitempty"` // `tend down` began; finish it even after a restart
+	Volumes  bool         `json:"volumes,omitempty"`  // the down also removes volumes
+}
+
+// Query selects journal entries.
+type Query struct {
+	Project string // empty: every project
+	After   uint64 // only entries with a larger Seq
+	Limit   int    // the newest Limit matches; 0: all
+}
+
+// Store is tend's durable memory.
+type Store interface {
+	// PutProject stores a new version of a project's desired state.
+	PutProject(p spec.Project, now time.Time) (Record, error)
+	// MarkDeleting records that the project is being taken down.
+	MarkDeleting(name string, volumes bool) error
+	// DeleteProject forgets a project, its versions and its slots' memory. The journal stays.
+	DeleteProject(name string) error
+	Project(name string) (Record, error)
+	Projects() ([]Record, error)
+
+	History(project string) (map[reconcile.SlotKey]reconcile.History, error)
+	// PutHistory stores the given slots' memory; a zero History deletes the slot's.
+	PutHistory(project string, h map[reconcile.SlotKey]reconcile.History) error
+
+	// Append adds entries to the journal, numbering them, and returns them numbered.
+	Append(entries ...Entry) ([]Entry, error)
+	Journal(q Query) ([]Entry, error)
+	// Appended returns a channel that is closed at the next Append.
+	Appended() <-chan struct{}
+
+	Close() error
+}
