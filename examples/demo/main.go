@@ -313,6 +313,8 @@ func (s *server) handleLog(w http.ResponseWriter, r *http.Request) {
 
 func text(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// A known length makes the response complete once flushed, even if the process exits.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, body)
 }

@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` runs a demo stack that heals
+# itself; `make test` runs every test, the Docker integration tests included.
+
+GO ?= go
+BIN := bin/tend
+
+.PHONY: build demo demo-down test test-short bench clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/tend
+
+demo: build
+	scripts/demo.sh
+
+demo-down:
+	scripts/demo.sh down
+
+# The integration tests drive the real engine; they fail (never skip) without one.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -race -timeout 30m ./...
+
+# Unit tests only, for a quick loop while editing.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf bin .demo

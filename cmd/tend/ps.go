@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tend-sh/tend/internal/store"
+)
+
+func psCommand(g *globals) *cobra.Command {
+	var project string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List the replicas tend keeps, with state, health and restarts",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reps, err := g.client().Replicas(cmd.Context(), project)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(reps)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "PROJECT\tSERVICE\tSLOT\tCONTAINER\tSTATE\tHEALTH\tRESTARTS\tREADY\tNOTE")
+			for _, r := range reps {
+				state := r.State
+				if r.State == "running" && !r.StartedAt.IsZero() {
+					state += " " + time.Since(r.StartedAt).Round(time.Second).String()
+				} else if r.State == "exited" {
+					state += fmt.Sprintf(" (%d)", r.ExitCode)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
+					state, dash(r.Health), r.Restarts, yesNo(r.Ready), r.Note)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&project, "project-name", "p", "", "only this project")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func eventsCommand(g *globals) *cobra.Command {
+	var q store.Query
+	var asJSON, follow bool
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Show the journal: every action tend took, with its cause",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			enc := json.NewEncoder(os.Stdout)
+			return g.client().Events(cmd.Context(), q, follow, func(e store.Entry) error {
+				if asJSON {
+					return enc.Encode(e)
+				}
+				_, err := fmt.Println(formatEntry(e))
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&q.Project, "project-name", "p", "", "only this project")
+	cmd.Flags().IntVarP(&q.Limit, "tail", "n", 100, "show the last N entries (0: all)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new entries")
+	return cmd
+}
+
+func formatEntry(e store.Entry) string {
+	where := e.Project
+	if e.Service != "" {
+		where += "/" + e.Service + "/" + strconv.Itoa(e.Slot)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-24s %-10s %-13s %s", e.Time.Local().Format("2006-01-02 15:04:05.000"), where, e.Action, e.Reason, e.Message)
+	if e.Error != "" {
+		fmt.Fprintf(&b, "  FAILED: %s", e.Error)
+	}
+	return b.String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,297 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+	"github.com/tend-sh/tend/internal/store"
+)
+
+// pass observes every project once, plans, and starts the actions. It returns
+// the earliest time a plan asked to be woken at (zero: none).
+func (s *Supervisor) pass(ctx context.Context) time.Time {
+	recs, err := s.cfg.Store.Projects()
+	if err != nil {
+		s.cfg.Log.Error("read projects", "err", err)
+		return time.Time{}
+	}
+	if len(recs) == 0 {
+		return time.Time{}
+	}
+	all, err := s.cfg.Runtime.List(ctx, "")
+	if err != nil {
+		s.cfg.Log.Warn("observe containers", "err", err)
+		return s.cfg.Clock.Now().Add(time.Second)
+	}
+	byProject := map[string][]runtime.Container{}
+	for _, c := range all {
+		byProject[c.Project] = append(byProject[c.Project], c)
+	}
+	var wake time.Time
+	for _, rec := range recs {
+		if s.isBusy(rec.Project.Name) {
+			continue
+		}
+		if rec.Deleting {
+			s.startTeardown(ctx, rec, byProject[rec.Project.Name])
+			continue
+		}
+		w := s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name])
+		if !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
+			wake = w
+		}
+	}
+	return wake
+}
+
+func slotID(project string, service string, slot int) string {
+	return fmt.Sprintf("%s/%s/%d", project, service, slot)
+}
+
+func (s *Supervisor) isBusy(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[id]
+}
+
+func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container) time.Time {
+	hist, err := s.cfg.Store.History(p.Name)
+	if err != nil {
+		s.cfg.Log.Error("read slot memory", "project", p.Name, "err", err)
+		return time.Time{}
+	}
+	now := s.cfg.Clock.Now()
+	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist}, now)
+
+	// A slot with an action under way is left to it; the batch pokes the loop when done.
+	s.mu.Lock()
+	var actions []reconcile.Action
+	for _, a := range plan.Actions {
+		id := slotID(p.Name, a.Service, a.Slot)
+		if !s.busy[id] {
+			actions = append(actions, a)
+		}
+	}
+	for k := range plan.History {
+		if s.busy[slotID(p.Name, k.Service, k.Slot)] {
+			delete(plan.History, k)
+		}
+	}
+	for _, a := range actions {
+		s.busy[slotID(p.Name, a.Service, a.Slot)] = true
+	}
+	s.waits[p.Name] = plan.Waits
+	s.mu.Unlock()
+
+	// The memory goes to disk before the actions, so an attempt counts even if tend dies during it.
+	if err := s.cfg.Store.PutHistory(p.Name, plan.History); err != nil {
+		s.cfg.Log.Error("write slot memory", "project", p.Name, "err", err)
+		s.release(p.Name, actions)
+		return now.Add(time.Second)
+	}
+	if len(actions) > 0 {
+		s.work.Add(1)
+		go s.runBatch(context.WithoutCancel(ctx), p, actions)
+	}
+	return plan.Wake
+}
+
+func (s *Supervisor) release(project string, actions []reconcile.Action) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range actions {
+		delete(s.busy, slotID(project, a.Service, a.Slot))
+	}
+}
+
+// runBatch carries out one plan's actions: removals first, so names and ports
+// are free, then the rest, each bounded by Parallel.
+func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []reconcile.Action) {
+	defer s.work.Done()
+	defer s.Poke()
+	defer s.release(p.Name, actions)
+	var removals, rest []reconcile.Action
+	for _, a := range actions {
+		if a.Kind == reconcile.Remove {
+			removals = append(removals, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	if needsNetwork(rest) {
+		if err := s.ensureResources(ctx, p); err != nil {
+			for _, a := range rest {
+				s.journal(s.entry(p.Name, a, err))
+			}
+			return
+		}
+	}
+	for _, group := range [][]reconcile.Action{removals, rest} {
+		g := errgroup.Group{}
+		g.SetLimit(s.cfg.Parallel)
+		for _, a := range group {
+			g.Go(func() error {
+				err := s.execute(ctx, p, a)
+				if a.Reason != "" {
+					s.journal(s.entry(p.Name, a, err))
+				}
+				return nil
+			})
+		}
+		g.Wait()
+	}
+}
+
+func needsNetwork(actions []reconcile.Action) bool {
+	for _, a := range actions {
+		if a.Kind == reconcile.Create || a.Kind == reconcile.Replace {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Supervisor) ensureResources(ctx context.Context, p *spec.Project) error {
+	for _, n := range p.Networks {
+		if err := s.cfg.Runtime.EnsureNetwork(ctx, p.Name, n); err != nil {
+			return err
+		}
+	}
+	for _, v := range p.Volumes {
+		if err := s.cfg.Runtime.EnsureVolume(ctx, p.Name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.Action) error {
+	rt := s.cfg.Runtime
+	svc, _ := p.Service(a.Service)
+	switch a.Kind {
+	case reconcile.Create:
+		return s.create(ctx, p, svc, a.Slot)
+	case reconcile.Start, reconcile.Restart:
+		return rt.Start(ctx, a.Container)
+	case reconcile.Replace:
+		if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
+			return err
+		}
+		return s.create(ctx, p, svc, a.Slot)
+	case reconcile.Remove:
+		return s.stopAndRemove(ctx, a.Container, svc)
+	}
+	return nil // Settle: nothing to do but journal
+}
+
+func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) error {
+	id, err := s.cfg.Runtime.Create(ctx, p, svc, slot)
+	if err != nil {
+		if id != "" {
+			_ = s.cfg.Runtime.Remove(ctx, id) // half made: the next pass makes it again
+		}
+		return err
+	}
+	return s.cfg.Runtime.Start(ctx, id)
+}
+
+// stopAndRemove stops a container gracefully (its service's stop grace, or the
+// engine's 10s when it has no service any more) and removes it, keeping its volumes.
+func (s *Supervisor) stopAndRemove(ctx context.Context, id string, svc *spec.Service) error {
+	grace := 10 * time.Second
+	if svc != nil && svc.StopGracePeriod > 0 {
+		grace = svc.StopGracePeriod
+	}
+	if err := s.cfg.Runtime.Stop(ctx, id, grace); err != nil {
+		return err
+	}
+	return s.cfg.Runtime.Remove(ctx, id)
+}
+
+// entry is the journal record of a carried-out action.
+func (s *Supervisor) entry(project string, a reconcile.Action, err error) store.Entry {
+	action := string(a.Kind)
+	switch a.Reason {
+	case reconcile.ReasonCompleted:
+		action = "completed"
+	case reconcile.ReasonMaxAttempts:
+		action = "gave-up"
+	}
+	e := store.Entry{Project: project, Service: a.Service, Slot: a.Slot, Container: short(a.Container),
+		Action: action, Reason: string(a.Reason), Message: a.Message}
+	if err != nil {
+		e.Error = err.Error()
+	}
+	return e
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// startTeardown removes a project marked for deletion in the background.
+func (s *Supervisor) startTeardown(ctx context.Context, rec store.Record, cs []runtime.Container) {
+	s.mu.Lock()
+	s.busy[rec.Project.Name] = true
+	s.mu.Unlock()
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		defer s.Poke()
+		defer func() {
+			s.mu.Lock()
+			delete(s.busy, rec.Project.Name)
+			delete(s.waits, rec.Project.Name)
+			s.mu.Unlock()
+		}()
+		s.teardown(context.WithoutCancel(ctx), rec, cs)
+	}()
+}
+
+func (s *Supervisor) teardown(ctx context.Context, rec store.Record, cs []runtime.Container) {
+	p := &rec.Project
+	g := errgroup.Group{}
+	g.SetLimit(s.cfg.Parallel)
+	for _, c := range cs {
+		g.Go(func() error {
+			svc, _ := p.Service(c.Service)
+			return s.stopAndRemove(ctx, c.ID, svc)
+		})
+	}
+	err := g.Wait()
+	for _, n := range p.Networks {
+		if err == nil {
+			err = s.cfg.Runtime.RemoveNetwork(ctx, n)
+		}
+	}
+	for _, v := range p.Volumes {
+		if err == nil && rec.Volumes {
+			err = s.cfg.Runtime.RemoveVolume(ctx, v)
+		}
+	}
+	msg := fmt.Sprintf("removed %d containers and %d networks", len(cs), len(p.Networks))
+	if rec.Volumes {
+		msg += fmt.Sprintf(" and %d volumes", len(p.Volumes))
+	} else if len(p.Volumes) > 0 {
+		msg += fmt.Sprintf("; kept %d volumes", len(p.Volumes))
+	}
+	e := store.Entry{Project: p.Name, Action: "down", Reason: "requested", Message: msg}
+	if err != nil {
+		e.Error = err.Error()
+		s.journal(e)
+		return // still marked deleting: the next pass tries again
+	}
+	s.journal(e)
+	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {
+		s.cfg.Log.Error("forget project", "project", p.Name, "err", err)
+	}
+}

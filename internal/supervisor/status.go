@@ -1,0 +1,131 @@
+package supervisor
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+	"github.com/tend-sh/tend/internal/store"
+)
+
+// Replica is one desired slot (or a container due for removal) as `tend ps` shows it.
+type Replica struct {
+	Project   string    `json:"project"`
+	Service   string    `json:"service"`
+	Slot      int       `json:"slot"`
+	Container string    `json:"container"` // name; empty while the slot has none
+	ID        string    `json:"id,omitempty"`
+	State     string    `json:"state"` // the engine's state, or pending / gave-up when there is no container
+	Health    string    `json:"health"`
+	ExitCode  int       `json:"exit_code"`
+	Restarts  int       `json:"restarts"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Ready: running the current spec and healthy where it has a check; or a job that completed.
+	Ready bool `json:"ready"`
+	// Failed: tend will not bring it up without a person (gave up, or a job that failed).
+	Failed bool   `json:"failed"`
+	Note   string `json:"note,omitempty"`
+}
+
+// Status reports every replica of one project, or of all when project is "".
+func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, error) {
+	var recs []store.Record
+	if project != "" {
+		rec, err := s.cfg.Store.Project(project)
+		if err != nil {
+			return nil, err
+		}
+		recs = []store.Record{rec}
+	} else {
+		var err error
+		if recs, err = s.cfg.Store.Projects(); err != nil {
+			return nil, err
+		}
+	}
+	all, err := s.cfg.Runtime.List(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	var out []Replica
+	for _, rec := range recs {
+		hist, err := s.cfg.Store.History(rec.Project.Name)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		waits := s.waits[rec.Project.Name]
+		s.mu.Unlock()
+		out = append(out, projectStatus(&rec.Project, all, hist, waits)...)
+	}
+	slices.SortFunc(out, func(a, b Replica) int {
+		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
+	})
+	return out, nil
+}
+
+func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.SlotKey]reconcile.History, waits []reconcile.Wait) []Replica {
+	var out []Replica
+	taken := map[string]bool{}
+	for _, svc := range p.Services {
+		hash := svc.Hash()
+		for slot := 1; slot <= svc.Replicas; slot++ {
+			k := reconcile.SlotKey{Service: svc.Name, Slot: slot}
+			r := Replica{Project: p.Name, Service: svc.Name, Slot: slot, State: "pending", Restarts: hist[k].Restarts}
+			if c, ok := slotContainer(all, p.Name, k, hash); ok {
+				taken[c.ID] = true
+				fill(&r, c)
+				job := svc.Restart.Condition != spec.RestartAny
+				r.Ready = c.Hash == hash && (c.State == runtime.Running && (c.Health == runtime.HealthNone || c.Health == runtime.HealthHealthy) ||
+					job && c.State == runtime.Exited && c.ExitCode == 0 && hist[k].Done)
+				r.Failed = hist[k].GaveUp || (svc.Restart.Condition == spec.RestartNone && hist[k].Done && c.ExitCode != 0)
+			} else if hist[k].GaveUp {
+				r.State, r.Failed = "gave-up", true
+			}
+			for _, w := range waits {
+				if w.Service == svc.Name && w.Slot == slot {
+					r.Note = w.Message
+				}
+			}
+			out = append(out, r)
+		}
+	}
+	for _, c := range all {
+		if c.Project == p.Name && !taken[c.ID] {
+			r := Replica{Project: p.Name, Service: c.Service, Slot: c.Slot, Note: "not in the design; to be removed"}
+			fill(&r, c)
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// slotContainer picks the container a person should see for a slot: the one on
+// the current spec if there are several.
+func slotContainer(all []runtime.Container, project string, k reconcile.SlotKey, hash string) (runtime.Container, bool) {
+	var found *runtime.Container
+	for i, c := range all {
+		if c.Project == project && c.Service == k.Service && c.Slot == k.Slot {
+			if found == nil || c.Hash == hash {
+				found = &all[i]
+			}
+		}
+	}
+	if found == nil {
+		return runtime.Container{}, false
+	}
+	return *found, true
+}
+
+func fill(r *Replica, c runtime.Container) {
+	r.Container, r.ID = c.Name, short(c.ID)
+	r.State, r.Health, r.ExitCode, r.StartedAt = string(c.State), string(c.Health), c.ExitCode, c.StartedAt
+	if r.Health == "" {
+		r.Health = "-"
+	}
+	r.Note = strings.TrimSpace(r.Note)
+}

@@ -1,0 +1,243 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tend-sh/tend/internal/clock"
+	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+	"github.com/tend-sh/tend/internal/store"
+)
+
+// Config wires a Supervisor; zero values of the optional fields are defaults.
+type Config struct {
+	Runtime runtime.Runtime // required
+	Store   store.Store     // required
+	Clock   clock.Clock     // default clock.Real
+	Log     *slog.Logger    // default: discard
+	// Resync is the longest time between two passes (default 10s).
+	Resync time.Duration
+	// Parallel bounds the engine calls one batch of actions makes at once
+	// (default 8: the engine, not tend, limits how fast containers start).
+	Parallel int
+}
+
+// Supervisor keeps every stored project at its desired state.
+type Supervisor struct {
+	cfg  Config
+	wake chan struct{}
+
+	mu    sync.Mutex
+	busy  map[string]bool             // slots with an action under way, by slotID; a project under teardown by its name
+	waits map[string][]reconcile.Wait // the last plan's waits, by project
+	work  sync.WaitGroup              // running action batches
+}
+
+// New returns a Supervisor; it starts nothing until Run.
+func New(cfg Config) *Supervisor {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 8
+	}
+	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, waits: map[string][]reconcile.Wait{}}
+}
+
+// Run supervises until ctx ends, then waits for the actions under way.
+// Stopping the supervisor never stops the stack.
+func (s *Supervisor) Run(ctx context.Context) error {
+	s.journalAdoption(ctx)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.watchEvents(ctx) })
+	g.Go(func() error { return s.loop(ctx) })
+	err := g.Wait()
+	s.work.Wait()
+	return err
+}
+
+// Poke asks for a pass soon.
+func (s *Supervisor) Poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Supervisor) loop(ctx context.Context) error {
+	for {
+		next := s.pass(ctx)
+		wait := s.cfg.Resync
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(s.cfg.Clock.Now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-s.cfg.Clock.After(wait):
+		}
+	}
+}
+
+// watchEvents turns engine events into wake-ups, reconnecting when the stream breaks.
+func (s *Supervisor) watchEvents(ctx context.Context) error {
+	delay := 100 * time.Millisecond
+	for {
+		evs, errc := s.cfg.Runtime.Events(ctx)
+		s.Poke() // anything may have happened while we were not listening
+		for range evs {
+			s.Poke()
+			delay = 100 * time.Millisecond
+		}
+		err := <-errc
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.cfg.Log.Warn("engine event stream lost; reconnecting", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.cfg.Clock.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// Up stores a new version of a project's desired state and wakes the loop.
+// A slot that gave up gets a fresh budget: the user has stepped in.
+func (s *Supervisor) Up(ctx context.Context, p spec.Project) (store.Record, error) {
+	if err := spec.Validate(&p); err != nil {
+		return store.Record{}, errs.Wrap(errs.Invalid, err)
+	}
+	if old, err := s.cfg.Store.Project(p.Name); err == nil && old.Deleting {
+		return store.Record{}, errs.E(errs.Conflict, "project %s is being taken down; try again when `tend down` is done", p.Name)
+	}
+	rec, err := s.cfg.Store.PutProject(p, s.cfg.Clock.Now())
+	if err != nil {
+		return store.Record{}, err
+	}
+	if err := s.forgiveSlots(p.Name); err != nil {
+		return store.Record{}, err
+	}
+	s.journal(store.Entry{Project: p.Name, Action: "up", Reason: "requested",
+		Message: fmt.Sprintf("desired state version %d: %s", rec.Version, summary(&p))})
+	s.Poke()
+	return rec, nil
+}
+
+func (s *Supervisor) forgiveSlots(project string) error {
+	hs, err := s.cfg.Store.History(project)
+	if err != nil {
+		return err
+	}
+	changed := map[reconcile.SlotKey]reconcile.History{}
+	for k, h := range hs {
+		if h.GaveUp || len(h.Streak) > 0 {
+			h.GaveUp, h.Streak = false, nil
+			changed[k] = h
+		}
+	}
+	return s.cfg.Store.PutHistory(project, changed)
+}
+
+func summary(p *spec.Project) string {
+	n, out := 0, ""
+	for _, svc := range p.Services {
+		n += svc.Replicas
+		if out != "" {
+			out += ", "
+		}
+		out += fmt.Sprintf("%s×%d", svc.Name, svc.Replicas)
+	}
+	return fmt.Sprintf("%d services, %d replicas (%s)", len(p.Services), n, out)
+}
+
+// Down takes a project down and returns when its containers and networks (and,
+// if asked, volumes) are gone. The intent is stored first, so a tend that dies
+// half-way finishes the job when it comes back.
+func (s *Supervisor) Down(ctx context.Context, name string, volumes bool) error {
+	if _, err := s.cfg.Store.Project(name); err != nil {
+		return err
+	}
+	if err := s.cfg.Store.MarkDeleting(name, volumes); err != nil {
+		return err
+	}
+	s.Poke()
+	for {
+		if _, err := s.cfg.Store.Project(name); err != nil {
+			if errs.KindOf(err) == errs.NotFound {
+				return nil
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errs.Wrap(errs.Unavailable, fmt.Errorf("down %s: %w", name, ctx.Err()))
+		case <-s.cfg.Clock.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Supervisor) journal(entries ...store.Entry) {
+	now := s.cfg.Clock.Now()
+	for i := range entries {
+		if entries[i].Time.IsZero() {
+			entries[i].Time = now
+		}
+	}
+	if _, err := s.cfg.Store.Append(entries...); err != nil {
+		s.cfg.Log.Error("journal write failed", "err", err)
+	}
+	for _, e := range entries {
+		attrs := []any{"project", e.Project, "action", e.Action, "reason", e.Reason}
+		if e.Service != "" {
+			attrs = append(attrs, "service", e.Service, "slot", e.Slot)
+		}
+		if e.Error != "" {
+			attrs = append(attrs, "err", e.Error)
+		}
+		s.cfg.Log.Info(e.Message, attrs...)
+	}
+}
+
+// journalAdoption records, at start, which containers this tend takes over.
+func (s *Supervisor) journalAdoption(ctx context.Context) {
+	recs, err := s.cfg.Store.Projects()
+	if err != nil {
+		s.cfg.Log.Error("read projects", "err", err)
+		return
+	}
+	all, err := s.cfg.Runtime.List(ctx, "")
+	if err != nil {
+		s.cfg.Log.Warn("list containers at start", "err", err)
+		return
+	}
+	for _, rec := range recs {
+		n, running := 0, 0
+		for _, c := range all {
+			if c.Project == rec.Project.Name {
+				n++
+				if c.State == runtime.Running {
+					running++
+				}
+			}
+		}
+		s.journal(store.Entry{Project: rec.Project.Name, Action: "adopt", Reason: "tend-started",
+			Message: fmt.Sprintf("found %d containers (%d running) of desired state version %d", n, running, rec.Version)})
+	}
+}
