@@ -125,6 +125,13 @@ func (s *Bolt) MarkDeleting(name string, volumes bool) error {
 
 func (s *Bolt) DeleteProject(name string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		var rec Record
+		if err := getJSON(tx.Bucket(bucketProjects), name, &rec); err != nil {
+			return err
+		}
+		if !rec.Deleting {
+			return errs.E(errs.Conflict, "project %q was brought up again while it was being taken down", name)
+		}
 		if err := tx.Bucket(bucketProjects).Delete([]byte(name)); err != nil {
 			return err
 		}

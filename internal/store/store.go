@@ -43,7 +43,8 @@ type Store interface {
 	PutProject(p spec.Project, now time.Time) (Record, error)
 	// MarkDeleting records that the project is being taken down.
 	MarkDeleting(name string, volumes bool) error
-	// DeleteProject forgets a project, its versions and its slots' memory. The journal stays.
+	// DeleteProject forgets a project marked deleting, its versions and its
+	// slots' memory; a project brought up again meanwhile is a Conflict. The journal stays.
 	DeleteProject(name string) error
 	Project(name string) (Record, error)
 	Projects() ([]Record, error)

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -39,7 +40,9 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			continue
 		}
 		if rec.Deleting {
-			s.startTeardown(ctx, rec, byProject[rec.Project.Name])
+			if !s.anySlotBusy(rec.Project.Name) {
+				s.startTeardown(ctx, rec.Project.Name)
+			}
 			continue
 		}
 		w := s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name])
@@ -58,6 +61,18 @@ func (s *Supervisor) isBusy(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.busy[id]
+}
+
+// anySlotBusy tells whether an action batch still works on the project.
+func (s *Supervisor) anySlotBusy(project string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.busy {
+		if strings.HasPrefix(id, project+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container) time.Time {
@@ -239,9 +254,9 @@ func short(id string) string {
 }
 
 // startTeardown removes a project marked for deletion in the background.
-func (s *Supervisor) startTeardown(ctx context.Context, rec store.Record, cs []runtime.Container) {
+func (s *Supervisor) startTeardown(ctx context.Context, name string) {
 	s.mu.Lock()
-	s.busy[rec.Project.Name] = true
+	s.busy[name] = true
 	s.mu.Unlock()
 	s.work.Add(1)
 	go func() {
@@ -249,15 +264,26 @@ func (s *Supervisor) startTeardown(ctx context.Context, rec store.Record, cs []r
 		defer s.Poke()
 		defer func() {
 			s.mu.Lock()
-			delete(s.busy, rec.Project.Name)
-			delete(s.waits, rec.Project.Name)
+			delete(s.busy, name)
+			delete(s.waits, name)
 			s.mu.Unlock()
 		}()
-		s.teardown(context.WithoutCancel(ctx), rec, cs)
+		s.teardown(context.WithoutCancel(ctx), name)
 	}()
 }
 
-func (s *Supervisor) teardown(ctx context.Context, rec store.Record, cs []runtime.Container) {
+// teardown reads the record and the containers afresh: the pass that started
+// it may have looked before the project was brought up again.
+func (s *Supervisor) teardown(ctx context.Context, name string) {
+	rec, err := s.cfg.Store.Project(name)
+	if err != nil || !rec.Deleting {
+		return
+	}
+	cs, err := s.cfg.Runtime.List(ctx, name)
+	if err != nil {
+		s.cfg.Log.Warn("observe containers for down", "project", name, "err", err)
+		return
+	}
 	p := &rec.Project
 	g := errgroup.Group{}
 	g.SetLimit(s.cfg.Parallel)
@@ -267,7 +293,7 @@ func (s *Supervisor) teardown(ctx context.Context, rec store.Record, cs []runtim
 			return s.stopAndRemove(ctx, c.ID, svc)
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	for _, n := range p.Networks {
 		if err == nil {
 			err = s.cfg.Runtime.RemoveNetwork(ctx, n)
