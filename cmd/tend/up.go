@@ -123,7 +123,10 @@ func tally(reps []supervisor.Replica) (ready int, failed, pending []string) {
 			if r.Health != "" && r.Health != "-" && r.State == "running" {
 				what = r.Health
 			}
-			if r.Note != "" {
+			switch {
+			case r.Note != "" && r.State == "pending":
+				what = r.Note
+			case r.Note != "":
 				what += ", " + r.Note
 			}
 			pending = append(pending, name+" "+what)

@@ -72,7 +72,7 @@ services:
 	}
 	// db's first check runs 500ms after it starts, so a healthy db is at least that old.
 	dbStarted := startedAt(t, name+"-db-1")
-	if !apiStarted.After(dbStarted.Add(500*time.Millisecond)) {
+	if !apiStarted.After(dbStarted.Add(500 * time.Millisecond)) {
 		t.Errorf("api started at %s, less than a health interval after db started at %s: it did not wait for healthy", apiStarted, dbStarted)
 	}
 	reps := d.ps(name)
@@ -215,4 +215,3 @@ func parseDockerTime(t *testing.T, s string) time.Time {
 	}
 	return ts
 }
-

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The main job: build the demo image, start tend, bring the demo stack up,
+# break it three ways and watch tend heal it, then follow the journal.
+#   scripts/demo.sh        run the demo (make demo)
+#   scripts/demo.sh down   take the stack down and stop the daemon (make demo-down)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=$PWD/.demo
+TEND=$PWD/bin/tend
+export TEND_SOCKET=$STATE/tend.sock
+PROJECT=demo
+mkdir -p "$STATE"
+
+daemon_up() { "$TEND" ps >/dev/null 2>&1; }
+
+if [ "${1:-}" = down ]; then
+  if daemon_up; then
+    "$TEND" down -p "$PROJECT" --volumes || true
+    [ -f "$STATE/tend.pid" ] && kill "$(cat "$STATE/tend.pid")" 2>/dev/null || true
+  fi
+  rm -rf "$STATE"
+  echo "demo removed"
+  exit 0
+fi
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "building the demo image (FROM scratch, no registry needed)"
+examples/demo/build.sh
+
+if ! daemon_up; then
+  say "starting the tend daemon (log: .demo/tend.log)"
+  nohup "$TEND" serve --data "$STATE/data" --socket "$TEND_SOCKET" >"$STATE/tend.log" 2>&1 &
+  echo $! >"$STATE/tend.pid"
+  for _ in $(seq 50); do daemon_up && break; sleep 0.1; done
+  daemon_up || { cat "$STATE/tend.log"; exit 1; }
+fi
+
+say "tend up -f examples/stack/compose.yaml -p $PROJECT --wait"
+"$TEND" up -f examples/stack/compose.yaml -p "$PROJECT" --wait
+"$TEND" ps -p "$PROJECT"
+
+started() { docker inspect -f '{{.State.Running}} {{.State.StartedAt}}' "$1" 2>/dev/null || echo gone; }
+
+# heal NAME: wait until the container runs again with a new start time, and say how long it took.
+heal() {
+  local name=$1 before=$2 t0=$3
+  for _ in $(seq 300); do
+    now=$(started "$name")
+    if [ "${now%% *}" = true ] && [ "$now" != "$before" ]; then
+      echo "   healed: $name is running again after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+      "$TEND" events -p "$PROJECT" -n 1
+      return
+    fi
+    sleep 0.05
+  done
+  echo "   $name did not come back within 15 s; see: $TEND events -p $PROJECT" >&2
+  return 1
+}
+
+say "break 1: the api process crashes (POST /crash on the published port 127.0.0.1:8080)"
+before=$(started $PROJECT-api-1); t0=$(date +%s%N)
+curl -s -X POST 127.0.0.1:8080/crash; echo
+heal $PROJECT-api-1 "$before" "$t0"
+
+say "break 2: docker kill $PROJECT-web-1 (behind tend's back)"
+before=$(started $PROJECT-web-1); t0=$(date +%s%N)
+docker kill $PROJECT-web-1 >/dev/null
+heal $PROJECT-web-1 "$before" "$t0"
+
+say "break 3: docker rm -f $PROJECT-web-2 (the container is gone)"
+t0=$(date +%s%N)
+docker rm -f $PROJECT-web-2 >/dev/null
+heal $PROJECT-web-2 "gone" "$t0"
+
+say "the stack is whole again"
+"$TEND" ps -p "$PROJECT"
+
+cat <<EOT
+
+Now break it yourself (in another terminal, with TEND_SOCKET=$TEND_SOCKET):
+  curl -X POST 127.0.0.1:8080/crash           # the api process exits 1: restarted at once
+  docker kill $PROJECT-db-1                      # killed: restarted, exit code 137 in the journal
+  docker rm -f $PROJECT-worker-1                 # removed: recreated
+  for i in 1 2 3 4; do curl -X POST 127.0.0.1:8080/crash; sleep 1; done
+                                               # a crash loop: watch the backoff grow
+  kill -9 \$(cat .demo/tend.pid); $TEND serve --data .demo/data --socket $TEND_SOCKET &
+                                               # tend itself dies and comes back: it adopts the stack
+Watch:
+  $TEND ps                 # replicas, health, restarts
+  $TEND events --follow    # every action with its cause
+Remove everything: make demo-down
+EOT
+
+if [ -t 0 ] && [ -t 1 ]; then
+  say "following the journal (Ctrl-C stops watching; the stack keeps running)"
+  exec "$TEND" events -p "$PROJECT" --follow -n 0
+fi
