@@ -1,0 +1,279 @@
+package spec
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// defaultNetwork is the network of services that name none, as in compose.
+const defaultNetwork = "default"
+
+// convertProject maps compose-go's project onto tend's. Errors are *Error without a
+// file; Load adds it.
+func convertProject(cp *types.Project) (*Project, []Warning, error) {
+	p := &Project{Name: cp.Name}
+	warnings := projectWarnings(cp)
+	joined := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(cp.Services)) {
+		s, w, err := convertService(cp, cp.Services[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, n := range s.Networks {
+			joined[n.Network] = true
+		}
+		p.Services = append(p.Services, s)
+		warnings = append(warnings, w...)
+	}
+	p.Networks = convertNetworks(cp, joined)
+	p.Volumes = convertVolumes(cp)
+	return p, sortWarnings(warnings), nil
+}
+
+// convertService maps one service. What runs comes from here; how tend supervises it
+// (replicas, restart, dependencies, x-tend) from supervision.
+func convertService(cp *types.Project, sc types.ServiceConfig) (Service, []Warning, error) {
+	name := sc.Name
+	if sc.Image == "" {
+		if sc.Build != nil {
+			return Service{}, nil, errorf(name, "build", "tend does not build images yet; build the image and set image:")
+		}
+		return Service{}, nil, errorf(name, "image", "required")
+	}
+	s := Service{
+		Name:        name,
+		Image:       sc.Image,
+		Command:     execForm(sc.Command),
+		Entrypoint:  execForm(sc.Entrypoint),
+		Environment: environment(sc.Environment),
+		Labels:      nonEmpty(sc.Labels),
+		Networks:    networkAttachments(sc.Networks),
+		Healthcheck: healthcheck(sc.HealthCheck),
+		StopSignal:  sc.StopSignal,
+	}
+	if sc.StopGracePeriod != nil {
+		s.StopGracePeriod = time.Duration(*sc.StopGracePeriod)
+	}
+	var err error
+	if s.Ports, err = convertPorts(name, sc.Ports); err != nil {
+		return Service{}, nil, err
+	}
+	mounts, warnings, err := convertMounts(name, sc.Volumes, cp.WorkingDir)
+	if err != nil {
+		return Service{}, nil, err
+	}
+	s.Mounts = mounts
+	if err := supervision(cp, sc, &s); err != nil {
+		return Service{}, nil, err
+	}
+	return s, append(warnings, serviceWarnings(sc)...), nil
+}
+
+// supervision fills in the fields that tell tend how to keep s running.
+func supervision(cp *types.Project, sc types.ServiceConfig, s *Service) error {
+	var err error
+	if s.Replicas, err = replicas(sc); err != nil {
+		return err
+	}
+	if s.Restart, err = restartPolicy(sc); err != nil {
+		return err
+	}
+	if s.DependsOn, err = dependencies(cp, sc); err != nil {
+		return err
+	}
+	s.Tend, err = parseExtension(sc.Name, sc.Extensions[extensionKey])
+	return err
+}
+
+// execForm keeps compose's distinction between unset (nil: the image's own) and an
+// explicit empty list (clear the image's).
+func execForm(c types.ShellCommand) []string {
+	if c == nil {
+		return nil
+	}
+	return append([]string{}, c...)
+}
+
+// environment keeps the variables that have a value. compose-go has already merged
+// env_file under environment and looked up bare names (`- FOO`) in the load's
+// environment; a name it could not find stays unset in the container, as in compose.
+func environment(m types.MappingWithEquals) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func nonEmpty[M ~map[string]string](m M) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(map[string]string(m))
+}
+
+// networkAttachments sorts a service's networks by key. compose-go gives a service
+// without networks the default one; one with network_mode (not honoured) has none
+// and joins the default network too, as tend never uses the engine's bridge.
+func networkAttachments(in map[string]*types.ServiceNetworkConfig) []NetworkAttach {
+	if len(in) == 0 {
+		return []NetworkAttach{{Network: defaultNetwork}}
+	}
+	var out []NetworkAttach
+	for _, key := range slices.Sorted(maps.Keys(in)) {
+		a := NetworkAttach{Network: key}
+		if cfg := in[key]; cfg != nil && len(cfg.Aliases) > 0 {
+			a.Aliases = slices.Clone(cfg.Aliases)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// healthcheck maps compose's healthcheck. A bare string test is already
+// ["CMD-SHELL", test] (compose-go), and ["NONE"] means disabled.
+func healthcheck(h *types.HealthCheckConfig) *Healthcheck {
+	if h == nil {
+		return nil
+	}
+	if h.Disable || (len(h.Test) > 0 && h.Test[0] == "NONE") {
+		return &Healthcheck{Disable: true}
+	}
+	out := &Healthcheck{
+		Interval:    duration(h.Interval),
+		Timeout:     duration(h.Timeout),
+		StartPeriod: duration(h.StartPeriod),
+	}
+	if len(h.Test) > 0 {
+		out.Test = slices.Clone([]string(h.Test))
+	}
+	if h.Retries != nil {
+		out.Retries = int(*h.Retries)
+	}
+	return out
+}
+
+func duration(d *types.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
+
+// convertMounts maps volumes in file order. compose-go has resolved bind sources
+// against the project directory; a tmpfs mount is reported and left out, since the
+// service still runs without it; other types cannot run and are errors.
+func convertMounts(service string, in []types.ServiceVolumeConfig, workDir string) ([]Mount, []Warning, error) {
+	var out []Mount
+	var warnings []Warning
+	for _, v := range in {
+		switch v.Type {
+		case types.VolumeTypeVolume:
+			out = append(out, Mount{Type: MountVolume, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeBind:
+			src := v.Source
+			if !filepath.IsAbs(src) {
+				src = filepath.Join(workDir, src)
+			}
+			out = append(out, Mount{Type: MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
+		case types.VolumeTypeTmpfs:
+			warnings = append(warnings, Warning{Service: service, Key: "volumes",
+				Message: fmt.Sprintf("tmpfs mount at %s not honoured by tend, ignored", v.Target)})
+		default:
+			return nil, nil, errorf(service, "volumes", "%s mount at %s is not supported by tend (want volume or bind)", v.Type, v.Target)
+		}
+	}
+	return out, warnings, nil
+}
+
+// replicas reads deploy.replicas or scale (compose's older spelling); 1 when neither.
+func replicas(sc types.ServiceConfig) (int, error) {
+	var deploy *int
+	if sc.Deploy != nil {
+		deploy = sc.Deploy.Replicas
+	}
+	switch {
+	case sc.Scale != nil && deploy != nil && *sc.Scale != *deploy:
+		return 0, errorf(sc.Name, "scale", "%d conflicts with deploy.replicas %d", *sc.Scale, *deploy)
+	case sc.Scale != nil:
+		return *sc.Scale, nil
+	case deploy != nil:
+		return *deploy, nil
+	}
+	return 1, nil
+}
+
+// dependencies maps depends_on, sorted by service. A dependency on a service that a
+// profile leaves out is dropped when optional (required: false) and an error when
+// required, as in compose. Unknown services and cycles are Validate's to find.
+func dependencies(cp *types.Project, sc types.ServiceConfig) ([]Dependency, error) {
+	var out []Dependency
+	for _, dep := range slices.Sorted(maps.Keys(sc.DependsOn)) {
+		d := sc.DependsOn[dep]
+		if off, disabled := cp.DisabledServices[dep]; disabled {
+			if !d.Required {
+				continue
+			}
+			return nil, errorf(sc.Name, "depends_on", "service %q is not enabled; activate one of its profiles (%s)", dep, strings.Join(off.Profiles, ", "))
+		}
+		cond := DependencyCondition(d.Condition)
+		if cond == "" {
+			cond = ServiceStarted
+		}
+		out = append(out, Dependency{Service: dep, Condition: cond, Restart: d.Restart, Required: d.Required})
+	}
+	return out, nil
+}
+
+// convertNetworks keeps the declared networks, but "default" only when a service
+// joins it (compose-go declares it whether used or not). compose-go has set engine
+// names: <project>_<key> unless name: says otherwise or the network is external.
+func convertNetworks(cp *types.Project, joined map[string]bool) []Network {
+	var out []Network
+	for _, key := range slices.Sorted(maps.Keys(cp.Networks)) {
+		if key == defaultNetwork && !joined[key] {
+			continue
+		}
+		n := cp.Networks[key]
+		out = append(out, Network{
+			Key: key, Name: engineName(cp.Name, key, n.Name), External: bool(n.External),
+			Driver: n.Driver, Internal: n.Internal, Labels: nonEmpty(n.Labels), DriverOpts: nonEmpty(n.DriverOpts),
+		})
+	}
+	if _, declared := cp.Networks[defaultNetwork]; joined[defaultNetwork] && !declared {
+		out = append(out, Network{Key: defaultNetwork, Name: engineName(cp.Name, defaultNetwork, "")})
+		slices.SortFunc(out, func(a, b Network) int { return strings.Compare(a.Key, b.Key) })
+	}
+	return out
+}
+
+// convertVolumes keeps the declared named volumes, sorted by key.
+func convertVolumes(cp *types.Project) []Volume {
+	var out []Volume
+	for _, key := range slices.Sorted(maps.Keys(cp.Volumes)) {
+		v := cp.Volumes[key]
+		out = append(out, Volume{
+			Key: key, Name: engineName(cp.Name, key, v.Name), External: bool(v.External),
+			Driver: v.Driver, Labels: nonEmpty(v.Labels), DriverOpts: nonEmpty(v.DriverOpts),
+		})
+	}
+	return out
+}
+
+func engineName(project, key, name string) string {
+	if name != "" {
+		return name
+	}
+	return project + "_" + key
+}

@@ -1,0 +1,82 @@
+package spec
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// extensionKey is the service extension tend reads its own settings from.
+const extensionKey = "x-tend"
+
+// parseExtension reads a service's x-tend block and fills in defaults. It is strict: an
+// unknown key is an error, not a warning, because a misspelt setting would otherwise
+// be lost without a word and the service supervised in a way nobody asked for.
+func parseExtension(service string, raw any) (Extension, error) {
+	ext := Extension{Backoff: Backoff{
+		Initial:    DefaultBackoffInitial,
+		Max:        DefaultBackoffMax,
+		ResetAfter: DefaultBackoffResetAfter,
+	}}
+	block, err := mapping(service, extensionKey, raw, "backoff")
+	if err != nil {
+		return Extension{}, err
+	}
+	const key = extensionKey + ".backoff"
+	backoff, err := mapping(service, key, block["backoff"], "initial", "max", "reset_after")
+	if err != nil {
+		return Extension{}, err
+	}
+	fields := []struct {
+		name string
+		dst  *time.Duration
+	}{{"initial", &ext.Backoff.Initial}, {"max", &ext.Backoff.Max}, {"reset_after", &ext.Backoff.ResetAfter}}
+	for _, f := range fields {
+		v, set := backoff[f.name]
+		if !set {
+			continue
+		}
+		if *f.dst, err = parseDuration(v); err != nil {
+			return Extension{}, errorf(service, key+"."+f.name, "%v", err)
+		}
+	}
+	if b := ext.Backoff; b.Initial > b.Max {
+		return Extension{}, errorf(service, key, "initial %s is greater than max %s", b.Initial, b.Max)
+	}
+	return ext, nil
+}
+
+// mapping reads raw as a mapping whose keys are all known; nil (absent or `key:` with
+// no value) is an empty one.
+func mapping(service, key string, raw any, known ...string) (map[string]any, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, errorf(service, key, "must be a mapping (got %v)", raw)
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(known, k) {
+			return nil, errorf(service, key, "unknown key %q (known: %s)", k, strings.Join(known, ", "))
+		}
+	}
+	return m, nil
+}
+
+// parseDuration reads a duration as compose does (Go's syntax, plus d and w units).
+func parseDuration(v any) (time.Duration, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("invalid duration %v (want e.g. 500ms or 1m30s)", v)
+	}
+	var d types.Duration
+	if err := d.DecodeMapstructure(s); err != nil {
+		return 0, fmt.Errorf("invalid duration %q (want e.g. 500ms or 1m30s)", s)
+	}
+	return time.Duration(d), nil
+}
