@@ -215,3 +215,29 @@ func parseDockerTime(t *testing.T, s string) time.Time {
 	}
 	return ts
 }
+
+func TestServiceJoinsEveryNetworkWithAliases(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	name, file := d.project(`
+services:
+  api:
+    image: tend-demo:dev
+    networks:
+      front: {aliases: [public-api]}
+      back: {}
+networks:
+  front: {}
+  back: {}
+`)
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	nets := docker(t, "inspect", "-f", `{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{join $v.Aliases ","}} {{end}}`, name+"-api-1")
+	for _, want := range []string{name + "_front=", name + "_back="} {
+		if !strings.Contains(nets, want) {
+			t.Errorf("container networks %q lack %s", nets, want)
+		}
+	}
+	if !strings.Contains(nets, "public-api") {
+		t.Errorf("alias public-api missing: %q", nets)
+	}
+}
