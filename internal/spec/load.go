@@ -68,10 +68,26 @@ func Load(ctx context.Context, o LoadOptions) (*Project, []Warning, error) {
 	if err != nil {
 		return nil, nil, inFile(err, main)
 	}
+	warnings = append(warnings, sharedPortWarnings(p)...)
 	for i := range warnings {
 		warnings[i].File = main
 	}
 	return p, warnings, nil
+}
+
+// sharedPortWarnings tells of fixed host ports on replicated services: until
+// tend's proxy owns published ports, only replica 1 can bind such a port.
+func sharedPortWarnings(p *Project) []Warning {
+	var out []Warning
+	for _, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostPort != 0 && s.Replicas > 1 {
+				out = append(out, Warning{Service: s.Name, Key: "ports",
+					Message: fmt.Sprintf("host port %d is published by replica 1 only (%d replicas cannot share it yet)", port.HostPort, s.Replicas)})
+			}
+		}
+	}
+	return out
 }
 
 // composeFiles resolves o.Files, or finds the default file in the working directory.

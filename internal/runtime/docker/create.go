@@ -53,7 +53,7 @@ func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.Contain
 		// tend restarts containers itself; the engine's policy would race it.
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 	}
-	if err := ports(svc, cfg, host); err != nil {
+	if err := ports(svc, slot, cfg, host); err != nil {
 		return client.ContainerCreateOptions{}, nil, err
 	}
 	for _, m := range svc.Mounts {
@@ -95,7 +95,9 @@ func env(m map[string]string) []string {
 	return out
 }
 
-func ports(svc *spec.Service, cfg *container.Config, host *container.HostConfig) error {
+// ports publishes svc's ports. A fixed host port can be bound once, so only
+// replica 1 publishes it (the loader warns); the others expose the port only.
+func ports(svc *spec.Service, slot int, cfg *container.Config, host *container.HostConfig) error {
 	if len(svc.Ports) == 0 {
 		return nil
 	}
@@ -118,6 +120,9 @@ func ports(svc *spec.Service, cfg *container.Config, host *container.HostConfig)
 			b.HostIP = ip
 		}
 		cfg.ExposedPorts[port] = struct{}{}
+		if pt.HostPort != 0 && slot > 1 {
+			continue
+		}
 		host.PortBindings[port] = append(host.PortBindings[port], b)
 	}
 	return nil

@@ -126,7 +126,15 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 	if ep := extra["custom-front"]; ep == nil || ep.Aliases[0] != "db" || len(extra) != 1 {
 		t.Errorf("second network is joined after create: %+v", extra)
 	}
-	if len(host.PortBindings) != 1 || cfg.Healthcheck.Retries != 3 {
-		t.Errorf("ports %v, healthcheck %+v", host.PortBindings, cfg.Healthcheck)
+	if cfg.Healthcheck.Retries != 3 {
+		t.Errorf("healthcheck %+v", cfg.Healthcheck)
+	}
+	// A fixed host port can be bound once: replica 1 publishes it, the others only expose it.
+	if len(host.PortBindings) != 0 || len(cfg.ExposedPorts) != 1 {
+		t.Errorf("replica 2: ports %v exposed %v; want exposed, not bound", host.PortBindings, cfg.ExposedPorts)
+	}
+	first, _, _ := createOptions(p, svc, 1)
+	if b := first.HostConfig.PortBindings; len(b) != 1 {
+		t.Errorf("replica 1 should bind the host port: %v", b)
 	}
 }
