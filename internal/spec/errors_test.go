@@ -112,6 +112,7 @@ func TestLoadWarnings(t *testing.T) {
 		`service "web": volumes.bind.propagation: not honoured by tend, ignored`,
 		`service "web": volumes.volume.nocopy: not honoured by tend, ignored`,
 		`service "web": working_dir: not honoured by tend, ignored`,
+		`service "web": ports: host port 8080 is published by replica 1 only (2 replicas cannot share it yet)`,
 	)
 	diff(t, "warnings", got, want)
 	if warnings[0].File != "testdata/warnings/compose.yaml" {
