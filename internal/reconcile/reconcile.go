@@ -102,8 +102,9 @@ type Wait struct {
 type Result struct {
 	Actions []Action
 	Waits   []Wait
-	// History holds the slots whose memory changed. The caller persists it
-	// before carrying out Actions, so an attempt counts even if tend dies during it.
+	// History holds the slots whose memory changed; a zero History means the
+	// slot is forgotten. The caller persists it before carrying out Actions, so
+	// an attempt counts even if tend dies during it.
 	History map[SlotKey]History
 	// Wake is when to plan again even if nothing happens; zero means no need.
 	Wake time.Time
@@ -139,6 +140,20 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 			removeAll(&plan, slots[k], ReasonNotInSpec, "service %q is not in the project", k.Service)
 		case k.Slot < 1 || k.Slot > svc.Replicas:
 			removeAll(&plan, slots[k], ReasonScaleIn, "slot %d is beyond replicas=%d", k.Slot, svc.Replicas)
+		}
+	}
+	// The memory of slots outside the design goes with them: a slot that comes
+	// back (scale out, a service added again) starts afresh, not as missing,
+	// done or given up.
+	for k, h := range observed.History {
+		if svc, ok := desired.Service(k.Service); (!ok || k.Slot < 1 || k.Slot > svc.Replicas) && !h.Equal(History{}) {
+			plan.History[k] = History{}
+		}
+	}
+	// Memory of slots the design no longer has is dropped (a zero History deletes).
+	for k := range observed.History {
+		if svc, ok := desired.Service(k.Service); !ok || k.Slot < 1 || k.Slot > svc.Replicas {
+			plan.History[k] = History{}
 		}
 	}
 	for i := range desired.Services {
