@@ -126,7 +126,11 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 		return
 	}
 	b := s.svc.Tend.Backoff
-	if !c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) >= b.ResetAfter {
+	// A restart at or after this exit failed to start (FinishedAt stays as it
+	// was): the long run was already counted, and counting it again at every
+	// pass would restart without backoff.
+	retried := len(h.Streak) > 0 && !h.Streak[len(h.Streak)-1].Before(c.FinishedAt)
+	if !retried && !c.StartedAt.IsZero() && c.FinishedAt.Sub(c.StartedAt) >= b.ResetAfter {
 		h.Streak = nil // it ran long enough: this crash starts a new streak
 	}
 	if n := attemptsInWindow(h.Streak, p.Window, s.now); p.MaxAttempts > 0 && n >= p.MaxAttempts {

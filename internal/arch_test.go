@@ -1,0 +1,205 @@
+// Package internal_test keeps the boundaries of DESIGN.md: pure packages must
+// not reach the Docker SDK, the network, os/exec, the store or the wall clock.
+package internal_test
+
+import (
+	"bufio"
+	"fmt"
+	"go/ast"
+	"go/build"
+	"go/parser"
+	"go/token"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// pure is what a pure package must not import, in `go list` pattern syntax:
+// "x/..." is x and every package under it. The module's own packages are
+// written relative to the module.
+var pure = []string{
+	"github.com/moby/...",
+	"github.com/docker/...",
+	"net",
+	"net/http/...",
+	"os/exec",
+	"./internal/clock/...",
+	"./internal/store/...",
+	"./internal/runtime/docker/...",
+}
+
+// rules name the guarded packages. Each is checked with every package of the
+// module it imports, directly or not: a pure package cannot launder an import
+// through a helper.
+var rules = []struct {
+	pkg       string   // relative to the module root
+	forbidden []string // patterns, as in pure
+	wallClock bool     // also forbid reading the wall clock (time.Now and the like)
+}{
+	{pkg: "internal/reconcile", forbidden: pure, wallClock: true},
+	{pkg: "internal/spec", forbidden: pure},
+	{pkg: "internal/runtime/fake", forbidden: pure, wallClock: true},
+}
+
+// wallClock are the functions of package time that read the clock or wait on it.
+var wallClock = map[string]bool{
+	"Now": true, "Since": true, "Until": true, "Sleep": true, "After": true,
+	"AfterFunc": true, "Tick": true, "NewTimer": true, "NewTicker": true,
+}
+
+func TestBoundaries(t *testing.T) {
+	root, module := moduleRoot(t)
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			closure := moduleClosure(t, root, module, module+"/"+r.pkg)
+			for _, pkg := range slices.Sorted(maps.Keys(closure)) {
+				via := closure[pkg]
+				p := importDir(t, root, module, pkg)
+				for _, imp := range p.Imports {
+					for _, pat := range r.forbidden {
+						if matches(strings.Replace(pat, "./", module+"/", 1), imp) {
+							t.Errorf("%s imports %s (forbidden by %s)", chain(module, via, pkg), imp, pat)
+						}
+					}
+				}
+			}
+			if r.wallClock {
+				for _, at := range wallClockCalls(t, filepath.Join(root, r.pkg)) {
+					t.Errorf("%s: reads the wall clock; take `now` or a clock.Clock instead", at)
+				}
+			}
+		})
+	}
+}
+
+// matches reports whether path matches pattern, where only a trailing "/..." is special.
+func matches(pattern, path string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return path == prefix || strings.HasPrefix(path, prefix+"/")
+	}
+	return path == pattern
+}
+
+// moduleClosure returns pkg and every package of the module it imports,
+// directly or not, each with the import path that led to it.
+func moduleClosure(t *testing.T, root, module, pkg string) map[string][]string {
+	t.Helper()
+	seen := map[string][]string{pkg: nil}
+	queue := []string{pkg}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, imp := range importDir(t, root, module, cur).Imports {
+			if _, ok := seen[imp]; ok || !matches(module+"/...", imp) {
+				continue
+			}
+			seen[imp] = append(append([]string(nil), seen[cur]...), cur)
+			queue = append(queue, imp)
+		}
+	}
+	return seen
+}
+
+func importDir(t *testing.T, root, module, pkg string) *build.Package {
+	t.Helper()
+	dir := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(pkg, module)))
+	p, err := build.ImportDir(dir, 0)
+	if err != nil {
+		t.Fatalf("read package %s: %v", pkg, err)
+	}
+	return p
+}
+
+func chain(module string, via []string, pkg string) string {
+	parts := make([]string, 0, len(via)+1)
+	for _, p := range append(via, pkg) {
+		parts = append(parts, strings.TrimPrefix(p, module+"/"))
+	}
+	return strings.Join(parts, " -> ")
+}
+
+// wallClockCalls finds uses of the wall-clock functions of package time in the
+// non-test Go files of dir, under whatever name the file imports time as.
+func wallClockCalls(t *testing.T, dir string) []string {
+	t.Helper()
+	p, err := build.ImportDir(dir, 0)
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	var found []string
+	fset := token.NewFileSet()
+	for _, name := range p.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := timeImportName(f)
+		switch local {
+		case "":
+			continue
+		case ".":
+			found = append(found, fmt.Sprintf("%s: dot-imports time, which hides its clock reads", fset.Position(f.Package)))
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			if x, ok := sel.X.(*ast.Ident); ok && x.Name == local && wallClock[sel.Sel.Name] {
+				found = append(found, fmt.Sprintf("%s: time.%s", fset.Position(sel.Pos()), sel.Sel.Name))
+			}
+			return true
+		})
+	}
+	return found
+}
+
+// timeImportName is the name under which f imports package time ("." for a
+// dot import), or "" when it does not.
+func timeImportName(f *ast.File) string {
+	for _, imp := range f.Imports {
+		if path, _ := strconv.Unquote(imp.Path.Value); path != "time" {
+			continue
+		}
+		if imp.Name == nil {
+			return "time"
+		}
+		if imp.Name.Name == "_" {
+			return ""
+		}
+		return imp.Name.Name
+	}
+	return ""
+}
+
+// moduleRoot finds go.mod above the test's directory and reads the module path.
+func moduleRoot(t *testing.T) (root, module string) {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := os.Open(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			defer f.Close()
+			s := bufio.NewScanner(f)
+			for s.Scan() {
+				if m, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "module "); ok {
+					return dir, strings.Trim(strings.TrimSpace(m), `"`)
+				}
+			}
+			t.Fatalf("%s/go.mod names no module", dir)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test")
+		}
+		dir = parent
+	}
+}
