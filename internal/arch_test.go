@@ -11,6 +11,7 @@ import (
 	"go/token"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -201,5 +202,30 @@ func moduleRoot(t *testing.T) (root, module string) {
 			t.Fatal("no go.mod above the test")
 		}
 		dir = parent
+	}
+}
+
+// TestPurePackagesLinkNoIO follows imports into the standard library and third
+// parties too (TestBoundaries stops at the module's edge): the planner and the
+// desired-state vocabulary must not link the network, processes or the compose
+// and Docker libraries at all.
+func TestPurePackagesLinkNoIO(t *testing.T) {
+	root, module := moduleRoot(t)
+	banned := []string{"net", "os/exec", "github.com/moby/...", "github.com/docker/...",
+		"github.com/compose-spec/...", "go.etcd.io/..."}
+	for _, pkg := range []string{"internal/reconcile", "internal/spec"} {
+		cmd := exec.Command("go", "list", "-deps", "./"+pkg)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, b := range banned {
+				if matches(b, dep) {
+					t.Errorf("%s/%s links %s", module, pkg, dep)
+				}
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tend-sh/tend/internal/compose"
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -27,7 +28,7 @@ func (f *composeFlags) add(cmd *cobra.Command) {
 }
 
 func (f *composeFlags) load(ctx context.Context) (*spec.Project, error) {
-	p, warnings, err := spec.Load(ctx, spec.LoadOptions{Files: f.files, ProjectName: f.project,
+	p, warnings, err := compose.Load(ctx, compose.LoadOptions{Files: f.files, ProjectName: f.project,
 		Profiles: f.profiles, Environ: os.Environ()})
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)

@@ -131,6 +131,9 @@ type Volume struct {
 	DriverOpts map[string]string `json:"driver_opts,omitempty"`
 }
 
+// ExtensionKey is the service extension tend reads its own settings from.
+const ExtensionKey = "x-tend"
+
 // Extension is a service's `x-tend` block: what compose cannot say.
 type Extension struct {
 	Backoff Backoff `json:"backoff"`

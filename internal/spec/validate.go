@@ -15,7 +15,7 @@ func Validate(p *Project) error {
 	if p == nil {
 		return &Error{Message: "no project"}
 	}
-	if !validProjectName(p.Name) {
+	if !ValidProjectName(p.Name) {
 		return &Error{Key: "name", Message: fmt.Sprintf("invalid project name %q: want lowercase letters, digits, dashes and underscores, starting with a letter or digit", p.Name)}
 	}
 	checks := []func(*Project) *Error{checkNetworks, checkVolumes, checkServices, checkPublished, checkCycles}
@@ -208,7 +208,7 @@ func checkDependencies(p *Project, s *Service) *Error {
 
 func checkBackoff(_ *Project, s *Service) *Error {
 	b := s.Tend.Backoff
-	const key = extensionKey + ".backoff"
+	const key = ExtensionKey + ".backoff"
 	for _, f := range []struct {
 		name string
 		d    time.Duration
@@ -317,4 +317,21 @@ func hasNetwork(p *Project, key string) bool {
 // validServiceName applies compose's pattern, [a-zA-Z0-9._-]+.
 func validServiceName(name string) bool {
 	return name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}
+
+// ValidProjectName applies compose's rule: lowercase letters, digits, dashes
+// and underscores, starting with a letter or digit.
+func ValidProjectName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case (r == '-' || r == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

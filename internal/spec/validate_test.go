@@ -139,3 +139,18 @@ func TestHash(t *testing.T) {
 		})
 	}
 }
+
+// defaultExtension is what a service without x-tend gets.
+var defaultExtension = Extension{Backoff: Backoff{
+	Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter,
+}}
+
+func wantError(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %q", want)
+	}
+	if err.Error() != want {
+		t.Errorf("error:\n got %s\nwant %s", err, want)
+	}
+}

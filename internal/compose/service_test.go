@@ -1,6 +1,7 @@
-package spec
+package compose
 
 import (
+	"github.com/tend-sh/tend/internal/spec"
 	"testing"
 	"time"
 )
@@ -9,21 +10,21 @@ func TestLoadRestart(t *testing.T) {
 	tests := []struct {
 		name string
 		keys string
-		want RestartPolicy
+		want spec.RestartPolicy
 	}{
-		{name: "neither key: any", keys: "", want: RestartPolicy{Condition: RestartAny}},
-		{name: "no", keys: `    restart: "no"`, want: RestartPolicy{Condition: RestartNone}},
-		{name: "unquoted no", keys: "    restart: no", want: RestartPolicy{Condition: RestartNone}},
-		{name: "always", keys: "    restart: always", want: RestartPolicy{Condition: RestartAny}},
-		{name: "unless-stopped", keys: "    restart: unless-stopped", want: RestartPolicy{Condition: RestartAny}},
-		{name: "on-failure", keys: "    restart: on-failure", want: RestartPolicy{Condition: RestartOnFailure}},
-		{name: "on-failure:3", keys: "    restart: on-failure:3", want: RestartPolicy{Condition: RestartOnFailure, MaxAttempts: 3}},
+		{name: "neither key: any", keys: "", want: spec.RestartPolicy{Condition: spec.RestartAny}},
+		{name: "no", keys: `    restart: "no"`, want: spec.RestartPolicy{Condition: spec.RestartNone}},
+		{name: "unquoted no", keys: "    restart: no", want: spec.RestartPolicy{Condition: spec.RestartNone}},
+		{name: "always", keys: "    restart: always", want: spec.RestartPolicy{Condition: spec.RestartAny}},
+		{name: "unless-stopped", keys: "    restart: unless-stopped", want: spec.RestartPolicy{Condition: spec.RestartAny}},
+		{name: "on-failure", keys: "    restart: on-failure", want: spec.RestartPolicy{Condition: spec.RestartOnFailure}},
+		{name: "on-failure:3", keys: "    restart: on-failure:3", want: spec.RestartPolicy{Condition: spec.RestartOnFailure, MaxAttempts: 3}},
 		{name: "restart_policy without condition: any", keys: "    deploy:\n      restart_policy: {delay: 5s}",
-			want: RestartPolicy{Condition: RestartAny, Delay: 5 * time.Second}},
+			want: spec.RestartPolicy{Condition: spec.RestartAny, Delay: 5 * time.Second}},
 		{name: "restart_policy none", keys: "    deploy:\n      restart_policy: {condition: none}",
-			want: RestartPolicy{Condition: RestartNone}},
+			want: spec.RestartPolicy{Condition: spec.RestartNone}},
 		{name: "restart_policy wins over restart", keys: "    restart: always\n    deploy:\n      restart_policy: {condition: on-failure, max_attempts: 2, window: 1m}",
-			want: RestartPolicy{Condition: RestartOnFailure, MaxAttempts: 2, Window: time.Minute}},
+			want: spec.RestartPolicy{Condition: spec.RestartOnFailure, MaxAttempts: 2, Window: time.Minute}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,15 +60,15 @@ func TestLoadDependsOn(t *testing.T) {
 	tests := []struct {
 		name string
 		keys string
-		want []Dependency
+		want []spec.Dependency
 	}{
 		{name: "none", keys: "", want: nil},
 		{name: "short syntax", keys: "    depends_on: [other]",
-			want: []Dependency{{Service: "other", Condition: ServiceStarted, Required: true}}},
+			want: []spec.Dependency{{Service: "other", Condition: spec.ServiceStarted, Required: true}}},
 		{name: "long syntax", keys: "    depends_on:\n      other: {condition: service_healthy, restart: true}",
-			want: []Dependency{{Service: "other", Condition: ServiceHealthy, Restart: true, Required: true}}},
+			want: []spec.Dependency{{Service: "other", Condition: spec.ServiceHealthy, Restart: true, Required: true}}},
 		{name: "completed", keys: "    depends_on:\n      other: {condition: service_completed_successfully, required: false}",
-			want: []Dependency{{Service: "other", Condition: ServiceCompletedSuccessfully}}},
+			want: []spec.Dependency{{Service: "other", Condition: spec.ServiceCompletedSuccessfully}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,22 +85,22 @@ func TestLoadExtension(t *testing.T) {
 	tests := []struct {
 		name string
 		keys string
-		want Backoff
+		want spec.Backoff
 	}{
 		{name: "absent: defaults", keys: "",
-			want: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax, ResetAfter: spec.DefaultBackoffResetAfter}},
 		{name: "empty: defaults", keys: "    x-tend: {}",
-			want: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax, ResetAfter: spec.DefaultBackoffResetAfter}},
 		{name: "null backoff: defaults", keys: "    x-tend:\n      backoff:",
-			want: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax, ResetAfter: spec.DefaultBackoffResetAfter}},
 		{name: "all set", keys: "    x-tend:\n      backoff: {initial: 250ms, max: 1m30s, reset_after: 1m}",
-			want: Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, ResetAfter: time.Minute}},
+			want: spec.Backoff{Initial: 250 * time.Millisecond, Max: 90 * time.Second, ResetAfter: time.Minute}},
 		{name: "compose units", keys: "    x-tend:\n      backoff: {max: 1d}",
-			want: Backoff{Initial: DefaultBackoffInitial, Max: 24 * time.Hour, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: 24 * time.Hour, ResetAfter: spec.DefaultBackoffResetAfter}},
 		{name: "initial equal to max", keys: "    x-tend:\n      backoff: {initial: 5s, max: 5s}",
-			want: Backoff{Initial: 5 * time.Second, Max: 5 * time.Second, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: 5 * time.Second, Max: 5 * time.Second, ResetAfter: spec.DefaultBackoffResetAfter}},
 		{name: "interpolated", keys: "    x-tend:\n      backoff: {initial: \"${INITIAL:-2s}\"}",
-			want: Backoff{Initial: 2 * time.Second, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter}},
+			want: spec.Backoff{Initial: 2 * time.Second, Max: spec.DefaultBackoffMax, ResetAfter: spec.DefaultBackoffResetAfter}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,32 +140,32 @@ func TestLoadServiceKeys(t *testing.T) {
 	tests := []struct {
 		name  string
 		keys  string
-		check func(t *testing.T, s Service)
+		check func(t *testing.T, s spec.Service)
 	}{
-		{name: "replicas default 1", keys: "", check: func(t *testing.T, s Service) { diff(t, "replicas", s.Replicas, 1) }},
-		{name: "replicas 0", keys: "    deploy: {replicas: 0}", check: func(t *testing.T, s Service) { diff(t, "replicas", s.Replicas, 0) }},
-		{name: "scale", keys: "    scale: 4", check: func(t *testing.T, s Service) { diff(t, "replicas", s.Replicas, 4) }},
-		{name: "command unset keeps the image's", keys: "", check: func(t *testing.T, s Service) {
+		{name: "replicas default 1", keys: "", check: func(t *testing.T, s spec.Service) { diff(t, "replicas", s.Replicas, 1) }},
+		{name: "replicas 0", keys: "    deploy: {replicas: 0}", check: func(t *testing.T, s spec.Service) { diff(t, "replicas", s.Replicas, 0) }},
+		{name: "scale", keys: "    scale: 4", check: func(t *testing.T, s spec.Service) { diff(t, "replicas", s.Replicas, 4) }},
+		{name: "command unset keeps the image's", keys: "", check: func(t *testing.T, s spec.Service) {
 			diff(t, "command", s.Command, []string(nil))
 			diff(t, "entrypoint", s.Entrypoint, []string(nil))
 		}},
-		{name: "shell-form command is split", keys: `    command: echo "hello world"`, check: func(t *testing.T, s Service) {
+		{name: "shell-form command is split", keys: `    command: echo "hello world"`, check: func(t *testing.T, s spec.Service) {
 			diff(t, "command", s.Command, []string{"echo", "hello world"})
 		}},
-		{name: "bare string healthcheck is CMD-SHELL", keys: "    healthcheck:\n      test: curl -f localhost", check: func(t *testing.T, s Service) {
-			diff(t, "healthcheck", s.Healthcheck, &Healthcheck{Test: []string{"CMD-SHELL", "curl -f localhost"}})
+		{name: "bare string healthcheck is CMD-SHELL", keys: "    healthcheck:\n      test: curl -f localhost", check: func(t *testing.T, s spec.Service) {
+			diff(t, "healthcheck", s.Healthcheck, &spec.Healthcheck{Test: []string{"CMD-SHELL", "curl -f localhost"}})
 		}},
-		{name: "healthcheck NONE is disabled", keys: "    healthcheck:\n      test: [NONE]", check: func(t *testing.T, s Service) {
-			diff(t, "healthcheck", s.Healthcheck, &Healthcheck{Disable: true})
+		{name: "healthcheck NONE is disabled", keys: "    healthcheck:\n      test: [NONE]", check: func(t *testing.T, s spec.Service) {
+			diff(t, "healthcheck", s.Healthcheck, &spec.Healthcheck{Disable: true})
 		}},
-		{name: "expanded port range", keys: `    ports: ["8000-8001:80-81"]`, check: func(t *testing.T, s Service) {
-			diff(t, "ports", s.Ports, []Port{{HostPort: 8000, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 8001, ContainerPort: 81, Protocol: "tcp"}})
+		{name: "expanded port range", keys: `    ports: ["8000-8001:80-81"]`, check: func(t *testing.T, s spec.Service) {
+			diff(t, "ports", s.Ports, []spec.Port{{HostPort: 8000, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 8001, ContainerPort: 81, Protocol: "tcp"}})
 		}},
-		{name: "network_mode service joins default", keys: "    network_mode: host", check: func(t *testing.T, s Service) {
-			diff(t, "networks", s.Networks, []NetworkAttach{{Network: "default"}})
+		{name: "network_mode service joins default", keys: "    network_mode: host", check: func(t *testing.T, s spec.Service) {
+			diff(t, "networks", s.Networks, []spec.NetworkAttach{{Network: "default"}})
 		}},
-		{name: "tmpfs mount left out", keys: "    volumes:\n      - type: tmpfs\n        target: /tmp", check: func(t *testing.T, s Service) {
-			diff(t, "mounts", s.Mounts, []Mount(nil))
+		{name: "tmpfs mount left out", keys: "    volumes:\n      - type: tmpfs\n        target: /tmp", check: func(t *testing.T, s spec.Service) {
+			diff(t, "mounts", s.Mounts, []spec.Mount(nil))
 		}},
 	}
 	for _, tt := range tests {

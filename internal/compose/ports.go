@@ -1,7 +1,8 @@
-package spec
+package compose
 
 import (
 	"fmt"
+	"github.com/tend-sh/tend/internal/spec"
 	"strconv"
 	"strings"
 
@@ -12,8 +13,8 @@ import (
 // convertPorts maps compose ports in file order. compose-go has already expanded
 // short-syntax ranges of equal length ("8000-8001:80-81") into single ports; a host
 // range that is left needs the engine to pick a port, which tend's proxy cannot follow.
-func convertPorts(service string, in []types.ServicePortConfig) ([]Port, error) {
-	var out []Port
+func convertPorts(service string, in []types.ServicePortConfig) ([]spec.Port, error) {
+	var out []spec.Port
 	for _, p := range in {
 		host, err := hostPort(p.Published)
 		if err != nil {
@@ -29,7 +30,7 @@ func convertPorts(service string, in []types.ServicePortConfig) ([]Port, error) 
 		if proto != "tcp" && proto != "udp" {
 			return nil, errorf(service, "ports", "protocol %q is not supported by tend (want tcp or udp)", p.Protocol)
 		}
-		out = append(out, Port{HostIP: p.HostIP, HostPort: host, ContainerPort: uint16(p.Target), Protocol: proto})
+		out = append(out, spec.Port{HostIP: p.HostIP, HostPort: host, ContainerPort: uint16(p.Target), Protocol: proto})
 	}
 	return out, nil
 }

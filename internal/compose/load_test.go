@@ -1,8 +1,9 @@
-package spec
+package compose
 
 import (
 	"context"
 	"encoding/json"
+	"github.com/tend-sh/tend/internal/spec"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,8 +13,8 @@ import (
 )
 
 // defaultExtension is what a service without x-tend gets.
-var defaultExtension = Extension{Backoff: Backoff{
-	Initial: DefaultBackoffInitial, Max: DefaultBackoffMax, ResetAfter: DefaultBackoffResetAfter,
+var defaultExtension = spec.Extension{Backoff: spec.Backoff{
+	Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax, ResetAfter: spec.DefaultBackoffResetAfter,
 }}
 
 func TestLoadFull(t *testing.T) {
@@ -49,54 +50,54 @@ func TestLoadFull(t *testing.T) {
 }
 
 // fullProject is testdata/full/compose.yaml as tend sees it.
-func fullProject(conf string) *Project {
-	return &Project{
+func fullProject(conf string) *spec.Project {
+	return &spec.Project{
 		Name: "shop",
-		Services: []Service{
+		Services: []spec.Service{
 			{
 				Name: "cache", Image: "redis:7",
-				Networks:    []NetworkAttach{{Network: "back"}},
-				Healthcheck: &Healthcheck{Disable: true},
+				Networks:    []spec.NetworkAttach{{Network: "back"}},
+				Healthcheck: &spec.Healthcheck{Disable: true},
 				Replicas:    0,
-				Restart:     RestartPolicy{Condition: RestartOnFailure, MaxAttempts: 4},
+				Restart:     spec.RestartPolicy{Condition: spec.RestartOnFailure, MaxAttempts: 4},
 				Tend:        defaultExtension,
 			},
 			{
 				Name: "db", Image: "postgres:16",
-				Mounts:      []Mount{{Type: MountVolume, Source: "pgdata", Target: "/var/lib/postgresql/data"}},
-				Networks:    []NetworkAttach{{Network: "back"}},
-				Healthcheck: &Healthcheck{Test: []string{"CMD-SHELL", "pg_isready -U shop"}},
+				Mounts:      []spec.Mount{{Type: spec.MountVolume, Source: "pgdata", Target: "/var/lib/postgresql/data"}},
+				Networks:    []spec.NetworkAttach{{Network: "back"}},
+				Healthcheck: &spec.Healthcheck{Test: []string{"CMD-SHELL", "pg_isready -U shop"}},
 				Replicas:    1,
-				Restart:     RestartPolicy{Condition: RestartAny},
+				Restart:     spec.RestartPolicy{Condition: spec.RestartAny},
 				Tend:        defaultExtension,
 			},
 			{
 				Name: "migrate", Image: "shop/migrate:1.0",
 				Command:  []string{"/migrate", "up"},
-				Networks: []NetworkAttach{{Network: "back"}},
+				Networks: []spec.NetworkAttach{{Network: "back"}},
 				Replicas: 1,
-				Restart:  RestartPolicy{Condition: RestartNone},
+				Restart:  spec.RestartPolicy{Condition: spec.RestartNone},
 				Tend:     defaultExtension,
 			},
 			fullWeb(conf),
 			{
 				Name: "worker", Image: "shop/worker:1.0",
-				Networks: []NetworkAttach{{Network: "default"}},
+				Networks: []spec.NetworkAttach{{Network: "default"}},
 				Replicas: 1,
-				Restart:  RestartPolicy{Condition: RestartAny},
-				Tend: Extension{Backoff: Backoff{
-					Initial: DefaultBackoffInitial, Max: 10 * time.Second, ResetAfter: DefaultBackoffResetAfter,
+				Restart:  spec.RestartPolicy{Condition: spec.RestartAny},
+				Tend: spec.Extension{Backoff: spec.Backoff{
+					Initial: spec.DefaultBackoffInitial, Max: 10 * time.Second, ResetAfter: spec.DefaultBackoffResetAfter,
 				}},
 			},
 		},
-		Networks: []Network{
+		Networks: []spec.Network{
 			{Key: "back", Name: "shop_back", Internal: true,
 				DriverOpts: map[string]string{"com.docker.network.bridge.enable_icc": "true"}},
 			{Key: "default", Name: "shop_default"},
 			{Key: "front", Name: "shop-front", Driver: "bridge", Labels: map[string]string{"com.example.net": "front"}},
 			{Key: "outside", Name: "corp-net", External: true},
 		},
-		Volumes: []Volume{
+		Volumes: []spec.Volume{
 			{Key: "pgdata", Name: "shop_pgdata", Driver: "local", Labels: map[string]string{"backup": "daily"}},
 			{Key: "static", Name: "shop_static"},
 			{Key: "uploads", Name: "shop-uploads", External: true},
@@ -104,8 +105,8 @@ func fullProject(conf string) *Project {
 	}
 }
 
-func fullWeb(conf string) Service {
-	return Service{
+func fullWeb(conf string) spec.Service {
+	return spec.Service{
 		Name: "web", Image: "shop/web:2.1", // WEB_TAG from .env beats the default
 		Command:    []string{"/app", "-listen", ":8080"},
 		Entrypoint: []string{"/init"},
@@ -115,20 +116,20 @@ func fullWeb(conf string) Service {
 			"REGION":    "eu-west", // interpolated from .env
 			"FROM_OS":   "os-value",
 		},
-		Ports: []Port{
+		Ports: []spec.Port{
 			{HostPort: 8080, ContainerPort: 8080, Protocol: "tcp"},
 			{HostIP: "127.0.0.1", HostPort: 9090, ContainerPort: 9090, Protocol: "udp"},
 			{HostIP: "0.0.0.0", HostPort: 8443, ContainerPort: 8443, Protocol: "tcp"},
 			{ContainerPort: 7000, Protocol: "tcp"},
 		},
-		Mounts: []Mount{
-			{Type: MountVolume, Source: "static", Target: "/srv/static", ReadOnly: true},
-			{Type: MountBind, Source: conf, Target: "/etc/web"},
-			{Type: MountVolume, Target: "/var/cache/web"},
-			{Type: MountVolume, Source: "uploads", Target: "/srv/uploads"},
+		Mounts: []spec.Mount{
+			{Type: spec.MountVolume, Source: "static", Target: "/srv/static", ReadOnly: true},
+			{Type: spec.MountBind, Source: conf, Target: "/etc/web"},
+			{Type: spec.MountVolume, Target: "/var/cache/web"},
+			{Type: spec.MountVolume, Source: "uploads", Target: "/srv/uploads"},
 		},
-		Networks: []NetworkAttach{{Network: "back"}, {Network: "front", Aliases: []string{"www", "shop-web"}}},
-		Healthcheck: &Healthcheck{
+		Networks: []spec.NetworkAttach{{Network: "back"}, {Network: "front", Aliases: []string{"www", "shop-web"}}},
+		Healthcheck: &spec.Healthcheck{
 			Test:     []string{"CMD", "/app", "-probe"},
 			Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: 10 * time.Second, Retries: 3,
 		},
@@ -136,13 +137,13 @@ func fullWeb(conf string) Service {
 		StopGracePeriod: 30 * time.Second,
 		StopSignal:      "SIGTERM",
 		Replicas:        3,
-		Restart:         RestartPolicy{Condition: RestartOnFailure, Delay: 2 * time.Second, MaxAttempts: 5, Window: 2 * time.Minute},
-		DependsOn: []Dependency{
-			{Service: "cache", Condition: ServiceStarted, Required: false},
-			{Service: "db", Condition: ServiceHealthy, Restart: true, Required: true},
-			{Service: "migrate", Condition: ServiceCompletedSuccessfully, Required: true},
+		Restart:         spec.RestartPolicy{Condition: spec.RestartOnFailure, Delay: 2 * time.Second, MaxAttempts: 5, Window: 2 * time.Minute},
+		DependsOn: []spec.Dependency{
+			{Service: "cache", Condition: spec.ServiceStarted, Required: false},
+			{Service: "db", Condition: spec.ServiceHealthy, Restart: true, Required: true},
+			{Service: "migrate", Condition: spec.ServiceCompletedSuccessfully, Required: true},
 		},
-		Tend: Extension{Backoff: Backoff{Initial: time.Second, Max: 2 * time.Minute, ResetAfter: 30 * time.Second}},
+		Tend: spec.Extension{Backoff: spec.Backoff{Initial: time.Second, Max: 2 * time.Minute, ResetAfter: 30 * time.Second}},
 	}
 }
 
@@ -156,12 +157,12 @@ func TestLoadJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back Project
+	var back spec.Project
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
 	diff(t, "round trip", &back, p)
-	if err := Validate(&back); err != nil {
+	if err := spec.Validate(&back); err != nil {
 		t.Errorf("Validate(round trip) = %v", err)
 	}
 }
@@ -206,14 +207,14 @@ func TestLoadProfiles(t *testing.T) {
 		profiles []string
 		environ  []string
 		services []string
-		deps     []Dependency
+		deps     []spec.Dependency
 	}{
 		{name: "none active", services: []string{"app"}},
 		{name: "debug", profiles: []string{"debug"}, services: []string{"app", "debug", "tools"},
-			deps: []Dependency{{Service: "debug", Condition: ServiceStarted}}},
+			deps: []spec.Dependency{{Service: "debug", Condition: spec.ServiceStarted}}},
 		{name: "tools", profiles: []string{"tools"}, services: []string{"app", "tools"}},
 		{name: "from COMPOSE_PROFILES", environ: []string{"COMPOSE_PROFILES=debug"},
-			services: []string{"app", "debug", "tools"}, deps: []Dependency{{Service: "debug", Condition: ServiceStarted}}},
+			services: []string{"app", "debug", "tools"}, deps: []spec.Dependency{{Service: "debug", Condition: spec.ServiceStarted}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,12 +296,12 @@ func writeCompose(t *testing.T, dir, body string) string {
 
 // loadService loads a one-service file whose service "app" has the given keys
 // (indented by four spaces) and returns it.
-func loadService(t *testing.T, keys string) (Service, error) {
+func loadService(t *testing.T, keys string) (spec.Service, error) {
 	t.Helper()
 	dir := writeCompose(t, "p", "services:\n  app:\n    image: app:1\n"+keys+"\n  other:\n    image: other:1\n    healthcheck:\n      test: [CMD, /probe]\n")
 	p, _, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
 	if err != nil {
-		return Service{}, err
+		return spec.Service{}, err
 	}
 	s, _ := p.Service("app")
 	return *s, nil

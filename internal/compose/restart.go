@@ -1,6 +1,7 @@
-package spec
+package compose
 
 import (
+	"github.com/tend-sh/tend/internal/spec"
 	"strconv"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 // purpose: keeping a stack up is what tend is for, and a file written for plain
 // compose rarely says restart: always for every service. A one-shot job says
 // restart: "no" (or condition: none).
-func restartPolicy(sc types.ServiceConfig) (RestartPolicy, error) {
+func restartPolicy(sc types.ServiceConfig) (spec.RestartPolicy, error) {
 	if sc.Deploy != nil && sc.Deploy.RestartPolicy != nil {
 		return deployRestart(sc.Name, sc.Deploy.RestartPolicy)
 	}
@@ -21,14 +22,14 @@ func restartPolicy(sc types.ServiceConfig) (RestartPolicy, error) {
 }
 
 // deployRestart maps deploy.restart_policy; its condition defaults to any, as in compose.
-func deployRestart(service string, rp *types.RestartPolicy) (RestartPolicy, error) {
-	out := RestartPolicy{Condition: Condition(rp.Condition)}
+func deployRestart(service string, rp *types.RestartPolicy) (spec.RestartPolicy, error) {
+	out := spec.RestartPolicy{Condition: spec.Condition(rp.Condition)}
 	switch out.Condition {
 	case "":
-		out.Condition = RestartAny
-	case RestartAny, RestartOnFailure, RestartNone:
+		out.Condition = spec.RestartAny
+	case spec.RestartAny, spec.RestartOnFailure, spec.RestartNone:
 	default:
-		return RestartPolicy{}, errorf(service, "deploy.restart_policy.condition",
+		return spec.RestartPolicy{}, errorf(service, "deploy.restart_policy.condition",
 			"must be one of any, on-failure, none (got %q)", rp.Condition)
 	}
 	out.Delay = duration(rp.Delay)
@@ -44,22 +45,22 @@ const maxAttempts = 1 << 30
 
 // restartKey maps the engine-style restart key. unless-stopped is any: tend stops a
 // service only by a planned action, never by a user's `docker stop` it should heal.
-func restartKey(service, value string) (RestartPolicy, error) {
+func restartKey(service, value string) (spec.RestartPolicy, error) {
 	switch value {
 	case "", types.RestartPolicyAlways, types.RestartPolicyUnlessStopped:
-		return RestartPolicy{Condition: RestartAny}, nil
+		return spec.RestartPolicy{Condition: spec.RestartAny}, nil
 	case types.RestartPolicyNo:
-		return RestartPolicy{Condition: RestartNone}, nil
+		return spec.RestartPolicy{Condition: spec.RestartNone}, nil
 	case types.RestartPolicyOnFailure:
-		return RestartPolicy{Condition: RestartOnFailure}, nil
+		return spec.RestartPolicy{Condition: spec.RestartOnFailure}, nil
 	}
 	if n, ok := strings.CutPrefix(value, types.RestartPolicyOnFailure+":"); ok {
 		attempts, err := strconv.Atoi(n)
 		if err != nil || attempts < 0 || attempts > maxAttempts {
-			return RestartPolicy{}, errorf(service, "restart", "on-failure needs a count of 0 or more (got %q)", value)
+			return spec.RestartPolicy{}, errorf(service, "restart", "on-failure needs a count of 0 or more (got %q)", value)
 		}
-		return RestartPolicy{Condition: RestartOnFailure, MaxAttempts: attempts}, nil
+		return spec.RestartPolicy{Condition: spec.RestartOnFailure, MaxAttempts: attempts}, nil
 	}
-	return RestartPolicy{}, errorf(service, "restart",
+	return spec.RestartPolicy{}, errorf(service, "restart",
 		"must be one of no, always, on-failure[:N], unless-stopped (got %q)", value)
 }

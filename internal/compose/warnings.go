@@ -1,8 +1,9 @@
-package spec
+package compose
 
 import (
 	"cmp"
 	"fmt"
+	"github.com/tend-sh/tend/internal/spec"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // compose-go learns later is reported until tend deliberately maps it: the check
 // fails closed.
 type keyRules struct {
-	honoured map[string]bool // mapped onto the Project; nothing inside is reported
+	honoured map[string]bool // mapped onto the spec.Project; nothing inside is reported
 	partial  map[string]bool // honoured in part: the walk reports the keys inside that are not
 	defaults map[string]any  // values compose-go fills in, which mean "not set"
 }
@@ -59,27 +60,27 @@ func set(keys ...string) map[string]bool {
 }
 
 // serviceWarnings reports the keys of sc that tend does not honour.
-func serviceWarnings(sc types.ServiceConfig) []Warning {
-	var out []Warning
+func serviceWarnings(sc types.ServiceConfig) []spec.Warning {
+	var out []spec.Warning
 	serviceRules.walk(reflect.ValueOf(sc), "", "", func(key string) {
 		out = append(out, notHonoured(sc.Name, key))
 	})
 	if sc.Restart != "" && sc.Deploy != nil && sc.Deploy.RestartPolicy != nil {
-		out = append(out, Warning{Service: sc.Name, Key: "restart",
+		out = append(out, spec.Warning{Service: sc.Name, Key: "restart",
 			Message: "overridden by deploy.restart_policy, ignored"})
 	}
 	return out
 }
 
 // projectWarnings reports top-level keys tend does not honour (secrets, configs, ...).
-func projectWarnings(cp *types.Project) []Warning {
-	var out []Warning
+func projectWarnings(cp *types.Project) []spec.Warning {
+	var out []spec.Warning
 	projectRules.walk(reflect.ValueOf(*cp), "", "", func(key string) {
 		out = append(out, notHonoured("", key))
 	})
-	if _, ok := cp.Extensions[extensionKey]; ok {
-		out = append(out, Warning{Key: extensionKey,
-			Message: fmt.Sprintf("read per service only, ignored here; put %s under each service", extensionKey)})
+	if _, ok := cp.Extensions[spec.ExtensionKey]; ok {
+		out = append(out, spec.Warning{Key: spec.ExtensionKey,
+			Message: fmt.Sprintf("read per service only, ignored here; put %s under each service", spec.ExtensionKey)})
 	}
 	return out
 }
@@ -166,8 +167,8 @@ func join(prefix, key string) string {
 
 // sortWarnings orders warnings top-level first, then by service and key, and drops
 // repeats (two volumes with the same unhonoured option say it once).
-func sortWarnings(ws []Warning) []Warning {
-	slices.SortStableFunc(ws, func(a, b Warning) int {
+func sortWarnings(ws []spec.Warning) []spec.Warning {
+	slices.SortStableFunc(ws, func(a, b spec.Warning) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Key, b.Key))
 	})
 	return slices.Compact(ws)

@@ -1,8 +1,9 @@
-package spec
+package compose
 
 import (
 	"context"
 	"fmt"
+	"github.com/tend-sh/tend/internal/spec"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +45,7 @@ type composeFile struct {
 // Load reads the compose files of o and returns the stack they describe, with a Warning
 // for each key tend does not honour. It returns either a whole valid Project or an error;
 // errors about the files are *Error values naming file, service and key.
-func Load(ctx context.Context, o LoadOptions) (*Project, []Warning, error) {
+func Load(ctx context.Context, o LoadOptions) (*spec.Project, []spec.Warning, error) {
 	files, err := composeFiles(o)
 	if err != nil {
 		return nil, nil, err
@@ -63,7 +64,7 @@ func Load(ctx context.Context, o LoadOptions) (*Project, []Warning, error) {
 	main := files[0].display
 	p, warnings, err := convertProject(cp)
 	if err == nil {
-		err = Validate(p)
+		err = spec.Validate(p)
 	}
 	if err != nil {
 		return nil, nil, inFile(err, main)
@@ -77,12 +78,12 @@ func Load(ctx context.Context, o LoadOptions) (*Project, []Warning, error) {
 
 // sharedPortWarnings tells of fixed host ports on replicated services: until
 // tend's proxy owns published ports, only replica 1 can bind such a port.
-func sharedPortWarnings(p *Project) []Warning {
-	var out []Warning
+func sharedPortWarnings(p *spec.Project) []spec.Warning {
+	var out []spec.Warning
 	for _, s := range p.Services {
 		for _, port := range s.Ports {
 			if port.HostPort != 0 && s.Replicas > 1 {
-				out = append(out, Warning{Service: s.Name, Key: "ports",
+				out = append(out, spec.Warning{Service: s.Name, Key: "ports",
 					Message: fmt.Sprintf("host port %d is published by replica 1 only (%d replicas cannot share it yet)", port.HostPort, s.Replicas)})
 			}
 		}
@@ -97,7 +98,7 @@ func composeFiles(o LoadOptions) ([]composeFile, error) {
 		for i, f := range o.Files {
 			// compose-go's wording repeats the path three times; say it once
 			if _, err := os.Stat(f); err != nil {
-				return nil, &Error{File: f, Message: "cannot read: " + reason(err), cause: err}
+				return nil, &spec.Error{File: f, Message: "cannot read: " + reason(err), Err: err}
 			}
 			files[i] = composeFile{path: f, display: f}
 		}
@@ -117,7 +118,7 @@ func composeFiles(o LoadOptions) ([]composeFile, error) {
 			return []composeFile{{path: path, display: name}}, nil
 		}
 	}
-	return nil, &Error{Message: fmt.Sprintf("no compose file in %s (looked for %s)", dir, strings.Join(DefaultFiles, ", "))}
+	return nil, &spec.Error{Message: fmt.Sprintf("no compose file in %s (looked for %s)", dir, strings.Join(DefaultFiles, ", "))}
 }
 
 // loadCompose runs compose-go: parsing, merging, interpolation, .env, profiles, extends.
@@ -181,7 +182,7 @@ func reparse(ctx context.Context, o LoadOptions, paths []string, err error) erro
 // composeError turns an error of compose-go into an *Error naming the file, and the
 // service and key when compose-go's message says them.
 func composeError(err error, o LoadOptions, files []composeFile) error {
-	e := &Error{File: files[0].display, Message: oneLine(err.Error()), cause: err}
+	e := &spec.Error{File: files[0].display, Message: oneLine(err.Error()), Err: err}
 	for _, f := range files {
 		abs, _ := filepath.Abs(f.path)
 		for _, prefix := range []string{"validating ", "failed to parse "} {
@@ -226,7 +227,7 @@ func shortenPaths(msg string, o LoadOptions, files []composeFile) string {
 
 // splitServiceKey moves a leading `services.<name>.<key>` of compose-go's schema and
 // interpolation messages into Service and Key.
-func splitServiceKey(e *Error) {
+func splitServiceKey(e *spec.Error) {
 	msg := strings.TrimPrefix(e.Message, "error while interpolating ")
 	rest, ok := strings.CutPrefix(msg, "services.")
 	if !ok {
@@ -248,23 +249,8 @@ func splitServiceKey(e *Error) {
 
 // checkProjectName applies compose's rule for an explicit project name.
 func checkProjectName(name string) error {
-	if validProjectName(name) {
+	if spec.ValidProjectName(name) {
 		return nil
 	}
-	return &Error{Key: "project name", Message: fmt.Sprintf("%q must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", name)}
-}
-
-func validProjectName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, r := range name {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-		case (r == '-' || r == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
+	return &spec.Error{Key: "project name", Message: fmt.Sprintf("%q must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit", name)}
 }

@@ -1,7 +1,8 @@
-package spec
+package compose
 
 import (
 	"fmt"
+	"github.com/tend-sh/tend/internal/spec"
 	"maps"
 	"slices"
 	"strings"
@@ -10,26 +11,23 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
-// extensionKey is the service extension tend reads its own settings from.
-const extensionKey = "x-tend"
-
 // parseExtension reads a service's x-tend block and fills in defaults. It is strict: an
 // unknown key is an error, not a warning, because a misspelt setting would otherwise
 // be lost without a word and the service supervised in a way nobody asked for.
-func parseExtension(service string, raw any) (Extension, error) {
-	ext := Extension{Backoff: Backoff{
-		Initial:    DefaultBackoffInitial,
-		Max:        DefaultBackoffMax,
-		ResetAfter: DefaultBackoffResetAfter,
+func parseExtension(service string, raw any) (spec.Extension, error) {
+	ext := spec.Extension{Backoff: spec.Backoff{
+		Initial:    spec.DefaultBackoffInitial,
+		Max:        spec.DefaultBackoffMax,
+		ResetAfter: spec.DefaultBackoffResetAfter,
 	}}
-	block, err := mapping(service, extensionKey, raw, "backoff")
+	block, err := mapping(service, spec.ExtensionKey, raw, "backoff")
 	if err != nil {
-		return Extension{}, err
+		return spec.Extension{}, err
 	}
-	const key = extensionKey + ".backoff"
+	const key = spec.ExtensionKey + ".backoff"
 	backoff, err := mapping(service, key, block["backoff"], "initial", "max", "reset_after")
 	if err != nil {
-		return Extension{}, err
+		return spec.Extension{}, err
 	}
 	fields := []struct {
 		name string
@@ -41,11 +39,11 @@ func parseExtension(service string, raw any) (Extension, error) {
 			continue
 		}
 		if *f.dst, err = parseDuration(v); err != nil {
-			return Extension{}, errorf(service, key+"."+f.name, "%v", err)
+			return spec.Extension{}, errorf(service, key+"."+f.name, "%v", err)
 		}
 	}
 	if b := ext.Backoff; b.Initial > b.Max {
-		return Extension{}, errorf(service, key, "initial %s is greater than max %s", b.Initial, b.Max)
+		return spec.Extension{}, errorf(service, key, "initial %s is greater than max %s", b.Initial, b.Max)
 	}
 	return ext, nil
 }

@@ -1,7 +1,8 @@
-package spec
+package compose
 
 import (
 	"fmt"
+	"github.com/tend-sh/tend/internal/spec"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -16,8 +17,8 @@ const defaultNetwork = "default"
 
 // convertProject maps compose-go's project onto tend's. Errors are *Error without a
 // file; Load adds it.
-func convertProject(cp *types.Project) (*Project, []Warning, error) {
-	p := &Project{Name: cp.Name}
+func convertProject(cp *types.Project) (*spec.Project, []spec.Warning, error) {
+	p := &spec.Project{Name: cp.Name}
 	warnings := projectWarnings(cp)
 	joined := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(cp.Services)) {
@@ -38,15 +39,15 @@ func convertProject(cp *types.Project) (*Project, []Warning, error) {
 
 // convertService maps one service. What runs comes from here; how tend supervises it
 // (replicas, restart, dependencies, x-tend) from supervision.
-func convertService(cp *types.Project, sc types.ServiceConfig) (Service, []Warning, error) {
+func convertService(cp *types.Project, sc types.ServiceConfig) (spec.Service, []spec.Warning, error) {
 	name := sc.Name
 	if sc.Image == "" {
 		if sc.Build != nil {
-			return Service{}, nil, errorf(name, "build", "tend does not build images yet; build the image and set image:")
+			return spec.Service{}, nil, errorf(name, "build", "tend does not build images yet; build the image and set image:")
 		}
-		return Service{}, nil, errorf(name, "image", "required")
+		return spec.Service{}, nil, errorf(name, "image", "required")
 	}
-	s := Service{
+	s := spec.Service{
 		Name:        name,
 		Image:       sc.Image,
 		Command:     execForm(sc.Command),
@@ -62,21 +63,21 @@ func convertService(cp *types.Project, sc types.ServiceConfig) (Service, []Warni
 	}
 	var err error
 	if s.Ports, err = convertPorts(name, sc.Ports); err != nil {
-		return Service{}, nil, err
+		return spec.Service{}, nil, err
 	}
 	mounts, warnings, err := convertMounts(name, sc.Volumes, cp.WorkingDir)
 	if err != nil {
-		return Service{}, nil, err
+		return spec.Service{}, nil, err
 	}
 	s.Mounts = mounts
 	if err := supervision(cp, sc, &s); err != nil {
-		return Service{}, nil, err
+		return spec.Service{}, nil, err
 	}
 	return s, append(warnings, serviceWarnings(sc)...), nil
 }
 
 // supervision fills in the fields that tell tend how to keep s running.
-func supervision(cp *types.Project, sc types.ServiceConfig, s *Service) error {
+func supervision(cp *types.Project, sc types.ServiceConfig, s *spec.Service) error {
 	var err error
 	if s.Replicas, err = replicas(sc); err != nil {
 		return err
@@ -87,7 +88,7 @@ func supervision(cp *types.Project, sc types.ServiceConfig, s *Service) error {
 	if s.DependsOn, err = dependencies(cp, sc); err != nil {
 		return err
 	}
-	s.Tend, err = parseExtension(sc.Name, sc.Extensions[extensionKey])
+	s.Tend, err = parseExtension(sc.Name, sc.Extensions[spec.ExtensionKey])
 	return err
 }
 
@@ -126,13 +127,13 @@ func nonEmpty[M ~map[string]string](m M) map[string]string {
 // networkAttachments sorts a service's networks by key. compose-go gives a service
 // without networks the default one; one with network_mode (not honoured) has none
 // and joins the default network too, as tend never uses the engine's bridge.
-func networkAttachments(in map[string]*types.ServiceNetworkConfig) []NetworkAttach {
+func networkAttachments(in map[string]*types.ServiceNetworkConfig) []spec.NetworkAttach {
 	if len(in) == 0 {
-		return []NetworkAttach{{Network: defaultNetwork}}
+		return []spec.NetworkAttach{{Network: defaultNetwork}}
 	}
-	var out []NetworkAttach
+	var out []spec.NetworkAttach
 	for _, key := range slices.Sorted(maps.Keys(in)) {
-		a := NetworkAttach{Network: key}
+		a := spec.NetworkAttach{Network: key}
 		if cfg := in[key]; cfg != nil && len(cfg.Aliases) > 0 {
 			a.Aliases = slices.Clone(cfg.Aliases)
 		}
@@ -143,14 +144,14 @@ func networkAttachments(in map[string]*types.ServiceNetworkConfig) []NetworkAtta
 
 // healthcheck maps compose's healthcheck. A bare string test is already
 // ["CMD-SHELL", test] (compose-go), and ["NONE"] means disabled.
-func healthcheck(h *types.HealthCheckConfig) *Healthcheck {
+func healthcheck(h *types.HealthCheckConfig) *spec.Healthcheck {
 	if h == nil {
 		return nil
 	}
 	if h.Disable || (len(h.Test) > 0 && h.Test[0] == "NONE") {
-		return &Healthcheck{Disable: true}
+		return &spec.Healthcheck{Disable: true}
 	}
-	out := &Healthcheck{
+	out := &spec.Healthcheck{
 		Interval:    duration(h.Interval),
 		Timeout:     duration(h.Timeout),
 		StartPeriod: duration(h.StartPeriod),
@@ -174,21 +175,21 @@ func duration(d *types.Duration) time.Duration {
 // convertMounts maps volumes in file order. compose-go has resolved bind sources
 // against the project directory; a tmpfs mount is reported and left out, since the
 // service still runs without it; other types cannot run and are errors.
-func convertMounts(service string, in []types.ServiceVolumeConfig, workDir string) ([]Mount, []Warning, error) {
-	var out []Mount
-	var warnings []Warning
+func convertMounts(service string, in []types.ServiceVolumeConfig, workDir string) ([]spec.Mount, []spec.Warning, error) {
+	var out []spec.Mount
+	var warnings []spec.Warning
 	for _, v := range in {
 		switch v.Type {
 		case types.VolumeTypeVolume:
-			out = append(out, Mount{Type: MountVolume, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+			out = append(out, spec.Mount{Type: spec.MountVolume, Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
 		case types.VolumeTypeBind:
 			src := v.Source
 			if !filepath.IsAbs(src) {
 				src = filepath.Join(workDir, src)
 			}
-			out = append(out, Mount{Type: MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
+			out = append(out, spec.Mount{Type: spec.MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
 		case types.VolumeTypeTmpfs:
-			warnings = append(warnings, Warning{Service: service, Key: "volumes",
+			warnings = append(warnings, spec.Warning{Service: service, Key: "volumes",
 				Message: fmt.Sprintf("tmpfs mount at %s not honoured by tend, ignored", v.Target)})
 		default:
 			return nil, nil, errorf(service, "volumes", "%s mount at %s is not supported by tend (want volume or bind)", v.Type, v.Target)
@@ -217,8 +218,8 @@ func replicas(sc types.ServiceConfig) (int, error) {
 // dependencies maps depends_on, sorted by service. A dependency on a service that a
 // profile leaves out is dropped when optional (required: false) and an error when
 // required, as in compose. Unknown services and cycles are Validate's to find.
-func dependencies(cp *types.Project, sc types.ServiceConfig) ([]Dependency, error) {
-	var out []Dependency
+func dependencies(cp *types.Project, sc types.ServiceConfig) ([]spec.Dependency, error) {
+	var out []spec.Dependency
 	for _, dep := range slices.Sorted(maps.Keys(sc.DependsOn)) {
 		d := sc.DependsOn[dep]
 		if off, disabled := cp.DisabledServices[dep]; disabled {
@@ -227,11 +228,11 @@ func dependencies(cp *types.Project, sc types.ServiceConfig) ([]Dependency, erro
 			}
 			return nil, errorf(sc.Name, "depends_on", "service %q is not enabled; activate one of its profiles (%s)", dep, strings.Join(off.Profiles, ", "))
 		}
-		cond := DependencyCondition(d.Condition)
+		cond := spec.DependencyCondition(d.Condition)
 		if cond == "" {
-			cond = ServiceStarted
+			cond = spec.ServiceStarted
 		}
-		out = append(out, Dependency{Service: dep, Condition: cond, Restart: d.Restart, Required: d.Required})
+		out = append(out, spec.Dependency{Service: dep, Condition: cond, Restart: d.Restart, Required: d.Required})
 	}
 	return out, nil
 }
@@ -239,31 +240,31 @@ func dependencies(cp *types.Project, sc types.ServiceConfig) ([]Dependency, erro
 // convertNetworks keeps the declared networks, but "default" only when a service
 // joins it (compose-go declares it whether used or not). compose-go has set engine
 // names: <project>_<key> unless name: says otherwise or the network is external.
-func convertNetworks(cp *types.Project, joined map[string]bool) []Network {
-	var out []Network
+func convertNetworks(cp *types.Project, joined map[string]bool) []spec.Network {
+	var out []spec.Network
 	for _, key := range slices.Sorted(maps.Keys(cp.Networks)) {
 		if key == defaultNetwork && !joined[key] {
 			continue
 		}
 		n := cp.Networks[key]
-		out = append(out, Network{
+		out = append(out, spec.Network{
 			Key: key, Name: engineName(cp.Name, key, n.Name), External: bool(n.External),
 			Driver: n.Driver, Internal: n.Internal, Labels: nonEmpty(n.Labels), DriverOpts: nonEmpty(n.DriverOpts),
 		})
 	}
 	if _, declared := cp.Networks[defaultNetwork]; joined[defaultNetwork] && !declared {
-		out = append(out, Network{Key: defaultNetwork, Name: engineName(cp.Name, defaultNetwork, "")})
-		slices.SortFunc(out, func(a, b Network) int { return strings.Compare(a.Key, b.Key) })
+		out = append(out, spec.Network{Key: defaultNetwork, Name: engineName(cp.Name, defaultNetwork, "")})
+		slices.SortFunc(out, func(a, b spec.Network) int { return strings.Compare(a.Key, b.Key) })
 	}
 	return out
 }
 
 // convertVolumes keeps the declared named volumes, sorted by key.
-func convertVolumes(cp *types.Project) []Volume {
-	var out []Volume
+func convertVolumes(cp *types.Project) []spec.Volume {
+	var out []spec.Volume
 	for _, key := range slices.Sorted(maps.Keys(cp.Volumes)) {
 		v := cp.Volumes[key]
-		out = append(out, Volume{
+		out = append(out, spec.Volume{
 			Key: key, Name: engineName(cp.Name, key, v.Name), External: bool(v.External),
 			Driver: v.Driver, Labels: nonEmpty(v.Labels), DriverOpts: nonEmpty(v.DriverOpts),
 		})
