@@ -95,7 +95,7 @@ func (s *slotPlanner) missing(depsReady func() (bool, string)) {
 	case h.Done:
 		return // a finished job stays finished
 	case h.GaveUp:
-		s.wait(time.Time{}, "gave up after %d restarts; `tend up` tries again", len(h.Streak))
+		s.wait(time.Time{}, "gave up after %s; `tend up` tries again", restarts(len(h.Streak)))
 		return
 	case h.Container != "":
 		s.fresh()
@@ -114,7 +114,7 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 	h := &s.history
 	if !h.Settled.IsZero() && !c.FinishedAt.After(h.Settled) {
 		if h.GaveUp {
-			s.wait(time.Time{}, "gave up after %d restarts; `tend up` tries again", len(h.Streak))
+			s.wait(time.Time{}, "gave up after %s; `tend up` tries again", restarts(len(h.Streak)))
 		}
 		return // this exit was already settled
 	}
@@ -135,8 +135,8 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 	}
 	if n := attemptsInWindow(h.Streak, p.Window, s.now); p.MaxAttempts > 0 && n >= p.MaxAttempts {
 		h.Settled, h.GaveUp = c.FinishedAt, true
-		s.act(Settle, c.ID, ReasonMaxAttempts, "%s; gave up after %d restarts%s (max_attempts %d)",
-			how, n, windowText(p.Window), p.MaxAttempts)
+		s.act(Settle, c.ID, ReasonMaxAttempts, "%s; gave up after %s%s (max_attempts %d)",
+			how, restarts(n), windowText(p.Window), p.MaxAttempts)
 		return
 	}
 	n := len(h.Streak)
@@ -189,6 +189,13 @@ func attemptsInWindow(streak []time.Time, window time.Duration, now time.Time) i
 		}
 	}
 	return n
+}
+
+func restarts(n int) string {
+	if n == 1 {
+		return "1 restart"
+	}
+	return fmt.Sprintf("%d restarts", n)
 }
 
 func windowText(w time.Duration) string {
