@@ -46,11 +46,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Listen creates the unix socket at path with mode 0600, replacing a stale one
-// but never one that a live daemon answers on.
+// but never one that a live daemon answers on, nor a file that is no socket.
 func Listen(path string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, errs.E(errs.Conflict, "another tend is serving on %s", path)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, errs.E(errs.Invalid, "%s exists and is not a socket; not replacing it", path)
 	}
 	_ = os.Remove(path)
 	old := syscall.Umask(0o177) // no moment where others can connect

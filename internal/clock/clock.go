@@ -54,7 +54,8 @@ func (f *Fake) After(d time.Duration) <-chan time.Time {
 	return ch
 }
 
-// Advance moves the clock forward and fires the timers that came due.
+// Advance moves the clock forward and fires the timers that came due, each
+// with the time it came due, as a real timer would have.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -65,7 +66,7 @@ func (f *Fake) Advance(d time.Duration) {
 			kept = append(kept, w)
 			continue
 		}
-		w.ch <- f.now
+		w.ch <- w.at
 	}
 	f.waiters = kept
 }

@@ -147,6 +147,9 @@ func (s *Supervisor) forgiveSlots(project string) error {
 	}
 	changed := map[reconcile.SlotKey]reconcile.History{}
 	for k, h := range hs {
+		if h.GaveUp {
+			h.Settled = time.Time{} // else the exit it gave up on stays settled and is never restarted
+		}
 		if h.GaveUp || len(h.Streak) > 0 {
 			h.GaveUp, h.Streak = false, nil
 			changed[k] = h
