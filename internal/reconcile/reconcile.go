@@ -34,12 +34,49 @@ type History struct {
 	Done bool `json:"done,omitempty"`
 	// GaveUp marks a slot that used up its restart attempts.
 	GaveUp bool `json:"gave_up,omitempty"`
+	// Failures counts the actions on the slot that failed in a row; the next
+	// waits a backoff after FailedAt, so a failing engine call is no hot loop.
+	Failures  int       `json:"failures,omitempty"`
+	FailedAt  time.Time `json:"failed_at,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // Equal reports whether two memories are the same.
 func (h History) Equal(o History) bool {
 	return h.Container == o.Container && slices.Equal(h.Streak, o.Streak) && h.Restarts == o.Restarts &&
-		h.Settled.Equal(o.Settled) && h.Done == o.Done && h.GaveUp == o.GaveUp
+		h.Settled.Equal(o.Settled) && h.Done == o.Done && h.GaveUp == o.GaveUp &&
+		h.Failures == o.Failures && h.FailedAt.Equal(o.FailedAt) && h.LastError == o.LastError
+}
+
+// maxErrorText bounds the error kept in a slot's memory.
+const maxErrorText = 300
+
+// Outcome is the slot's memory once an action was carried out: a container
+// it created is known from now on (so its removal reads as "missing"), and a
+// failure is counted so the next action on the slot waits.
+func Outcome(h History, id string, err error, now time.Time) History {
+	if id != "" {
+		h.Container = id
+	}
+	if err != nil {
+		h.Failures++
+		h.FailedAt = now
+		h.LastError = err.Error()
+		if len(h.LastError) > maxErrorText {
+			h.LastError = h.LastError[:maxErrorText] + "..."
+		}
+		return h
+	}
+	h.Failures, h.FailedAt, h.LastError = 0, time.Time{}, ""
+	return h
+}
+
+// retryAt is when a slot whose last actions failed may be acted on again.
+func retryAt(h History, b spec.Backoff, k SlotKey) time.Time {
+	if h.Failures == 0 {
+		return time.Time{}
+	}
+	return h.FailedAt.Add(Backoff(spec.RestartPolicy{}, b, h.Failures, "failed "+k.String()))
 }
 
 // streakCap bounds Streak: older entries can no longer change a decision once
@@ -135,6 +172,14 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 	// Containers that no slot of the design holds go first, so names are free.
 	for _, k := range sortedKeys(slots) {
 		svc, ok := desired.Service(k.Service)
+		b := spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax}
+		if ok {
+			b = svc.Tend.Backoff
+		}
+		if at := retryAt(observed.History[k], b, k); now.Before(at) && (!ok || k.Slot < 1 || k.Slot > svc.Replicas) {
+			plan.wait(Wait{Service: k.Service, Slot: k.Slot, Until: at, Message: "retrying the removal after: " + observed.History[k].LastError})
+			continue
+		}
 		switch {
 		case !ok:
 			removeAll(&plan, slots[k], ReasonNotInSpec, "service %q is not in the project", k.Service)
@@ -144,15 +189,9 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 	}
 	// The memory of slots outside the design goes with them: a slot that comes
 	// back (scale out, a service added again) starts afresh, not as missing,
-	// done or given up.
+	// done or given up. Only a failed removal is remembered, to pace its retries.
 	for k, h := range observed.History {
-		if svc, ok := desired.Service(k.Service); (!ok || k.Slot < 1 || k.Slot > svc.Replicas) && !h.Equal(History{}) {
-			plan.History[k] = History{}
-		}
-	}
-	// Memory of slots the design no longer has is dropped (a zero History deletes).
-	for k := range observed.History {
-		if svc, ok := desired.Service(k.Service); !ok || k.Slot < 1 || k.Slot > svc.Replicas {
+		if svc, ok := desired.Service(k.Service); (!ok || k.Slot < 1 || k.Slot > svc.Replicas) && !h.Equal(History{}) && (h.Failures == 0 || len(slots[k]) == 0) {
 			plan.History[k] = History{}
 		}
 	}
@@ -160,6 +199,11 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 		svc := &desired.Services[i]
 		for slot := 1; slot <= svc.Replicas; slot++ {
 			k := SlotKey{svc.Name, slot}
+			if at := retryAt(observed.History[k], svc.Tend.Backoff, k); now.Before(at) {
+				plan.wait(Wait{Service: svc.Name, Slot: slot, Until: at, Message: fmt.Sprintf("retrying in %s after: %s",
+					at.Sub(now).Round(time.Millisecond), observed.History[k].LastError)})
+				continue
+			}
 			s := slotPlanner{svc: svc, key: k, history: observed.History[k], now: now, plan: &plan}
 			keep := s.dedupe(slots[k])
 			s.plan1(keep, func() (bool, string) { return depsReady(desired, svc, byService) })

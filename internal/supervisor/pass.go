@@ -40,17 +40,41 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			continue
 		}
 		if rec.Deleting {
-			if !s.anySlotBusy(rec.Project.Name) {
+			if at := s.teardownRetryAt(rec.Project.Name); s.cfg.Clock.Now().Before(at) {
+				wake = earliest(wake, at)
+			} else if !s.anySlotBusy(rec.Project.Name) {
 				s.startTeardown(ctx, rec.Project.Name)
 			}
 			continue
 		}
-		w := s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name])
-		if !w.IsZero() && (wake.IsZero() || w.Before(wake)) {
-			wake = w
-		}
+		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name]))
 	}
 	return wake
+}
+
+// earliest is the sooner of two wake-up times, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func (s *Supervisor) teardownRetryAt(project string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.downs[project].at
+}
+
+// teardownFailed schedules the next try of a failed teardown.
+func (s *Supervisor) teardownFailed(project string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.downs[project]
+	r.failures++
+	b := spec.Backoff{Initial: spec.DefaultBackoffInitial, Max: spec.DefaultBackoffMax}
+	r.at = s.cfg.Clock.Now().Add(reconcile.Backoff(spec.RestartPolicy{}, b, r.failures, "down "+project))
+	s.downs[project] = r
 }
 
 func slotID(project string, service string, slot int) string {
@@ -142,7 +166,7 @@ func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []re
 	if needsNetwork(rest) {
 		if err := s.ensureResources(ctx, p); err != nil {
 			for _, a := range rest {
-				s.journal(s.entry(p.Name, a, err))
+				s.finish(p.Name, a, "", err)
 			}
 			return
 		}
@@ -152,14 +176,28 @@ func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []re
 		g.SetLimit(s.cfg.Parallel)
 		for _, a := range group {
 			g.Go(func() error {
-				err := s.execute(ctx, p, a)
-				if a.Reason != "" {
-					s.journal(s.entry(p.Name, a, err))
-				}
+				id, err := s.execute(ctx, p, a)
+				s.finish(p.Name, a, id, err)
 				return nil
 			})
 		}
 		g.Wait()
+	}
+}
+
+// finish records what came of an action: the slot's memory learns the
+// container made or the failure (which paces the next try), then the journal.
+func (s *Supervisor) finish(project string, a reconcile.Action, id string, err error) {
+	k := reconcile.SlotKey{Service: a.Service, Slot: a.Slot}
+	if hs, herr := s.cfg.Store.History(project); herr != nil {
+		s.cfg.Log.Error("read slot memory", "project", project, "err", herr)
+	} else if h := reconcile.Outcome(hs[k], id, err, s.cfg.Clock.Now()); !h.Equal(hs[k]) {
+		if herr := s.cfg.Store.PutHistory(project, map[reconcile.SlotKey]reconcile.History{k: h}); herr != nil {
+			s.cfg.Log.Error("write slot memory", "project", project, "err", herr)
+		}
+	}
+	if a.Reason != "" {
+		s.journal(s.entry(project, a, err))
 	}
 }
 
@@ -186,34 +224,35 @@ func (s *Supervisor) ensureResources(ctx context.Context, p *spec.Project) error
 	return nil
 }
 
-func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.Action) error {
+// execute carries out one action and returns the container it created, if any.
+func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.Action) (string, error) {
 	rt := s.cfg.Runtime
 	svc, _ := p.Service(a.Service)
 	switch a.Kind {
 	case reconcile.Create:
 		return s.create(ctx, p, svc, a.Slot)
 	case reconcile.Start, reconcile.Restart:
-		return rt.Start(ctx, a.Container)
+		return "", rt.Start(ctx, a.Container)
 	case reconcile.Replace:
 		if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
-			return err
+			return "", err
 		}
 		return s.create(ctx, p, svc, a.Slot)
 	case reconcile.Remove:
-		return s.stopAndRemove(ctx, a.Container, svc)
+		return "", s.stopAndRemove(ctx, a.Container, svc)
 	}
-	return nil // Settle: nothing to do but journal
+	return "", nil // Settle: nothing to do but journal
 }
 
-func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) error {
+func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {
 	id, err := s.cfg.Runtime.Create(ctx, p, svc, slot)
 	if err != nil {
 		if id != "" {
 			_ = s.cfg.Runtime.Remove(ctx, id) // half made: the next pass makes it again
 		}
-		return err
+		return "", err
 	}
-	return s.cfg.Runtime.Start(ctx, id)
+	return id, s.cfg.Runtime.Start(ctx, id)
 }
 
 // stopAndRemove stops a container gracefully (its service's stop grace, or the
@@ -314,8 +353,12 @@ func (s *Supervisor) teardown(ctx context.Context, name string) {
 	if err != nil {
 		e.Error = err.Error()
 		s.journal(e)
-		return // still marked deleting: the next pass tries again
+		s.teardownFailed(p.Name)
+		return // still marked deleting: a later pass tries again
 	}
+	s.mu.Lock()
+	delete(s.downs, p.Name)
+	s.mu.Unlock()
 	s.journal(e)
 	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {
 		s.cfg.Log.Error("forget project", "project", p.Name, "err", err)

@@ -38,7 +38,15 @@ type Supervisor struct {
 	mu    sync.Mutex
 	busy  map[string]bool             // slots with an action under way, by slotID; a project under teardown by its name
 	waits map[string][]reconcile.Wait // the last plan's waits, by project
+	downs map[string]retry            // failed teardowns, by project
 	work  sync.WaitGroup              // running action batches
+}
+
+// retry paces a failing teardown, so an engine that refuses (a network with
+// outside containers on it, say) is asked again with backoff, not in a loop.
+type retry struct {
+	failures int
+	at       time.Time
 }
 
 // New returns a Supervisor; it starts nothing until Run.
@@ -55,7 +63,8 @@ func New(cfg Config) *Supervisor {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 8
 	}
-	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, waits: map[string][]reconcile.Wait{}}
+	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{},
+		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}}
 }
 
 // Run supervises until ctx ends, then waits for the actions under way.

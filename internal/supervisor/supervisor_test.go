@@ -156,8 +156,15 @@ func TestFailedStartOfNewContainer(t *testing.T) {
 	if !strings.Contains(e.Error, "boom") {
 		t.Errorf("create entry error %q, want the start's error", e.Error)
 	}
-	// The container was made; the next pass starts it rather than making another.
-	h.waitEntry(match{"start", "not-started", "web", 1, false}, 1)
+	// The container was made; after the failure's backoff the next pass starts it
+	// rather than making another.
+	eventually(t, "the start after the backoff", func() bool {
+		if len(h.entries(match{"start", "not-started", "web", 1, false})) > 0 {
+			return true
+		}
+		h.clk.Advance(50 * time.Millisecond)
+		return false
+	})
 	if n := len(h.calls(fake.MethodCreate)); n != 1 {
 		t.Errorf("%d creates, want 1", n)
 	}
@@ -178,9 +185,11 @@ func TestFailedRestartBacksOff(t *testing.T) {
 	if !strings.Contains(failed.Error, "boom") {
 		t.Errorf("restart entry error %q, want the start's error", failed.Error)
 	}
-	// The loop now waits out the backoff: 500ms ±10% for the second restart of the streak.
+	// The loop now waits out the backoff: 500ms ±10%, both for the failed action
+	// and for the second restart of the streak.
 	eventually(t, "the backoff to be noted", func() bool {
-		return strings.Contains(h.replica("web", 1).Note, "restart 2 in")
+		note := h.replica("web", 1).Note
+		return strings.Contains(note, "retrying in") && strings.Contains(note, "boom")
 	})
 	if n := len(h.entries(match{"restart", "exited", "web", 1, false})); n != 0 {
 		t.Fatalf("restarted again before the clock moved:\n%s", h.journal())
@@ -323,5 +332,32 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An engine call that keeps failing (a missing image, say) is retried with
+// backoff, not in a loop that floods the journal.
+func TestFailingCreateIsNoHotLoop(t *testing.T) {
+	h := newHarness(t)
+	for range 50 {
+		h.rt.FailNext(fake.MethodCreate, errors.New("no such image"))
+	}
+	h.start()
+	h.up(project(service("web")))
+	h.waitEntry(match{"create", "new", "web", 1, true}, 1)
+	time.Sleep(300 * time.Millisecond) // real time passes, the fake clock does not
+	if n := len(h.calls(fake.MethodCreate)); n != 1 {
+		t.Fatalf("%d creates with the clock frozen, want 1 then a wait:\n%s", n, h.journal())
+	}
+	eventually(t, "the wait to show the error", func() bool {
+		return strings.Contains(h.replica("web", 1).Note, "no such image")
+	})
+	// Each retry waits longer: 500ms, 1s, 2s (±10%).
+	h.clk.Advance(550 * time.Millisecond)
+	h.waitEntry(match{"create", "new", "web", 1, true}, 2)
+	h.clk.Advance(550 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.calls(fake.MethodCreate)); n != 2 {
+		t.Errorf("%d creates 1.1s in, want 2 (the third waits about 1s after the second)", n)
 	}
 }
