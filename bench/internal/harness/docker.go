@@ -59,6 +59,7 @@ type Container struct {
 	ID     string            `json:"Id"`
 	Names  []string          `json:"Names"`
 	State  string            `json:"State"`
+	Status string            `json:"Status"` // "Up 3 seconds (healthy)"
 	Labels map[string]string `json:"Labels"`
 	// Networks maps network name to the container's endpoint on it.
 	NetworkSettings struct {
@@ -162,11 +163,26 @@ func (d *Docker) ImageHealthcheck(ctx context.Context, image string) ([]string, 
 			} `json:"Healthcheck"`
 		} `json:"Config"`
 	}
-	if err := d.get(ctx, "/images/"+url.PathEscape(image)+"/json", &out); err != nil {
+	if err := d.get(ctx, "/images/"+image+"/json", &out); err != nil {
 		return nil, err
 	}
 	if out.Config.Healthcheck == nil {
 		return nil, nil
 	}
 	return out.Config.Healthcheck.Test, nil
+}
+
+// Network is the part of a network listing the benchmarks read.
+type Network struct {
+	ID   string `json:"Id"`
+	Name string `json:"Name"`
+}
+
+// Networks lists networks matching the filters (Engine API filter syntax, e.g.
+// {"label": {"k=v"}}).
+func (d *Docker) Networks(ctx context.Context, filters map[string][]string) ([]Network, error) {
+	f, _ := json.Marshal(filters)
+	var out []Network
+	err := d.get(ctx, "/networks?filters="+url.QueryEscape(string(f)), &out)
+	return out, err
 }

@@ -1,0 +1,130 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// TendMissing explains why the tend peer cannot run, or is empty when bin is an
+// executable file.
+func TendMissing(bin string) string {
+	if bin == "" {
+		return "no tend binary given (-tend)"
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		return fmt.Sprintf("tend binary %s not found (build it with: go build -o %s ./cmd/tend)", bin, bin)
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Sprintf("tend binary %s is not executable", bin)
+	}
+	return ""
+}
+
+// Tend is a `tend serve` daemon the benchmark started, with its own temporary data
+// directory and socket, and the client commands that talk to it.
+type Tend struct {
+	Bin    string
+	Dir    string // temporary: data/, tend.sock, serve.log
+	Socket string
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// StartTend starts `tend serve` and waits until its socket accepts connections.
+func StartTend(ctx context.Context, bin string) (*Tend, error) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tend-bench-")
+	if err != nil {
+		return nil, err
+	}
+	t := &Tend{Bin: abs, Dir: dir, Socket: filepath.Join(dir, "tend.sock"), exited: make(chan error, 1)}
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logf.Close()
+	t.cmd = exec.Command(abs, "serve", "--data", filepath.Join(dir, "data"), "--socket", t.Socket)
+	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	t.cmd.Env = append(os.Environ(), "TEND_SOCKET="+t.Socket)
+	// Its own process group: a ^C at the terminal must reach the benchmark, which then
+	// runs `tend down` against this daemon before stopping it.
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := t.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("tend serve: %w", err)
+	}
+	go func() { t.exited <- t.cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.DialTimeout("unix", t.Socket, time.Second); err == nil {
+			c.Close()
+			return t, nil
+		}
+		select {
+		case err := <-t.exited:
+			t.exited <- err
+			log := t.Log()
+			t.Stop()
+			return nil, fmt.Errorf("tend serve exited at start: %v: %s", err, Tail(log, 600))
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			log := t.Log()
+			t.Stop()
+			return nil, fmt.Errorf("tend serve: socket %s not ready after 20s: %s", t.Socket, Tail(log, 600))
+		}
+	}
+}
+
+// Run runs a tend client command against this daemon (through TEND_SOCKET).
+func (t *Tend) Run(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, t.Bin, args...)
+	cmd.Env = append(os.Environ(), "TEND_SOCKET="+t.Socket)
+	out, err := cmd.CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if err != nil {
+		return s, fmt.Errorf("tend %s: %w: %s", strings.Join(args, " "), err, Tail(s, 600))
+	}
+	return s, nil
+}
+
+// Log returns what the daemon has written so far.
+func (t *Tend) Log() string {
+	b, _ := os.ReadFile(filepath.Join(t.Dir, "serve.log"))
+	return string(b)
+}
+
+// Stop ends the daemon (SIGTERM, then SIGKILL after 10 s) and removes its directory.
+// Stopping tend does not stop the containers it runs; callers `tend down` first.
+func (t *Tend) Stop() error {
+	var err error
+	if t.cmd != nil && t.cmd.Process != nil {
+		t.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case e := <-t.exited:
+			t.exited <- e
+		case <-time.After(10 * time.Second):
+			t.cmd.Process.Kill()
+			err = errors.New("tend serve ignored SIGTERM for 10s; killed")
+			t.exited <- <-t.exited
+		}
+	}
+	os.RemoveAll(t.Dir)
+	return err
+}

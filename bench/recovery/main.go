@@ -1,0 +1,256 @@
+// Command recovery measures crash-to-serving recovery of one replica of the demo service
+// under several supervisors in one run: the Docker engine's restart policy, Swarm (with
+// its default restart delay and with 0 s) and tend. For each trial it asks the replica to
+// crash (POST /crash) and times how long until a new process answers GET /.
+//
+// Usage (as root; see bench/README.md):
+//
+//	go run ./bench/recovery -tend /tmp/tend -trials 9
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tend-sh/tend/bench/internal/harness"
+)
+
+type config struct {
+	trials         int
+	peers          []string
+	image          string
+	tendBin        string
+	swarmNet       string
+	settle         time.Duration
+	timeout        time.Duration
+	dialTimeout    time.Duration
+	requestTimeout time.Duration
+	gap            time.Duration
+	neigh          bool
+	pollOld        bool
+}
+
+// allPeers is the order peers are listed in.
+var allPeers = []struct{ key, name string }{
+	{"always", "restart=always"},
+	{"swarm", "swarm (default delay)"},
+	{"swarm-0s", "swarm (delay 0s)"},
+	{"tend", "tend"},
+}
+
+func main() {
+	var c config
+	var peers string
+	flag.IntVar(&c.trials, "trials", 9, "crashes per peer (at least 7 for the recorded figures)")
+	flag.StringVar(&peers, "peers", "always,swarm,swarm-0s,tend", "peers to measure, comma-separated: always, swarm, swarm-0s, tend")
+	flag.StringVar(&c.image, "image", "tend-demo:dev", "demo image (examples/demo/build.sh)")
+	flag.StringVar(&c.tendBin, "tend", "", "tend binary; the tend peer is skipped when it is missing")
+	flag.StringVar(&c.swarmNet, "swarm-net", "overlay", "network for swarm services: overlay (what swarm stacks use; polled on docker_gwbridge) or bridge (a swarm-scoped bridge, like the other peers)")
+	flag.DurationVar(&c.settle, "settle", 11*time.Second, "crash a replica only after it has run this long (the engine resets its restart backoff after 10 s)")
+	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up on a trial after this long")
+	flag.DurationVar(&c.dialTimeout, "dial-timeout", 50*time.Millisecond, "per-attempt connect timeout")
+	flag.DurationVar(&c.requestTimeout, "request-timeout", 500*time.Millisecond, "per-attempt request timeout")
+	flag.DurationVar(&c.gap, "gap", 10*time.Millisecond, "pause between polls")
+	flag.BoolVar(&c.neigh, "neigh-reset", true, "delete the target's neighbour (ARP) entry after each failed attempt; false shows the ~1 s stall")
+	flag.BoolVar(&c.pollOld, "poll-old", false, "also poll the crashed replica's address while the engine lists no running replica (a naive poller; with -neigh-reset=false it shows the stall)")
+	flag.Parse()
+	c.peers = strings.Split(peers, ",")
+	for _, k := range c.peers {
+		if !slices.ContainsFunc(allPeers, func(p struct{ key, name string }) bool { return p.key == k }) {
+			fmt.Fprintf(os.Stderr, "recovery: unknown peer %q\n", k)
+			os.Exit(2)
+		}
+	}
+	if c.swarmNet != "bridge" && c.swarmNet != "overlay" {
+		fmt.Fprintln(os.Stderr, "recovery: -swarm-net must be bridge or overlay")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, c)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, c config) (code int) {
+	d := harness.NewDocker()
+	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
+		fmt.Fprintf(os.Stderr, "recovery: image %s: %v (build it with examples/demo/build.sh)\n", c.image, err)
+		return 1
+	}
+	var neigh *harness.Neighbours
+	if c.neigh {
+		var err error
+		if neigh, err = harness.OpenNeighbours(); err != nil {
+			fmt.Fprintf(os.Stderr, "recovery: %v (run as root, or -neigh-reset=false)\n", err)
+			return 1
+		}
+		defer neigh.Close()
+	}
+	pr := newProber(c.dialTimeout, c.requestTimeout, c.gap, c.timeout, neigh, d)
+	pr.pollOld = c.pollOld
+	e := &env{d: d, image: c.image, swarmNet: c.swarmNet, tendBin: c.tendBin, startupMax: 90 * time.Second}
+
+	printHeader(c)
+	sweepLeftovers(ctx, d)
+
+	var peers []*peer
+	for _, p := range allPeers {
+		if slices.Contains(c.peers, p.key) {
+			peers = append(peers, &peer{key: p.key, name: p.name})
+		}
+	}
+	// Cleanup runs even after ^C, under its own deadline.
+	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	var sw *swarmMode
+	defer func() {
+		for _, p := range slices.Backward(peers) {
+			if p.teardown == nil {
+				continue
+			}
+			if err := p.teardown(cleanCtx); err != nil {
+				fmt.Printf("cleanup %s: %v\n", p.name, err)
+				code = 1
+			}
+		}
+		if err := sw.leave(cleanCtx, d); err != nil {
+			fmt.Printf("cleanup swarm: %v\n", err)
+			code = 1
+		}
+	}()
+
+	if slices.ContainsFunc(peers, func(p *peer) bool { return strings.HasPrefix(p.key, "swarm") }) {
+		var err error
+		if sw, err = ensureSwarm(ctx, d); err != nil {
+			for _, p := range peers {
+				if strings.HasPrefix(p.key, "swarm") {
+					p.skip = "swarm unavailable: " + err.Error()
+				}
+			}
+		} else if sw.initialized {
+			fmt.Println("swarm: initialized a single-node swarm on 127.0.0.1 (left again at the end)")
+		}
+	}
+	if !setupPeers(ctx, e, pr, peers) {
+		code = 1
+	}
+
+	fmt.Println()
+	fmt.Println("trials (recovery = POST /crash sent -> first GET / answered by a new instance):")
+	for i := 0; i < c.trials && ctx.Err() == nil; i++ {
+		for j := range peers {
+			p := peers[(i+j)%len(peers)] // rotate the order so no peer always follows the same one
+			if p.skip != "" || ctx.Err() != nil {
+				continue
+			}
+			tr := runTrial(ctx, e, pr, p, c.settle)
+			p.trials = append(p.trials, tr)
+			printTrial(i+1, c.trials, p, tr)
+		}
+	}
+	printSummary(peers, c)
+	if ctx.Err() != nil {
+		fmt.Println("interrupted; cleaning up")
+		code = 1
+	}
+	return code
+}
+
+// setupPeers starts each peer's replica and waits until it serves; a peer that fails is
+// marked skipped with the reason. It reports whether every peer that should run does.
+func setupPeers(ctx context.Context, e *env, pr *prober, peers []*peer) bool {
+	ok := true
+	for _, p := range peers {
+		if p.skip != "" {
+			continue
+		}
+		var err error
+		switch p.key {
+		case "always":
+			err = e.setupAlways(ctx, p)
+		case "swarm":
+			err = e.setupSwarm(ctx, p, false)
+		case "swarm-0s":
+			err = e.setupSwarm(ctx, p, true)
+		case "tend":
+			err = e.setupTend(ctx, p)
+		}
+		if err == nil && p.skip == "" {
+			_, err = e.waitServing(ctx, p, pr)
+		}
+		if err != nil {
+			p.skip = "setup failed: " + err.Error()
+			ok = false
+		}
+		if p.skip != "" {
+			fmt.Printf("%s: not measured: %s\n", p.name, p.skip)
+		}
+	}
+	return ok
+}
+
+// runTrial waits until the peer's replica has settled, then measures one crash.
+func runTrial(ctx context.Context, e *env, pr *prober, p *peer, settle time.Duration) trial {
+	cur, err := e.waitServing(ctx, p, pr)
+	if err != nil {
+		return trial{Err: err}
+	}
+	cs, err := e.d.Inspect(ctx, cur.Container)
+	if err != nil {
+		return trial{Err: err}
+	}
+	if wait := time.Until(cs.State.StartedAt.Add(settle)); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return trial{Err: ctx.Err()}
+		}
+	}
+	return pr.measure(ctx, p, cur)
+}
+
+func printHeader(c config) {
+	ver, _ := harness.Run(context.Background(), "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	fmt.Printf("recovery benchmark  %s\n", time.Now().Format(time.RFC3339))
+	fmt.Printf("host: %d CPUs, kernel %s, %s; image %s; %d trials per peer; swarm network: %s\n",
+		runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, c.image, c.trials, c.swarmNet)
+	reset := "after each failed attempt the target's neighbour (ARP) entry is deleted, so the next attempt resolves afresh"
+	if !c.neigh {
+		reset = "neighbour cache left alone (-neigh-reset=false): expect ~1 s stalls"
+	}
+	if c.pollOld {
+		reset += "; the crashed replica's address is polled even while no replica is running (-poll-old)"
+	}
+	fmt.Printf("method: every %s the harness lists the peer's running replicas (Engine API) and sends each GET / on a\n"+
+		"  fresh connection (connect timeout %s, request timeout %s); %s.\n"+
+		"  A replica is crashed only after it has run %s. Phases from the engine's timestamps: exit = crash sent -> old\n"+
+		"  container's FinishedAt; restart = FinishedAt -> new StartedAt; seen = StartedAt -> answer.\n"+
+		"  lag = answer time - the new process's own start time (GET / \"started\"): a stalled poller shows ~1000 ms.\n",
+		c.gap, c.dialTimeout, c.requestTimeout, reset, c.settle)
+}
+
+func printTrial(i, n int, p *peer, tr trial) {
+	if tr.Err != nil {
+		fmt.Printf("  %d/%d  %-22s  FAILED: %v\n", i, n, p.name, tr.Err)
+		return
+	}
+	phases := "phases n/a"
+	if tr.PhaseOK {
+		phases = fmt.Sprintf("= exit %3s + restart %4s + seen %3s ms", harness.Ms(tr.Exit), harness.Ms(tr.Restart), harness.Ms(tr.Seen))
+	}
+	lag := "n/a"
+	if tr.LagOK {
+		lag = harness.Ms(tr.LagProc)
+	}
+	fmt.Printf("  %d/%d  %-22s  %s s %s  lag %3s ms  attempts %d (failed %d, timed out %d, longest %s ms), empty polls %d\n",
+		i, n, p.name, harness.Secs(tr.Recovery), phases, lag, tr.Attempts, tr.Failed, tr.Timeouts, harness.Ms(tr.SlowMax), tr.NoTarget)
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs tend's benchmarks: builds the demo image and the tend binary, then measures
+# crash-to-serving recovery (bench/recovery) and stack start-up (bench/up) against their
+# peers in one go, printing every figure. Run as root from anywhere:
+#
+#   bench/run.sh                    # everything, defaults below
+#   TRIALS=7 ROUNDS=3 bench/run.sh  # fewer trials / rounds
+#   PEERS=always,swarm-0s bench/run.sh
+#
+# Settings (environment): TRIALS (crashes per peer, default 9), ROUNDS (up/down rounds
+# per peer, default 3), PEERS (recovery peers, default always,swarm,swarm-0s,tend),
+# SWARM_NET (overlay or bridge, default overlay), HEALTH (services with a health check in
+# the up benchmark, default 0). Everything the benchmarks create is removed at the end.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+go="${GO:-go}"
+if ! command -v "$go" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	go=/usr/local/go/bin/go
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "bench/run.sh: run as root (the recovery benchmark resets neighbour-cache entries)" >&2
+	exit 1
+fi
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== building tend-demo:dev (examples/demo/build.sh)"
+examples/demo/build.sh
+
+echo "== building tend"
+tend="$tmp/tend"
+if ! "$go" build -o "$tend" ./cmd/tend 2>"$tmp/tend-build.log"; then
+	echo "tend does not build; its rows are skipped. Build errors:"
+	sed -n '1,20p' "$tmp/tend-build.log"
+	tend=""
+fi
+
+echo "== building the benchmarks"
+"$go" build -o "$tmp/recovery" ./bench/recovery
+"$go" build -o "$tmp/up" ./bench/up
+
+rc=0
+echo
+echo "== recovery: crash -> serving again"
+"$tmp/recovery" -trials "${TRIALS:-9}" -peers "${PEERS:-always,swarm,swarm-0s,tend}" \
+	-swarm-net "${SWARM_NET:-overlay}" -tend "$tend" || rc=1
+echo
+echo "== up: 20 services / 50 containers"
+"$tmp/up" -rounds "${ROUNDS:-3}" -health "${HEALTH:-0}" -tend "$tend" || rc=1
+exit "$rc"
