@@ -8,6 +8,7 @@ import (
 
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
 )
 
 // A failed action is a fact in the slot's memory; the next action on that slot
@@ -58,5 +59,23 @@ func TestFailedRemovalOutsideTheDesignIsPaced(t *testing.T) {
 	r = reconcile.Plan(project(web), obs, at(time.Minute))
 	if got := actions(r); len(got) != 1 || !strings.HasPrefix(got[0], "remove web/2") {
 		t.Errorf("after the backoff: %v, want the removal again", got)
+	}
+}
+
+// The exit time tend learns from a die event is a few milliseconds later than
+// the one the engine reports on inspection; a settled exit must stay settled
+// whichever tend sees, so exits are known by the start of the run that ended.
+func TestSettledExitIsKnownByItsRun(t *testing.T) {
+	job := service("job", restart(spec.RestartNone))
+	fromEvent := exited(job, 1, 0, at(time.Second), at(2*time.Second+3*time.Millisecond))
+	r := reconcile.Plan(project(job), reconcile.Observed{Containers: []runtime.Container{fromEvent}}, at(3*time.Second))
+	if got := actions(r); len(got) != 1 || !strings.HasPrefix(got[0], "settle job/1") {
+		t.Fatalf("first sight of the exit: %v, want it settled", got)
+	}
+	fromInspect := exited(job, 1, 0, at(time.Second), at(2*time.Second))
+	r = reconcile.Plan(project(job), reconcile.Observed{Containers: []runtime.Container{fromInspect},
+		History: map[reconcile.SlotKey]reconcile.History{key("job", 1): r.History[key("job", 1)]}}, at(4*time.Second))
+	if len(r.Actions) != 0 {
+		t.Errorf("the same exit, inspected, was settled again: %v", actions(r))
 	}
 }

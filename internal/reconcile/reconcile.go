@@ -28,7 +28,8 @@ type History struct {
 	Streak []time.Time `json:"streak,omitempty"`
 	// Restarts counts every restart of the slot, for people to read.
 	Restarts int `json:"restarts"`
-	// Settled is the FinishedAt of the last exit the planner chose not to restart.
+	// Settled identifies the last exit the planner chose not to restart, by the
+	// start time of the run that ended.
 	Settled time.Time `json:"settled,omitzero"`
 	// Done marks a slot whose job has run to its end: it is not run again, even if removed.
 	Done bool `json:"done,omitempty"`

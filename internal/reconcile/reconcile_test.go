@@ -220,7 +220,7 @@ func TestDependsOn(t *testing.T) {
 	dbRunning := func(opts ...func(*runtime.Container)) []runtime.Container {
 		return []runtime.Container{ctr(db, 1, runtime.Running, opts...)}
 	}
-	dbDone := histories{key("db", 1): {Container: "db1", Done: true, Settled: at(time.Second)}}
+	dbDone := histories{key("db", 1): {Container: "db1", Done: true, Settled: t0}} // the run that started at t0
 	job := service("db", restart(spec.RestartNone))
 	runPlanCases(t, []planCase{
 		{

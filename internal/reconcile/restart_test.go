@@ -44,7 +44,7 @@ func TestRestartConditions(t *testing.T) {
 			pc.name = string(tc.cond) + " settles exit " + strconv.Itoa(tc.code) + " as done"
 			pc.want = []string{"settle web/1 web1 completed"}
 			pc.check = func(t *testing.T, r reconcile.Result) {
-				wantHistory(t, r, k, reconcile.History{Container: c.ID, Settled: c.FinishedAt, Done: true})
+				wantHistory(t, r, k, reconcile.History{Container: c.ID, Settled: c.StartedAt, Done: true})
 				if m := messageOf(t, r); !strings.Contains(m, "exited with code "+strconv.Itoa(tc.code)) || !strings.Contains(m, string(tc.cond)) {
 					t.Errorf("message %q names neither the exit code nor the condition", m)
 				}
@@ -210,7 +210,7 @@ func TestMaxAttempts(t *testing.T) {
 			want:       []string{"settle web/1 web1 max-attempts"},
 			check: func(t *testing.T, r reconcile.Result) {
 				wantHistory(t, r, k, reconcile.History{Container: "web1", Streak: streak(s, 2*s, 4*s), Restarts: 3,
-					Settled: at(9 * s), GaveUp: true})
+					Settled: at(8 * s), GaveUp: true})
 				if msg := messageOf(t, r); !strings.Contains(msg, "gave up after 3 restarts (max_attempts 3)") {
 					t.Errorf("message %q", msg)
 				}
@@ -269,7 +269,7 @@ func TestMaxAttempts(t *testing.T) {
 			name:       "an exit already settled as given up yields no action",
 			desired:    project(noWindow),
 			containers: []runtime.Container{exited(noWindow, 1, 1, at(8*s), at(9*s))},
-			history:    hist(reconcile.History{Streak: streak(s, 2*s, 4*s), Restarts: 3, Settled: at(9 * s), GaveUp: true}),
+			history:    hist(reconcile.History{Streak: streak(s, 2*s, 4*s), Restarts: 3, Settled: at(8 * s), GaveUp: true}),
 			now:        at(h),
 			waits:      []string{"web/1: gave up after 3 restarts"},
 			check: func(t *testing.T, r reconcile.Result) {
@@ -281,18 +281,18 @@ func TestMaxAttempts(t *testing.T) {
 			name:       "a long run after giving up (started by hand) restarts again",
 			desired:    project(noWindow),
 			containers: []runtime.Container{exited(noWindow, 1, 1, at(h), at(2*h))},
-			history:    hist(reconcile.History{Streak: streak(s, 2*s, 4*s), Restarts: 3, Settled: at(9 * s), GaveUp: true}),
+			history:    hist(reconcile.History{Streak: streak(s, 2*s, 4*s), Restarts: 3, Settled: at(8 * s), GaveUp: true}),
 			now:        at(2 * h),
 			want:       []string{"restart web/1 web1 exited"},
 			check: func(t *testing.T, r reconcile.Result) {
-				wantHistory(t, r, k, reconcile.History{Container: "web1", Streak: streak(2 * h), Restarts: 4, Settled: at(9 * s)})
+				wantHistory(t, r, k, reconcile.History{Container: "web1", Streak: streak(2 * h), Restarts: 4, Settled: at(8 * s)})
 			},
 		},
 		{
 			name:       "an exit already settled as done yields nothing",
 			desired:    project(service("job", restart(spec.RestartOnFailure))),
 			containers: []runtime.Container{exited(service("job"), 1, 0, t0, at(5*s))},
-			history:    map[reconcile.SlotKey]reconcile.History{key("job", 1): {Container: "job1", Settled: at(5 * s), Done: true}},
+			history:    map[reconcile.SlotKey]reconcile.History{key("job", 1): {Container: "job1", Settled: t0, Done: true}},
 			now:        at(h),
 			check:      unchangedHistory,
 		},

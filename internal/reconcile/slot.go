@@ -112,7 +112,7 @@ func (s *slotPlanner) missing(depsReady func() (bool, string)) {
 // exited applies the restart policy to a stopped container.
 func (s *slotPlanner) exited(c *runtime.Container) {
 	h := &s.history
-	if !h.Settled.IsZero() && !c.FinishedAt.After(h.Settled) {
+	if !h.Settled.IsZero() && runOf(c).Equal(h.Settled) {
 		if h.GaveUp {
 			s.wait(time.Time{}, "gave up after %s; `tend up` tries again", restarts(len(h.Streak)))
 		}
@@ -121,7 +121,7 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 	how := exitText(c)
 	p := s.svc.Restart
 	if p.Condition == spec.RestartNone || (p.Condition == spec.RestartOnFailure && c.ExitCode == 0) {
-		h.Settled, h.Done = c.FinishedAt, true
+		h.Settled, h.Done = runOf(c), true
 		s.act(Settle, c.ID, ReasonCompleted, "%s; restart condition is %s", how, p.Condition)
 		return
 	}
@@ -134,7 +134,7 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 		h.Streak = nil // it ran long enough: this crash starts a new streak
 	}
 	if n := attemptsInWindow(h.Streak, p.Window, s.now); p.MaxAttempts > 0 && n >= p.MaxAttempts {
-		h.Settled, h.GaveUp = c.FinishedAt, true
+		h.Settled, h.GaveUp = runOf(c), true
 		s.act(Settle, c.ID, ReasonMaxAttempts, "%s; gave up after %s%s (max_attempts %d)",
 			how, restarts(n), windowText(p.Window), p.MaxAttempts)
 		return
@@ -157,6 +157,16 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 	h.Restarts++
 	h.GaveUp = false
 	s.act(Restart, c.ID, ReasonExited, "%s; restart %d of this streak (backoff %s)", how, n+1, delay.Round(time.Millisecond))
+}
+
+// runOf identifies the run that ended by its start time, which the engine
+// keeps exactly; the exit time, when tend learns it from the die event rather
+// than by asking, is a few milliseconds late.
+func runOf(c *runtime.Container) time.Time {
+	if c.StartedAt.IsZero() {
+		return c.FinishedAt
+	}
+	return c.StartedAt
 }
 
 // Backoff is the wait before the next restart of a streak that has had n

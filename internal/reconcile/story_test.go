@@ -60,7 +60,7 @@ func TestCrashLoopStory(t *testing.T) {
 		}
 		exit = at.Add(run)
 	}
-	if h := hist[k]; !h.GaveUp || h.Restarts != attempts || !h.Settled.Equal(c.FinishedAt) {
+	if h := hist[k]; !h.GaveUp || h.Restarts != attempts || !h.Settled.Equal(c.StartedAt) {
 		t.Errorf("memory after giving up: %+v", h)
 	}
 

@@ -109,7 +109,8 @@ func (s *Supervisor) watchEvents(ctx context.Context) error {
 	for {
 		evs, errc := s.cfg.Runtime.Events(ctx)
 		s.Poke() // anything may have happened while we were not listening
-		for range evs {
+		for e := range evs {
+			s.cfg.Log.Debug("engine event", "action", e.Action, "service", e.Service)
 			s.Poke()
 			delay = 100 * time.Millisecond
 		}

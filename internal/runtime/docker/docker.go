@@ -21,9 +21,9 @@ import (
 type Docker struct {
 	c *client.Client
 
-	// inspected caches what List learned by inspecting running containers, so
-	// a pass over a steady stack costs one list call. An engine event about a
-	// container drops its entry; the supervisor's event pump sees every event.
+	// inspected caches what List learned by inspecting containers, so a pass
+	// over a steady stack costs one list call. An engine event about a
+	// container drops its entry, except a die, which updates it (noteExit).
 	mu        sync.Mutex
 	inspected map[string]cached
 }
@@ -32,6 +32,9 @@ type cached struct {
 	state  container.ContainerState
 	health runtime.Health
 	c      runtime.Container
+	// died: learned from a die event. The engine's list keeps saying
+	// "running" until its clean-up of the container is done; the event is newer.
+	died bool
 }
 
 var _ runtime.Runtime = (*Docker)(nil)
@@ -70,8 +73,7 @@ func (d *Docker) List(ctx context.Context, project string) ([]runtime.Container,
 	}
 	out := make([]runtime.Container, 0, len(res.Items))
 	for _, s := range res.Items {
-		health := summaryHealth(s)
-		if c, ok := d.cachedRunning(s.ID, s.State, health); ok {
+		if c, ok := d.cached(s.ID, s.State, summaryHealth(s)); ok {
 			out = append(out, c)
 			continue
 		}
@@ -87,17 +89,41 @@ func (d *Docker) List(ctx context.Context, project string) ([]runtime.Container,
 	return out, nil
 }
 
-func (d *Docker) cachedRunning(id string, state container.ContainerState, health runtime.Health) (runtime.Container, bool) {
-	if state != container.StateRunning {
-		return runtime.Container{}, false
-	}
+// cached returns what is known of a container if it still holds for the
+// state (and health) the list reports.
+func (d *Docker) cached(id string, state container.ContainerState, health runtime.Health) (runtime.Container, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.inspected[id]
-	if !ok || e.state != state || e.health != health {
+	switch {
+	case !ok:
+		return runtime.Container{}, false
+	case e.died && (state == container.StateRunning || state == container.StateExited):
+		return e.c, true
+	case e.state != state || (state == container.StateRunning && e.health != health):
 		return runtime.Container{}, false
 	}
 	return e.c, true
+}
+
+// noteExit records a container's exit from its die event. Inspecting a
+// container that has just died waits for the engine's clean-up of it (about
+// 60 ms here); the event already tells the exit code and time, and the run's
+// start is known from when it was running. That is what makes a crash
+// restart quick.
+func (d *Docker) noteExit(id string, m events.Message) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.inspected[id]
+	code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
+	if !ok || e.c.StartedAt.IsZero() || err != nil {
+		delete(d.inspected, id)
+		return
+	}
+	e.c.State, e.c.ExitCode, e.c.Health = runtime.Exited, code, runtime.HealthNone
+	e.c.FinishedAt = time.Unix(0, m.TimeNano)
+	e.state, e.health, e.died = container.StateExited, runtime.HealthNone, true
+	d.inspected[id] = e
 }
 
 // forget drops what is cached about a container; called on each of its events.
@@ -133,11 +159,9 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 			c.Health = runtime.Health(st.Health.Status)
 		}
 	}
-	if c.State == runtime.Running {
-		d.mu.Lock()
-		d.inspected[id] = cached{state: container.StateRunning, health: c.Health, c: c}
-		d.mu.Unlock()
-	}
+	d.mu.Lock()
+	d.inspected[id] = cached{state: container.ContainerState(c.State), health: c.Health, c: c}
+	d.mu.Unlock()
 	return c, nil
 }
 
@@ -206,6 +230,10 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 // Events streams engine events about tend's containers. Health-check exec
 // events arrive every interval and change nothing tend looks at: they are dropped.
 func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error) {
+	// What happened while no stream was open is unknown: forget it all.
+	d.mu.Lock()
+	clear(d.inspected)
+	d.mu.Unlock()
 	f := client.Filters{}.Add("type", string(events.ContainerEventType)).Add("label", runtime.LabelProject)
 	res := d.c.Events(ctx, client.EventsListOptions{Filters: f})
 	out := make(chan runtime.Event)
@@ -227,7 +255,11 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 				if strings.HasPrefix(action, "exec_") {
 					continue
 				}
-				d.forget(m.Actor.ID)
+				if action == "die" {
+					d.noteExit(m.Actor.ID, m)
+				} else {
+					d.forget(m.Actor.ID)
+				}
 				e := runtime.Event{
 					Project:   m.Actor.Attributes[runtime.LabelProject],
 					Service:   m.Actor.Attributes[runtime.LabelService],
