@@ -44,7 +44,14 @@ var rules = []struct {
 	{pkg: "internal/reconcile", forbidden: pure, wallClock: true},
 	{pkg: "internal/spec", forbidden: pure},
 	{pkg: "internal/runtime/fake", forbidden: pure, wallClock: true},
+	// The loop meets the engine only through the runtime interface, and time only through its Clock.
+	{pkg: "internal/supervisor", forbidden: sdk, wallClock: true},
+	{pkg: "internal/api", forbidden: sdk},
+	{pkg: "internal/store", forbidden: sdk},
 }
+
+// sdk is the Docker SDK, which only internal/runtime/docker may import.
+var sdk = []string{"github.com/moby/...", "github.com/docker/...", "./internal/runtime/docker/..."}
 
 // wallClock are the functions of package time that read the clock or wait on it.
 var wallClock = map[string]bool{

@@ -17,7 +17,7 @@ import (
 // pass observes every project once, plans, and starts the actions. It returns
 // the earliest time a plan asked to be woken at (zero: none).
 func (s *Supervisor) pass(ctx context.Context) time.Time {
-	start := time.Now()
+	start := s.cfg.Clock.Now()
 	recs, err := s.cfg.Store.Projects()
 	if err != nil {
 		s.cfg.Log.Error("read projects", "err", err)
@@ -35,7 +35,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 	for _, c := range all {
 		byProject[c.Project] = append(byProject[c.Project], c)
 	}
-	s.cfg.Log.Debug("observed", "containers", len(all), "took", time.Since(start))
+	s.cfg.Log.Debug("observed", "containers", len(all), "took", s.cfg.Clock.Now().Sub(start))
 	var wake time.Time
 	for _, rec := range recs {
 		if s.isBusy(rec.Project.Name) {
@@ -131,13 +131,13 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 	s.mu.Unlock()
 
 	// The memory goes to disk before the actions, so an attempt counts even if tend dies during it.
-	t := time.Now()
+	t := s.cfg.Clock.Now()
 	if err := s.cfg.Store.PutHistory(p.Name, plan.History); err != nil {
 		s.cfg.Log.Error("write slot memory", "project", p.Name, "err", err)
 		s.release(p.Name, actions)
 		return now.Add(time.Second)
 	}
-	s.cfg.Log.Debug("planned", "project", p.Name, "actions", len(actions), "history_write", time.Since(t))
+	s.cfg.Log.Debug("planned", "project", p.Name, "actions", len(actions), "history_write", s.cfg.Clock.Now().Sub(t))
 	if len(actions) > 0 {
 		s.work.Add(1)
 		go s.runBatch(context.WithoutCancel(ctx), p, actions)
@@ -180,9 +180,9 @@ func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []re
 		g.SetLimit(s.cfg.Parallel)
 		for _, a := range group {
 			g.Go(func() error {
-				t := time.Now()
+				t := s.cfg.Clock.Now()
 				id, err := s.execute(ctx, p, a)
-				s.cfg.Log.Debug("executed", "action", a.Kind, "service", a.Service, "slot", a.Slot, "took", time.Since(t))
+				s.cfg.Log.Debug("executed", "action", a.Kind, "service", a.Service, "slot", a.Slot, "took", s.cfg.Clock.Now().Sub(t))
 				s.finish(p.Name, a, id, err)
 				return nil
 			})
