@@ -305,3 +305,9 @@ func byName(reps []replica, container string) (replica, bool) {
 	}
 	return replica{}, false
 }
+
+// projectContainers lists the project's containers with `docker ps` and the given flags.
+func projectContainers(t *testing.T, project string, flags ...string) string {
+	t.Helper()
+	return docker(t, append(append([]string{"ps"}, flags...), "--filter", "label=io.tend.project="+project)...)
+}

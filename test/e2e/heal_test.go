@@ -55,7 +55,7 @@ func TestKilledAndRemovedContainersComeBack(t *testing.T) {
 	if _, ok := findEvent(es, "web", "create", "missing"); !ok {
 		t.Errorf("docker rm -f: want a create with reason missing in the journal, got %+v", es)
 	}
-	if n := len(strings.Fields(docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name))); n != 2 {
+	if n := len(strings.Fields(projectContainers(t, name, "-aq"))); n != 2 {
 		t.Errorf("want exactly 2 containers, found %d", n)
 	}
 }
@@ -125,12 +125,12 @@ services:
     image: tend-demo:dev
 `)
 	d.mustTend("up", "-f", file, "-p", name, "--wait")
-	ids := docker(t, "ps", "-q", "--no-trunc", "--filter", "label=io.tend.project="+name)
+	ids := projectContainers(t, name, "-q", "--no-trunc")
 	before := d.events(name)
 
 	d.kill()
 	// The stack keeps running without tend, and a crash while it is away is healed when it returns.
-	if got := docker(t, "ps", "-q", "--no-trunc", "--filter", "label=io.tend.project="+name); got != ids {
+	if got := projectContainers(t, name, "-q", "--no-trunc"); got != ids {
 		t.Fatalf("killing tend changed the stack:\n%s\nvs\n%s", ids, got)
 	}
 	docker(t, "kill", name+"-web-2")
@@ -139,7 +139,7 @@ services:
 		r, _ := byName(d.ps(name), name+"-web-2")
 		return r.State == "running" && r.Restarts == 1
 	})
-	if got := docker(t, "ps", "-q", "--no-trunc", "--filter", "label=io.tend.project="+name); got != ids {
+	if got := projectContainers(t, name, "-q", "--no-trunc"); got != ids {
 		t.Errorf("adoption replaced containers or made duplicates:\nbefore %s\nafter  %s", ids, got)
 	}
 	after := d.events(name)
@@ -163,7 +163,7 @@ services:
 	d.mustTend("up", "-f", file, "-p", name)
 	// Kill tend while it is creating and starting containers.
 	waitFor(t, 20*time.Second, "the first container", func() bool {
-		return docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name) != ""
+		return projectContainers(t, name, "-aq") != ""
 	})
 	d.kill()
 	d.start()
@@ -178,7 +178,7 @@ services:
 		return running == 6
 	})
 	time.Sleep(500 * time.Millisecond)
-	if n := len(strings.Fields(docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name))); n != 6 {
+	if n := len(strings.Fields(projectContainers(t, name, "-aq"))); n != 6 {
 		t.Errorf("want exactly 6 containers after the restart, found %d", n)
 	}
 }

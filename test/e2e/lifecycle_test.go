@@ -94,7 +94,7 @@ volumes:
 `)
 	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	d.mustTend("down", "-p", name)
-	if out := docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name); out != "" {
+	if out := projectContainers(t, name, "-aq"); out != "" {
 		t.Fatalf("containers left after down: %s", out)
 	}
 	if out := docker(t, "network", "ls", "-q", "--filter", "name="+name+"_default"); out != "" {
@@ -117,7 +117,7 @@ func TestBrokenComposeIsRefusedAndChangesNothing(t *testing.T) {
 	d := startDaemon(t)
 	name, file := d.project(webStack)
 	d.mustTend("up", "-f", file, "-p", name, "--wait")
-	ids := docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name)
+	ids := projectContainers(t, name, "-aq")
 
 	writeFile(t, file, `
 services:
@@ -141,7 +141,7 @@ services:
 		t.Errorf("error should be one line, got %d lines: %q", n+1, stderr)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if got := docker(t, "ps", "-aq", "--filter", "label=io.tend.project="+name); got != ids {
+	if got := projectContainers(t, name, "-aq"); got != ids {
 		t.Errorf("a refused file changed the stack")
 	}
 	if n := len(d.events(name)); n == 0 {
