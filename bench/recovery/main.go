@@ -1,7 +1,9 @@
 // Command recovery measures crash-to-serving recovery of one replica of the demo service
 // under several supervisors in one run: the Docker engine's restart policy, Swarm (with
 // its default restart delay and with 0 s) and tend. For each trial it asks the replica to
-// crash (POST /crash) and times how long until a new process answers GET /.
+// crash (POST /crash) and times how long until a new process answers GET /. It learns of
+// the new process from the engine's event stream, as tend does, and then polls only the
+// started container's address.
 //
 // Usage (as root; see bench/README.md):
 //
@@ -34,6 +36,7 @@ type config struct {
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
 	gap            time.Duration
+	eventWait      time.Duration
 	neigh          bool
 	pollOld        bool
 }
@@ -58,9 +61,10 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up on a trial after this long")
 	flag.DurationVar(&c.dialTimeout, "dial-timeout", 50*time.Millisecond, "per-attempt connect timeout")
 	flag.DurationVar(&c.requestTimeout, "request-timeout", 500*time.Millisecond, "per-attempt request timeout")
-	flag.DurationVar(&c.gap, "gap", 10*time.Millisecond, "pause between polls")
+	flag.DurationVar(&c.gap, "gap", 5*time.Millisecond, "pause between GET / attempts on the started replica's address")
+	flag.DurationVar(&c.eventWait, "event-wait", 30*time.Second, "fail a trial when no start event of the peer arrives this long after the crash")
 	flag.BoolVar(&c.neigh, "neigh-reset", true, "delete the target's neighbour (ARP) entry after each failed attempt; false shows the ~1 s stall")
-	flag.BoolVar(&c.pollOld, "poll-old", false, "also poll the crashed replica's address while the engine lists no running replica (a naive poller; with -neigh-reset=false it shows the stall)")
+	flag.BoolVar(&c.pollOld, "poll-old", false, "also poll the crashed replica's address until the engine reports a start (a naive client; with -neigh-reset=false it shows the stall)")
 	flag.Parse()
 	c.peers = strings.Split(peers, ",")
 	for _, k := range c.peers {
@@ -94,7 +98,7 @@ func run(ctx context.Context, c config) (code int) {
 		}
 		defer neigh.Close()
 	}
-	pr := newProber(c.dialTimeout, c.requestTimeout, c.gap, c.timeout, neigh, d)
+	pr := newProber(c.dialTimeout, c.requestTimeout, c.gap, c.timeout, c.eventWait, neigh, d)
 	pr.pollOld = c.pollOld
 	e := &env{d: d, image: c.image, swarmNet: c.swarmNet, tendBin: c.tendBin, startupMax: 90 * time.Second}
 
@@ -223,19 +227,22 @@ func printHeader(c config) {
 	fmt.Printf("recovery benchmark  %s\n", time.Now().Format(time.RFC3339))
 	fmt.Printf("host: %d CPUs, kernel %s, %s; image %s; %d trials per peer; swarm network: %s\n",
 		runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, c.image, c.trials, c.swarmNet)
-	reset := "after each failed attempt the target's neighbour (ARP) entry is deleted, so the next attempt resolves afresh"
+	reset := "after each failed attempt the address's neighbour (ARP) entry is deleted, so the next attempt resolves afresh"
 	if !c.neigh {
 		reset = "neighbour cache left alone (-neigh-reset=false): expect ~1 s stalls"
 	}
 	if c.pollOld {
-		reset += "; the crashed replica's address is polled even while no replica is running (-poll-old)"
+		reset += "; until the start event the crashed replica's address is polled as well (-poll-old)"
 	}
-	fmt.Printf("method: every %s the harness lists the peer's running replicas (Engine API) and sends each GET / on a\n"+
-		"  fresh connection (connect timeout %s, request timeout %s); %s.\n"+
-		"  A replica is crashed only after it has run %s. Phases from the engine's timestamps: exit = crash sent -> old\n"+
-		"  container's FinishedAt; restart = FinishedAt -> new StartedAt; seen = StartedAt -> answer.\n"+
+	fmt.Printf("method: before the crash the harness subscribes to the engine's event stream (GET /events, type=container,\n"+
+		"  event=start, the peer's labels), as tend and the engine learn of starts; nothing lists containers during a trial.\n"+
+		"  On a start event it looks that container's address up once, then sends it GET / every %s on a fresh\n"+
+		"  connection (connect timeout %s, request timeout %s); %s.\n"+
+		"  No start event within %s fails the trial. A replica is crashed only after it has run %s.\n"+
+		"  Phases from the engine's timestamps: exit = crash sent -> old container's FinishedAt; restart = FinishedAt ->\n"+
+		"  new StartedAt; seen = StartedAt -> answer (of which event = StartedAt -> start event read by the harness).\n"+
 		"  lag = answer time - the new process's own start time (GET / \"started\"): a stalled poller shows ~1000 ms.\n",
-		c.gap, c.dialTimeout, c.requestTimeout, reset, c.settle)
+		c.gap, c.dialTimeout, c.requestTimeout, reset, c.eventWait, c.settle)
 }
 
 func printTrial(i, n int, p *peer, tr trial) {
@@ -245,12 +252,21 @@ func printTrial(i, n int, p *peer, tr trial) {
 	}
 	phases := "phases n/a"
 	if tr.PhaseOK {
-		phases = fmt.Sprintf("= exit %3s + restart %4s + seen %3s ms", harness.Ms(tr.Exit), harness.Ms(tr.Restart), harness.Ms(tr.Seen))
+		phases = fmt.Sprintf("= exit %3s + restart %4s + seen %3s ms (event %3s, address %2s)",
+			harness.Ms(tr.Exit), harness.Ms(tr.Restart), harness.Ms(tr.Seen), harness.Ms(tr.Notice), harness.Ms(tr.Lookup))
 	}
 	lag := "n/a"
 	if tr.LagOK {
 		lag = harness.Ms(tr.LagProc)
 	}
-	fmt.Printf("  %d/%d  %-22s  %s s %s  lag %3s ms  attempts %d (failed %d, timed out %d, longest %s ms), empty polls %d\n",
-		i, n, p.name, harness.Secs(tr.Recovery), phases, lag, tr.Attempts, tr.Failed, tr.Timeouts, harness.Ms(tr.SlowMax), tr.NoTarget)
+	fmt.Printf("  %d/%d  %-22s  %s s %s  lag %3s ms  attempts %d (failed %d, timed out %d, longest %s ms)%s\n",
+		i, n, p.name, harness.Secs(tr.Recovery), phases, lag, tr.Attempts, tr.Failed, tr.Timeouts, harness.Ms(tr.SlowMax), startsNote(tr.Starts))
+}
+
+// startsNote mentions start events beyond the one expected.
+func startsNote(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf(", %d start events", n)
 }

@@ -20,10 +20,44 @@ const (
 type peer struct {
 	key, name string
 	skip      string // why it was not measured; empty when it was
-	// targets lists the running replicas' addresses, rediscovered on every poll.
-	targets  func(ctx context.Context) ([]harness.Target, error)
+	// labels select the peer's replica containers (all must match): in the event-stream
+	// filter during a trial, and in container listings between trials.
+	labels []string
+	// addr looks up a replica container's address, once per start event; "" when the
+	// container has none (yet).
+	addr     func(ctx context.Context, id string) (string, error)
 	teardown func(ctx context.Context) error
 	trials   []trial
+}
+
+// target returns the address of container id as a Target the prober may poll.
+func (p *peer) target(ctx context.Context, id string) (t harness.Target, ok bool, err error) {
+	ip, err := p.addr(ctx, id)
+	if err != nil || ip == "" {
+		return t, false, err
+	}
+	t, err = harness.LocalTarget(id, ip)
+	return t, err == nil, err
+}
+
+// running lists the peer's running replicas with an address. It is used only between
+// trials (waiting for a replica to serve), never while a recovery is being timed.
+func (p *peer) running(ctx context.Context, d *harness.Docker) ([]harness.Target, error) {
+	cs, err := d.Containers(ctx, false, p.labels...)
+	if err != nil {
+		return nil, err
+	}
+	var ts []harness.Target
+	for _, c := range cs {
+		t, ok, err := p.target(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ts = append(ts, t)
+		}
+	}
+	return ts, nil
 }
 
 // env is what the peers share.
@@ -35,58 +69,40 @@ type env struct {
 	startupMax time.Duration
 }
 
-// byLabels returns a targets function: running containers carrying the labels, at the
-// address addr picks.
-func (e *env) byLabels(addr func(ctx context.Context, c harness.Container) (string, error), labels ...string) func(context.Context) ([]harness.Target, error) {
-	return func(ctx context.Context) ([]harness.Target, error) {
-		cs, err := e.d.Containers(ctx, false, labels...)
+// onNetwork looks up the container's address on the named network (one inspect).
+func (e *env) onNetwork(name string) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, id string) (string, error) {
+		cs, err := e.d.Inspect(ctx, id)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		var ts []harness.Target
-		for _, c := range cs {
-			ip, err := addr(ctx, c)
-			if err != nil {
-				return nil, err
-			}
-			if ip == "" {
-				continue // not attached yet
-			}
-			t, err := harness.LocalTarget(c.ID, ip)
-			if err != nil {
-				return nil, err
-			}
-			ts = append(ts, t)
-		}
-		return ts, nil
+		return cs.NetworkSettings.Networks[name].IPAddress, nil
 	}
 }
 
-// onNetwork picks the container's address on the named network.
-func onNetwork(name string) func(context.Context, harness.Container) (string, error) {
-	return func(_ context.Context, c harness.Container) (string, error) {
-		return c.NetworkSettings.Networks[name].IPAddress, nil
+// onAnyBridge looks up the container's first address that is on a bridge of this host
+// (one inspect).
+func (e *env) onAnyBridge(ctx context.Context, id string) (string, error) {
+	cs, err := e.d.Inspect(ctx, id)
+	if err != nil {
+		return "", err
 	}
-}
-
-// onAnyBridge picks the first address that is on a bridge of this host.
-func onAnyBridge(_ context.Context, c harness.Container) (string, error) {
-	for _, n := range c.NetworkSettings.Networks {
-		if _, err := harness.LocalTarget(c.ID, n.IPAddress); err == nil {
+	for _, n := range cs.NetworkSettings.Networks {
+		if _, err := harness.LocalTarget(id, n.IPAddress); err == nil {
 			return n.IPAddress, nil
 		}
 	}
 	return "", nil
 }
 
-// onGWBridge picks a swarm task's address on docker_gwbridge: its overlay address is
-// not reachable from the host.
-func (e *env) onGWBridge(ctx context.Context, c harness.Container) (string, error) {
+// onGWBridge looks up a swarm task's address on docker_gwbridge (one network inspect):
+// its overlay address is not reachable from the host.
+func (e *env) onGWBridge(ctx context.Context, id string) (string, error) {
 	eps, err := e.d.NetworkEndpoints(ctx, "docker_gwbridge")
 	if err != nil {
 		return "", err
 	}
-	return eps[c.ID], nil
+	return eps[id], nil
 }
 
 // waitServing waits until the peer has one replica that answers GET /.
@@ -94,7 +110,7 @@ func (e *env) waitServing(ctx context.Context, p *peer, pr *prober) (harness.Tar
 	deadline := time.Now().Add(e.startupMax)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		ts, err := p.targets(ctx)
+		ts, err := p.running(ctx, e.d)
 		switch {
 		case err != nil:
 			last = err
@@ -124,7 +140,7 @@ func (e *env) setupAlways(ctx context.Context, p *peer) error {
 	}
 	_, err := harness.Run(ctx, "docker", "run", "-d", "--name", name, "--network", net, "--restart=always",
 		"--label", benchLabel, "--label", "io.tend.bench.peer=always", e.image)
-	p.targets = e.byLabels(onNetwork(net), "io.tend.bench.peer=always")
+	p.labels, p.addr = []string{"io.tend.bench.peer=always"}, e.onNetwork(net)
 	return err
 }
 
@@ -136,7 +152,7 @@ func (e *env) setupSwarm(ctx context.Context, p *peer, zeroDelay bool) error {
 	net := svc + "-net"
 	p.teardown = func(ctx context.Context) error { return e.removeService(ctx, svc, net) }
 	driver := []string{"-d", "bridge", "--scope", "swarm"}
-	addr := onNetwork(net)
+	addr := e.onNetwork(net)
 	if e.swarmNet == "overlay" {
 		driver, addr = []string{"-d", "overlay"}, e.onGWBridge
 	}
@@ -153,7 +169,7 @@ func (e *env) setupSwarm(ctx context.Context, p *peer, zeroDelay bool) error {
 	if _, err := harness.Run(ctx, "docker", append(args, e.image)...); err != nil {
 		return err
 	}
-	p.targets = e.byLabels(addr, "com.docker.swarm.service.name="+svc)
+	p.labels, p.addr = []string{"com.docker.swarm.service.name=" + svc}, addr
 	return nil
 }
 
@@ -220,7 +236,7 @@ func (e *env) setupTend(ctx context.Context, p *peer) error {
 	if _, err := t.Run(upCtx, "up", "-f", file, "-p", project, "--wait"); err != nil {
 		return err
 	}
-	p.targets = e.byLabels(onAnyBridge, "io.tend.project="+project, "io.tend.service=demo")
+	p.labels, p.addr = []string{"io.tend.project=" + project, "io.tend.service=demo"}, e.onAnyBridge
 	return nil
 }
 

@@ -13,11 +13,13 @@ import (
 	"time"
 )
 
-// Docker is a minimal Engine API client. The benchmarks use it on their hot paths
-// (discovering a replica's address while it restarts), where forking the docker CLI
-// would cost tens of milliseconds per poll; setup and teardown use the CLI.
+// Docker is a minimal Engine API client. The benchmarks use it where timing matters
+// (the event stream and address lookups while a replica restarts, polling a stack until
+// it runs), where forking the docker CLI would cost tens of milliseconds per call; setup
+// and teardown use the CLI.
 type Docker struct {
-	hc *http.Client
+	hc     *http.Client
+	stream *http.Client // no overall timeout: for the event stream
 }
 
 // NewDocker connects to DOCKER_HOST when it names a unix socket, else to
@@ -34,7 +36,7 @@ func NewDocker() *Docker {
 		},
 		MaxIdleConns: 4,
 	}
-	return &Docker{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return &Docker{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, stream: &http.Client{Transport: tr}}
 }
 
 func (d *Docker) get(ctx context.Context, path string, out any) error {
@@ -108,6 +110,13 @@ type ContainerState struct {
 		} `json:"Health"`
 	} `json:"State"`
 	RestartCount int `json:"RestartCount"`
+	// Networks maps network name to the container's endpoint on it. Swarm's
+	// docker_gwbridge endpoint is not listed here (see NetworkEndpoints).
+	NetworkSettings struct {
+		Networks map[string]struct {
+			IPAddress string `json:"IPAddress"`
+		} `json:"Networks"`
+	} `json:"NetworkSettings"`
 }
 
 // Inspect returns a container's state.
@@ -185,4 +194,85 @@ func (d *Docker) Networks(ctx context.Context, filters map[string][]string) ([]N
 	var out []Network
 	err := d.get(ctx, "/networks?filters="+url.QueryEscape(string(f)), &out)
 	return out, err
+}
+
+// Event is one message of the engine's event stream (GET /events).
+type Event struct {
+	Type   string `json:"Type"`   // "container", "network", ...
+	Action string `json:"Action"` // "start", "die", ...
+	Actor  struct {
+		ID         string            `json:"ID"`
+		Attributes map[string]string `json:"Attributes"` // a container's labels, "name", "image", ...
+	} `json:"Actor"`
+	TimeNano int64 `json:"timeNano"` // when the engine logged it
+	// Received is when the harness read it off the stream (not part of the message).
+	Received time.Time `json:"-"`
+}
+
+// Time is when the engine logged the event.
+func (e Event) Time() time.Time { return time.Unix(0, e.TimeNano) }
+
+// EventStream is a subscription to the engine's events. C is closed when the stream
+// ends: the context was cancelled, or the engine or the decoding failed (Err says).
+type EventStream struct {
+	C   <-chan Event
+	err error // set before C is closed
+}
+
+// Err is why the stream ended; read it only after C is closed.
+func (s *EventStream) Err() error { return s.err }
+
+// Events subscribes to the engine's events matching the filters (Engine API syntax,
+// e.g. {"type": {"container"}, "event": {"start"}, "label": {"k=v"}}; several labels
+// must all match), starting from since.
+//
+// The engine answers the request's headers before it registers the subscription, so
+// receiving them does not prove that nothing will be missed; since closes that gap: the
+// engine first replays what it logged from since on (it keeps the last 256 events), then
+// streams. Callers pass a time taken before the action whose events they expect.
+// Cancelling ctx ends the stream.
+func (d *Docker) Events(ctx context.Context, since time.Time, filters map[string][]string) (*EventStream, error) {
+	f, _ := json.Marshal(filters)
+	q := url.Values{}
+	q.Set("since", fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()))
+	q.Set("filters", string(f))
+	path := "/events?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := d.stream.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("engine: GET /events: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("engine: GET /events: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	c := make(chan Event, 64)
+	s := &EventStream{C: c}
+	go func() {
+		defer close(c)
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var e Event
+			if err := dec.Decode(&e); err != nil {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				s.err = fmt.Errorf("engine: GET /events: %w", err)
+				return
+			}
+			e.Received = time.Now()
+			select {
+			case c <- e:
+			case <-ctx.Done():
+				s.err = ctx.Err()
+				return
+			}
+		}
+	}()
+	return s, nil
 }
