@@ -4,13 +4,18 @@
 GO ?= go
 BIN := bin/tend
 
-.PHONY: build demo demo-down test test-short bench clean
+.PHONY: build demo demo-bin demo-down test test-short bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/tend
 
-demo: build
+demo: build demo-bin
 	scripts/demo.sh
+
+# The demo service's static binary, compiled into the build context of the demo
+# stack's image (examples/demo): tend builds the image FROM scratch around it.
+demo-bin:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o examples/demo/demo ./examples/demo
 
 demo-down:
 	scripts/demo.sh down
@@ -28,4 +33,4 @@ bench: build
 	bench/run.sh
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo examples/demo/demo

@@ -32,7 +32,7 @@ examples/demo/build.sh
 
 echo "== building tend"
 tend="$tmp/tend"
-if ! "$go" build -o "$tend" ./cmd/tend 2>"$tmp/tend-build.log"; then
+if ! CGO_ENABLED=0 "$go" build -o "$tend" ./cmd/tend 2>"$tmp/tend-build.log"; then
 	echo "tend does not build; its rows are skipped. Build errors:"
 	sed -n '1,20p' "$tmp/tend-build.log"
 	tend=""

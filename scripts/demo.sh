@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build the demo image, start tend, bring the demo stack up,
-# break it three ways and watch tend heal it, then follow the journal.
+# The main job: start tend, have it build the demo image and bring the demo
+# stack up, break it three ways and watch tend heal it, then follow the journal.
+# `make demo` first compiles the demo binary into the image's build context.
 #   scripts/demo.sh        run the demo (make demo)
 #   scripts/demo.sh down   take the stack down and stop the daemon (make demo-down)
 set -euo pipefail
@@ -25,8 +26,7 @@ fi
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-say "building the demo image (FROM scratch, no registry needed)"
-examples/demo/build.sh
+[ -x examples/demo/demo ] || { echo "examples/demo/demo is missing: run make demo (it compiles it)" >&2; exit 1; }
 
 if ! daemon_up; then
   say "starting the tend daemon (log: .demo/tend.log)"
@@ -36,8 +36,8 @@ if ! daemon_up; then
   daemon_up || { cat "$STATE/tend.log"; exit 1; }
 fi
 
-say "tend up -f examples/stack/compose.yaml -p $PROJECT --wait"
-"$TEND" up -f examples/stack/compose.yaml -p "$PROJECT" --wait
+say "tend up -f examples/stack/compose.yaml -p $PROJECT --build --wait (builds tend-demo:dev FROM scratch; no registry needed)"
+"$TEND" up -f examples/stack/compose.yaml -p "$PROJECT" --build --wait
 "$TEND" ps -p "$PROJECT"
 
 started() { docker inspect -f '{{.State.Running}} {{.State.StartedAt}}' "$1" 2>/dev/null || echo gone; }

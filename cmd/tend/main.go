@@ -90,7 +90,9 @@ func rootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket(), "the daemon's unix socket (env TEND_SOCKET)")
-	root.AddCommand(serveCommand(g), upCommand(g), downCommand(g), psCommand(g), eventsCommand(g))
+	root.AddCommand(serveCommand(g), upCommand(g), downCommand(g), psCommand(g), eventsCommand(g), shimCommand())
+	root.AddCommand(configCommand())
+	root.AddCommand(buildCommand(g)) // build.go
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

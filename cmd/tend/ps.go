@@ -77,7 +77,10 @@ func eventsCommand(g *globals) *cobra.Command {
 func formatEntry(e store.Entry) string {
 	where := e.Project
 	if e.Service != "" {
-		where += "/" + e.Service + "/" + strconv.Itoa(e.Slot)
+		where += "/" + e.Service
+	}
+	if e.Slot > 0 { // a build is about a service, not one of its replicas
+		where += "/" + strconv.Itoa(e.Slot)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  %-24s %-10s %-13s %s", e.Time.Local().Format("2006-01-02 15:04:05.000"), where, e.Action, e.Reason, e.Message)

@@ -19,7 +19,7 @@ import (
 
 func serveCommand(g *globals) *cobra.Command {
 	var data string
-	var debug bool
+	var debug, inPlace bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: supervise every project handed to it (stopping it leaves the stacks running)",
@@ -29,15 +29,16 @@ func serveCommand(g *globals) *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			return serve(cmd, g.socket, data, log)
+			return serve(cmd, g.socket, data, inPlace, log)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", defaultDataDir(), "directory for the desired state and the journal")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
+	cmd.Flags().BoolVar(&inPlace, "restart-in-place", true, "run each replica's command under tend's shim, so a crash is restarted inside its container in milliseconds (needs a statically linked tend)")
 	return cmd
 }
 
-func serve(cmd *cobra.Command, socket, data string, log *slog.Logger) error {
+func serve(cmd *cobra.Command, socket, data string, inPlace bool, log *slog.Logger) error {
 	ctx := cmd.Context()
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return errs.Wrap(errs.Invalid, fmt.Errorf("data directory: %w", err))
@@ -50,7 +51,15 @@ func serve(cmd *cobra.Command, socket, data string, log *slog.Logger) error {
 		return fmt.Errorf("%w (is another tend using --data %s?)", err, data)
 	}
 	defer st.Close()
-	rt, err := docker.New(ctx)
+	var dcfg docker.Config
+	if inPlace {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find tend's own binary: %w", err)
+		}
+		dcfg.Shim = docker.ShimConfig{Dir: filepath.Join(data, "shim"), Binary: exe}
+	}
+	rt, err := docker.New(ctx, dcfg)
 	if err != nil {
 		return errs.Wrap(errs.Unavailable, err)
 	}
@@ -64,6 +73,7 @@ func serve(cmd *cobra.Command, socket, data string, log *slog.Logger) error {
 	log.Info("tend serving", "socket", socket, "data", data, "engine_api", rt.APIVersion(), "version", version)
 
 	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return rt.Run(ctx) })
 	eg.Go(func() error { return sup.Run(ctx) })
 	eg.Go(func() error { return srv.Serve(ctx, l) })
 	err = eg.Wait()

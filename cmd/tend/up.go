@@ -38,7 +38,7 @@ func (f *composeFlags) load(ctx context.Context) (*spec.Project, error) {
 
 func upCommand(g *globals) *cobra.Command {
 	var cf composeFlags
-	var wait bool
+	var wait, build bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -46,6 +46,10 @@ func upCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := cf.load(cmd.Context())
 			if err != nil {
+				return err
+			}
+			// Images first: a failed build hands nothing over, so nothing of the stack changes.
+			if err := buildImages(cmd.Context(), g.client(), p, buildable(p), build, os.Stdout); err != nil {
 				return err
 			}
 			start := time.Now()
@@ -63,6 +67,7 @@ func upCommand(g *globals) *cobra.Command {
 		},
 	}
 	cf.add(cmd)
+	cmd.Flags().BoolVar(&build, "build", false, "build the images of services with a build section even if they exist (else only missing ones are built)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "show progress and return when every replica runs (and is healthy, where it has a check)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: give up after this long (exit code 6)")
 	return cmd

@@ -7,5 +7,7 @@
 //	DELETE /v1/projects/{name}?volumes=1                      -> 204 when it is down
 //	GET    /v1/replicas[?project=P]                           -> []supervisor.Replica
 //	GET    /v1/events[?project=P&after=SEQ&limit=N&follow=1] -> store.Entry per line
+//	POST   /v1/build                    body: supervisor.BuildRequest -> BuildMessage per line:
+//	                                    build output, then the image or the error
 //	GET    /v1/version                                        -> {"version": ...}
 package api

@@ -1,7 +1,6 @@
 package compose
 
 import (
-	"fmt"
 	"github.com/tend-sh/tend/internal/spec"
 	"maps"
 	"path/filepath"
@@ -41,15 +40,14 @@ func convertProject(cp *types.Project) (*spec.Project, []spec.Warning, error) {
 // (replicas, restart, dependencies, x-tend) from supervision.
 func convertService(cp *types.Project, sc types.ServiceConfig) (spec.Service, []spec.Warning, error) {
 	name := sc.Name
-	if sc.Image == "" {
-		if sc.Build != nil {
-			return spec.Service{}, nil, errorf(name, "build", "tend does not build images yet; build the image and set image:")
-		}
-		return spec.Service{}, nil, errorf(name, "image", "required")
+	image, build, err := imageAndBuild(cp, sc) // build.go
+	if err != nil {
+		return spec.Service{}, nil, err
 	}
 	s := spec.Service{
 		Name:        name,
-		Image:       sc.Image,
+		Image:       image,
+		Build:       build,
 		Command:     execForm(sc.Command),
 		Entrypoint:  execForm(sc.Entrypoint),
 		Environment: environment(sc.Environment),
@@ -61,19 +59,19 @@ func convertService(cp *types.Project, sc types.ServiceConfig) (spec.Service, []
 	if sc.StopGracePeriod != nil {
 		s.StopGracePeriod = time.Duration(*sc.StopGracePeriod)
 	}
-	var err error
 	if s.Ports, err = convertPorts(name, sc.Ports); err != nil {
 		return spec.Service{}, nil, err
 	}
-	mounts, warnings, err := convertMounts(name, sc.Volumes, cp.WorkingDir)
-	if err != nil {
+	if s.Mounts, err = convertMounts(name, sc.Volumes, cp.WorkingDir); err != nil {
 		return spec.Service{}, nil, err
 	}
-	s.Mounts = mounts
+	if s.Options, err = convertOptions(cp, sc); err != nil {
+		return spec.Service{}, nil, err
+	}
 	if err := supervision(cp, sc, &s); err != nil {
 		return spec.Service{}, nil, err
 	}
-	return s, append(warnings, serviceWarnings(sc)...), nil
+	return s, serviceWarnings(sc), nil
 }
 
 // supervision fills in the fields that tell tend how to keep s running.
@@ -173,11 +171,10 @@ func duration(d *types.Duration) time.Duration {
 }
 
 // convertMounts maps volumes in file order. compose-go has resolved bind sources
-// against the project directory; a tmpfs mount is reported and left out, since the
-// service still runs without it; other types cannot run and are errors.
-func convertMounts(service string, in []types.ServiceVolumeConfig, workDir string) ([]spec.Mount, []spec.Warning, error) {
+// against the project directory; tmpfs mounts are Options.Tmpfs (options.go);
+// other types cannot run and are errors.
+func convertMounts(service string, in []types.ServiceVolumeConfig, workDir string) ([]spec.Mount, error) {
 	var out []spec.Mount
-	var warnings []spec.Warning
 	for _, v := range in {
 		switch v.Type {
 		case types.VolumeTypeVolume:
@@ -188,14 +185,12 @@ func convertMounts(service string, in []types.ServiceVolumeConfig, workDir strin
 				src = filepath.Join(workDir, src)
 			}
 			out = append(out, spec.Mount{Type: spec.MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
-		case types.VolumeTypeTmpfs:
-			warnings = append(warnings, spec.Warning{Service: service, Key: "volumes",
-				Message: fmt.Sprintf("tmpfs mount at %s not honoured by tend, ignored", v.Target)})
+		case types.VolumeTypeTmpfs: // mapped with the tmpfs key by convertOptions
 		default:
-			return nil, nil, errorf(service, "volumes", "%s mount at %s is not supported by tend (want volume or bind)", v.Type, v.Target)
+			return nil, errorf(service, "volumes", "%s mount at %s is not supported by tend (want volume, bind or tmpfs)", v.Type, v.Target)
 		}
 	}
-	return out, warnings, nil
+	return out, nil
 }
 
 // replicas reads deploy.replicas or scale (compose's older spelling); 1 when neither.

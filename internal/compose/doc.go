@@ -7,7 +7,8 @@
 // spec.Error naming the file, the service and the key; it ends with
 // spec.Validate, so a loaded Project is valid and complete (defaults filled in).
 // The keys tend honours are listed once, in serviceRules and projectRules
-// (warnings.go). Its only I/O is reading compose, .env and env_file files.
+// (warnings.go). Its only I/O is reading compose, .env and env_file files, and
+// checking that the files of secrets and configs exist.
 //
 //	p, warnings, err := compose.Load(ctx, compose.LoadOptions{Files: []string{"compose.yaml"}, Environ: os.Environ()})
 package compose

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/tend-sh/tend/internal/spec"
@@ -42,4 +43,27 @@ func reason(err error) string {
 // that every error tend prints is one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// splitExtends moves the service of compose-go's `cannot extend service "app" in
+// FILE: REASON` into Service and Key, and names FILE in the message only when it is
+// another file than the error's.
+func splitExtends(e *spec.Error) {
+	rest, ok := strings.CutPrefix(e.Message, "cannot extend service ")
+	if !ok {
+		return
+	}
+	service, err := strconv.QuotedPrefix(rest)
+	if err != nil {
+		return
+	}
+	file, reason, ok := strings.Cut(strings.TrimPrefix(rest[len(service):], " in "), ": ")
+	if !ok {
+		return
+	}
+	e.Service, _ = strconv.Unquote(service)
+	e.Key, e.Message = "extends", reason
+	if file != e.File {
+		e.Message += " in " + file
+	}
 }

@@ -23,7 +23,6 @@ func TestLoadErrors(t *testing.T) {
 		{"port-range", `testdata/invalid/port-range.yaml: service "web": ports: host port range 8000-8002 is not supported by tend yet; publish single ports`},
 		{"port-taken", `testdata/invalid/port-taken.yaml: service "web": ports: host port 8080/tcp is already published by service "api"`},
 		{"missing-image", `testdata/invalid/missing-image.yaml: service "web": image: required`},
-		{"build-only", `testdata/invalid/build-only.yaml: service "web": build: tend does not build images yet; build the image and set image:`},
 		{"unknown-dependency", `testdata/invalid/unknown-dependency.yaml: service "web": depends_on: unknown service "dbx"`},
 		{"cycle", `testdata/invalid/cycle.yaml: service "api": depends_on: dependency cycle: api -> db -> web -> api`},
 		{"healthy-without-healthcheck", `testdata/invalid/healthy-without-healthcheck.yaml: service "web": depends_on: condition service_healthy needs a healthcheck on service "db"`},
@@ -36,7 +35,7 @@ func TestLoadErrors(t *testing.T) {
 		{"undeclared-network", `testdata/invalid/undeclared-network.yaml: service "web": networks: network "front" is not declared under top-level networks`},
 		{"scale-conflict", `testdata/invalid/scale-conflict.yaml: service "web": scale: 3 conflicts with deploy.replicas 2`},
 		{"healthcheck-test", `testdata/invalid/healthcheck-test.yaml: service "web": healthcheck.test: must start with CMD, CMD-SHELL or NONE (got "curl")`},
-		{"mount-type", `testdata/invalid/mount-type.yaml: service "web": volumes: npipe mount at /pipe/docker_engine is not supported by tend (want volume or bind)`},
+		{"mount-type", `testdata/invalid/mount-type.yaml: service "web": volumes: npipe mount at /pipe/docker_engine is not supported by tend (want volume, bind or tmpfs)`},
 		{"missing-env-file", `testdata/invalid/missing-env-file.yaml: service "web": env_file: cannot read missing.env: no such file or directory`},
 	}
 	for _, tt := range tests {
@@ -89,30 +88,27 @@ func TestLoadWarnings(t *testing.T) {
 		got = append(got, strings.TrimPrefix(w.String(), "testdata/warnings/compose.yaml: "))
 	}
 	want := []string{
-		`configs: not honoured by tend, ignored`,
 		`networks.front.attachable: not honoured by tend, ignored`,
 		`networks.front.ipam: not honoured by tend, ignored`,
-		`secrets: not honoured by tend, ignored`,
+		`secrets.token.labels: not honoured by tend, ignored`,
 		`x-tend: read per service only, ignored here; put x-tend under each service`,
 		`service "plain": network_mode: not honoured by tend, ignored`,
 	}
 	for _, key := range []string{
-		"build", "cap_add", "cap_drop", "configs", "container_name", "deploy.placement", "deploy.resources",
-		"deploy.update_config", "devices", "dns", "extra_hosts", "healthcheck.start_interval", "hostname",
-		"init", "ipc", "logging", "networks.front.ipv4_address", "pid", "ports.app_protocol", "ports.mode",
-		"privileged", "read_only",
+		"build.network", "container_name", "deploy.placement", "deploy.resources.reservations",
+		"deploy.update_config", "devices", "healthcheck.start_interval",
+		"ipc", "networks.front.ipv4_address", "pid", "ports.app_protocol", "ports.mode",
+		"privileged",
 	} {
 		want = append(want, `service "web": `+key+`: not honoured by tend, ignored`)
 	}
 	want = append(want, `service "web": restart: overridden by deploy.restart_policy, ignored`)
-	for _, key := range []string{"secrets", "security_opt", "shm_size", "sysctls", "tmpfs", "ulimits", "user"} {
+	for _, key := range []string{"secrets.mode", "security_opt", "shm_size", "sysctls"} {
 		want = append(want, `service "web": `+key+`: not honoured by tend, ignored`)
 	}
 	want = append(want,
-		`service "web": volumes: tmpfs mount at /scratch not honoured by tend, ignored`,
 		`service "web": volumes.bind.propagation: not honoured by tend, ignored`,
 		`service "web": volumes.volume.nocopy: not honoured by tend, ignored`,
-		`service "web": working_dir: not honoured by tend, ignored`,
 		`service "web": ports: host port 8080 is published by replica 1 only (2 replicas cannot share it yet)`,
 	)
 	diff(t, "warnings", got, want)

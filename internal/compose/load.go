@@ -196,6 +196,7 @@ func composeError(err error, o LoadOptions, files []composeFile) error {
 		e.Message = "invalid YAML: " + rest
 	}
 	splitServiceKey(e)
+	splitExtends(e)
 	return e
 }
 

@@ -164,8 +164,9 @@ func TestLoadServiceKeys(t *testing.T) {
 		{name: "network_mode service joins default", keys: "    network_mode: host", check: func(t *testing.T, s spec.Service) {
 			diff(t, "networks", s.Networks, []spec.NetworkAttach{{Network: "default"}})
 		}},
-		{name: "tmpfs mount left out", keys: "    volumes:\n      - type: tmpfs\n        target: /tmp", check: func(t *testing.T, s spec.Service) {
+		{name: "tmpfs volume is a tmpfs, not a mount", keys: "    volumes:\n      - type: tmpfs\n        target: /tmp", check: func(t *testing.T, s spec.Service) {
 			diff(t, "mounts", s.Mounts, []spec.Mount(nil))
+			diff(t, "tmpfs", s.Tmpfs, []spec.Tmpfs{{Target: "/tmp"}})
 		}},
 	}
 	for _, tt := range tests {

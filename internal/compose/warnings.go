@@ -24,6 +24,7 @@ type keyRules struct {
 
 var serviceRules = keyRules{
 	honoured: set("name", "profiles", "image", "command", "entrypoint",
+		"build.context", "build.dockerfile", "build.dockerfile_inline", "build.args", "build.target", "build.labels", // build.go
 		"environment", "env_file", "labels", "label_file", // compose-go merges the files in
 		"extends", // compose-go resolves it
 		"expose",  // documentation only: on tend's networks every port is reachable anyway
@@ -32,10 +33,16 @@ var serviceRules = keyRules{
 		"healthcheck.start_period", "healthcheck.retries", "healthcheck.disable",
 		"ports.target", "ports.published", "ports.host_ip", "ports.protocol",
 		"volumes.type", "volumes.source", "volumes.target", "volumes.read_only",
-		"volumes.tmpfs", "volumes.image", // tmpfs mounts are reported, image mounts rejected, by convertMounts
+		"volumes.tmpfs", "volumes.image", // tmpfs mounts are mapped by convertOptions, image mounts rejected by convertMounts
 		"networks.aliases",
-		"deploy.replicas", "deploy.restart_policy"),
-	partial: set("healthcheck", "ports", "volumes", "volumes.bind", "volumes.volume", "networks", "deploy"),
+		"deploy.replicas", "deploy.restart_policy",
+		// options.go and secrets.go
+		"user", "working_dir", "hostname", "read_only", "init", "cap_add", "cap_drop", "extra_hosts", "dns",
+		"tmpfs", "ulimits", "logging", "cpus", "mem_limit", "pids_limit",
+		"deploy.resources.limits.cpus", "deploy.resources.limits.memory", "deploy.resources.limits.pids",
+		"secrets.source", "secrets.target", "configs.source", "configs.target"),
+	partial: set("build", "healthcheck", "ports", "volumes", "volumes.bind", "volumes.volume", "networks", "deploy",
+		"deploy.resources", "deploy.resources.limits", "secrets", "configs"),
 	defaults: map[string]any{
 		"ports.mode":                    "ingress", // tend's proxy always owns published ports
 		"volumes.bind.create_host_path": types.OptOut(true),
@@ -47,8 +54,11 @@ var projectRules = keyRules{
 	honoured: set("name", "services",
 		"networks.name", "networks.driver", "networks.driver_opts", "networks.external",
 		"networks.internal", "networks.labels",
-		"volumes.name", "volumes.driver", "volumes.driver_opts", "volumes.external", "volumes.labels"),
-	partial: set("networks", "volumes"),
+		"volumes.name", "volumes.driver", "volumes.driver_opts", "volumes.external", "volumes.labels",
+		// where a service's secret or config comes from; secrets.go refuses all but file
+		"secrets.name", "secrets.file", "secrets.environment", "secrets.content", "secrets.external",
+		"configs.name", "configs.file", "configs.environment", "configs.content", "configs.external"),
+	partial: set("networks", "volumes", "secrets", "configs"),
 }
 
 func set(keys ...string) map[string]bool {

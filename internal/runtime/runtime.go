@@ -5,6 +5,7 @@ package runtime
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"time"
 
@@ -79,11 +80,22 @@ type Runtime interface {
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Remove removes a container, killing it if it still runs; a missing container is not an error.
 	Remove(ctx context.Context, id string) error
+	// Release lets a container whose process exited, and whose exit the
+	// runtime holds for tend's verdict, end as exited (tend decided not to
+	// restart it). For any other container it does nothing.
+	Release(ctx context.Context, id string) error
 
 	EnsureNetwork(ctx context.Context, project string, n spec.Network) error
 	RemoveNetwork(ctx context.Context, n spec.Network) error
 	EnsureVolume(ctx context.Context, project string, v spec.Volume) error
 	RemoveVolume(ctx context.Context, v spec.Volume) error
+
+	// ImageID returns the ID of the image ref names, or "" when the engine has none.
+	ImageID(ctx context.Context, ref string) (string, error)
+	// Build builds b into an image tagged image, writes the build's output to
+	// progress as it comes, and returns the image's ID. A build that the engine
+	// ran and that failed is a *BuildError.
+	Build(ctx context.Context, image string, b spec.Build, progress io.Writer) (string, error)
 
 	// Events streams engine events about tend containers until ctx ends or the
 	// stream breaks; the error channel then yields why (nil when ctx ended).

@@ -20,6 +20,7 @@ type Project struct {
 type Service struct {
 	Name            string            `json:"name"`
 	Image           string            `json:"image"`
+	Build           *Build            `json:"build,omitempty"`       // nil: the image is not tend's to build (build.go)
 	Command         []string          `json:"command,omitempty"`     // nil keeps the image's CMD
 	Entrypoint      []string          `json:"entrypoint,omitempty"`  // nil keeps the image's ENTRYPOINT
 	Environment     map[string]string `json:"environment,omitempty"` // env_file merged under environment
@@ -30,6 +31,7 @@ type Service struct {
 	Labels          map[string]string `json:"labels,omitempty"`
 	StopGracePeriod time.Duration     `json:"stop_grace_period,omitempty"` // 0 means the engine default (10s)
 	StopSignal      string            `json:"stop_signal,omitempty"`
+	Options                           // user, limits, secrets, ... (options.go); inline in JSON
 	Replicas        int               `json:"replicas"`
 	Restart         RestartPolicy     `json:"restart"`
 	DependsOn       []Dependency      `json:"depends_on,omitempty"` // sorted by service
@@ -175,6 +177,7 @@ func (s Service) Hash() string {
 	runtime.Restart = RestartPolicy{}
 	runtime.DependsOn = nil
 	runtime.Tend = Extension{}
+	runtime.Build = s.Build.hashed()
 	b, err := json.Marshal(runtime)
 	if err != nil {
 		panic("spec: hash: " + err.Error()) // plain data always marshals

@@ -205,17 +205,22 @@ func (h *harness) journal() string {
 // container returns the ID of the container in a slot of project demo.
 func (h *harness) container(service string, slot int) string {
 	h.t.Helper()
-	cs, err := h.rt.List(context.Background(), "demo")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, c := range cs {
-		if c.Service == service && c.Slot == slot {
-			return c.ID
+	var id string
+	// A batch creates the slots of a plan in parallel: wait for this one.
+	eventually(h.t, fmt.Sprintf("a container in %s/%d", service, slot), func() bool {
+		cs, err := h.rt.List(context.Background(), "demo")
+		if err != nil {
+			h.t.Fatal(err)
 		}
-	}
-	h.t.Fatalf("no container in %s/%d: %+v", service, slot, cs)
-	return ""
+		for _, c := range cs {
+			if c.Service == service && c.Slot == slot {
+				id = c.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
 }
 
 // waitSeen waits until a pass has seen the container in a slot of project

@@ -246,8 +246,10 @@ func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.A
 		return s.create(ctx, p, svc, a.Slot)
 	case reconcile.Remove:
 		return "", s.stopAndRemove(ctx, a.Container, svc)
+	case reconcile.Settle:
+		return "", rt.Release(ctx, a.Container) // a held exit ends as exited
 	}
-	return "", nil // Settle: nothing to do but journal
+	return "", nil
 }
 
 func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {

@@ -48,6 +48,7 @@ func run(m *testing.M) int {
 	root := repoRoot()
 	build := exec.Command("go", "build", "-o", tendBin, "./cmd/tend")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: tend's shim runs inside FROM-scratch replicas
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build tend: %v\n%s", err, out)
 		return 1

@@ -63,6 +63,9 @@ func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.Contain
 		}
 		host.Mounts = append(host.Mounts, mm)
 	}
+	if err := applyOptions(svc.Options, cfg, host); err != nil {
+		return client.ContainerCreateOptions{}, nil, err
+	}
 
 	endpoints := map[string]*network.EndpointSettings{}
 	var first string

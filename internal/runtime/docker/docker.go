@@ -26,6 +26,12 @@ type Docker struct {
 	// container drops its entry, except a die, which updates it (noteExit).
 	mu        sync.Mutex
 	inspected map[string]cached
+
+	shim       ShimConfig
+	shimBinary string               // the copy of tend's binary replicas mount
+	holds      map[string]*held     // exits shims wait on a verdict for, by container
+	runStarted map[string]time.Time // when a shim last started its command, by container
+	shimEvents chan runtime.Event   // shims' reports, merged into Events
 }
 
 type cached struct {
@@ -39,9 +45,25 @@ type cached struct {
 
 var _ runtime.Runtime = (*Docker)(nil)
 
+// Config configures the adapter; the zero value is a plain adapter.
+type Config struct {
+	// Shim, when set, runs every replica's command under tend's shim, which
+	// restarts a crashed process in place (see internal/shim).
+	Shim ShimConfig
+}
+
 // New connects to the engine named by the environment (DOCKER_HOST, or the
 // local socket) and negotiates the API version.
-func New(ctx context.Context) (*Docker, error) {
+func New(ctx context.Context, cfg Config) (*Docker, error) {
+	d := &Docker{inspected: map[string]cached{}, shim: cfg.Shim, holds: map[string]*held{},
+		runStarted: map[string]time.Time{}, shimEvents: make(chan runtime.Event, 64)}
+	if cfg.Shim.Dir != "" {
+		bin, err := prepareShim(cfg.Shim)
+		if err != nil {
+			return nil, err
+		}
+		d.shimBinary = bin
+	}
 	c, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("docker: connect: %w", err)
@@ -50,7 +72,8 @@ func New(ctx context.Context) (*Docker, error) {
 		c.Close()
 		return nil, fmt.Errorf("docker: ping engine: %w", err)
 	}
-	return &Docker{c: c, inspected: map[string]cached{}}, nil
+	d.c = c
+	return d, nil
 }
 
 // Close releases the client's connections.
@@ -160,9 +183,18 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 		}
 	}
 	d.mu.Lock()
-	d.inspected[id] = cached{state: container.ContainerState(c.State), health: c.Health, c: c}
-	d.mu.Unlock()
-	return c, nil
+	defer d.mu.Unlock()
+	e := cached{state: container.ContainerState(c.State), health: c.Health, c: c}
+	if t, ok := d.runStarted[id]; ok && (c.State == runtime.Running || c.State == runtime.Exited) {
+		// The shim ran the command again since the engine started the
+		// container: the run that is going (or that ended) began then.
+		e.c.StartedAt = t
+	}
+	if h := d.holds[id]; h != nil && c.State == runtime.Running {
+		e = heldEntry(e, h)
+	}
+	d.inspected[id] = e
+	return e.c, nil
 }
 
 // summaryHealth reads the health from a list entry: a field on recent engines,
@@ -201,6 +233,9 @@ func short(id string) string {
 }
 
 func (d *Docker) Start(ctx context.Context, id string) error {
+	if d.answer(id, true) {
+		return nil // the shim runs the command again: no engine call
+	}
 	d.forget(id)
 	if _, err := d.c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("docker: start %s: %w", short(id), err)
@@ -209,6 +244,7 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 }
 
 func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+	d.answer(id, false)
 	d.forget(id)
 	secs := int((grace + time.Second - 1) / time.Second)
 	if _, err := d.c.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -218,6 +254,7 @@ func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error
 }
 
 func (d *Docker) Remove(ctx context.Context, id string) error {
+	d.answer(id, false)
 	d.forget(id)
 	// Volumes stay: a replica's data is never tend's to lose.
 	_, err := d.c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
@@ -250,14 +287,26 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 					errc <- fmt.Errorf("docker: events: %w", err)
 				}
 				return
+			case e := <-d.shimEvents:
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
 			case m := <-res.Messages:
 				action := string(m.Action)
 				if strings.HasPrefix(action, "exec_") {
 					continue
 				}
-				if action == "die" {
+				switch action {
+				case "die":
 					d.noteExit(m.Actor.ID, m)
-				} else {
+				case "start":
+					d.mu.Lock()
+					delete(d.runStarted, m.Actor.ID) // the engine started it afresh
+					d.mu.Unlock()
+					d.forget(m.Actor.ID)
+				default:
 					d.forget(m.Actor.ID)
 				}
 				e := runtime.Event{
@@ -282,6 +331,11 @@ func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 	opts, extra, err := createOptions(p, svc, slot)
 	if err != nil {
 		return "", fmt.Errorf("docker: create %s: %w", name, err)
+	}
+	if d.shimBinary != "" {
+		if err := d.wrap(ctx, &opts, svc); err != nil {
+			return "", fmt.Errorf("docker: create %s: %w", name, err)
+		}
 	}
 	res, err := d.c.ContainerCreate(ctx, opts)
 	if err != nil {

@@ -56,7 +56,7 @@ func TestNegotiatesTheEnginesAPIVersion(t *testing.T) {
 			f := startFakeEngine(t, version)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			d, err := New(ctx)
+			d, err := New(ctx, Config{})
 			if err != nil {
 				t.Fatalf("connect: %v", err)
 			}

@@ -13,6 +13,8 @@
 //	_ = rt.Start(ctx, id)                       // running
 //	rt.Exit(id, 1)                              // exited with code 1, a "die" event
 //	rt.FailNext(fake.MethodStart, errBoom)      // the next Start returns errBoom
+//	id, _ = rt.Build(ctx, "demo-web", b, out)   // two lines of output, a new image ID for demo-web
+//	rt.AddImage("base:1", "sha256:...")         // an image that exists without a build
 //	calls := rt.Calls()                         // [{Create [demo web 1]} {Start [<id>]} ...]
 //
 // Behaviour follows the engine where tend relies on it: Create refuses a name

@@ -23,6 +23,7 @@ const (
 	MethodStart         Method = "Start"
 	MethodStop          Method = "Stop"
 	MethodRemove        Method = "Remove"
+	MethodRelease       Method = "Release"
 	MethodEnsureNetwork Method = "EnsureNetwork"
 	MethodRemoveNetwork Method = "RemoveNetwork"
 	MethodEnsureVolume  Method = "EnsureVolume"
@@ -35,7 +36,7 @@ const (
 //
 //	List(project)  Create(project, service, slot)  Start(id)  Stop(id, grace)  Remove(id)
 //	EnsureNetwork(project, name)  RemoveNetwork(name)  EnsureVolume(project, name)  RemoveVolume(name)
-//	Events()
+//	Events()  ImageID(ref)  Build(image, context)
 type Call struct {
 	Method Method
 	Args   []string
@@ -68,6 +69,7 @@ type Fake struct {
 	containers map[string]*container
 	networks   map[string]bool
 	volumes    map[string]bool
+	images     map[string]string // image ID by reference (build.go)
 	calls      []Call
 	failures   map[Method][]error
 	subs       map[*subscriber]bool
@@ -87,6 +89,7 @@ func New() *Fake {
 		containers: map[string]*container{},
 		networks:   map[string]bool{},
 		volumes:    map[string]bool{},
+		images:     map[string]string{},
 		failures:   map[Method][]error{},
 		subs:       map[*subscriber]bool{},
 	}
@@ -228,6 +231,14 @@ func (f *Fake) Stop(_ context.Context, id string, grace time.Duration) error {
 	f.exit(e, StopExitCode)
 	f.emit(e.c, "stop")
 	return nil
+}
+
+// Release only records the call: the fake holds no exits (its containers exit
+// as the engine's do).
+func (f *Fake) Release(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.begin(MethodRelease, id)
 }
 
 func (f *Fake) Remove(_ context.Context, id string) error {

@@ -1,0 +1,2 @@
+DJANGO_SETTINGS_MODULE=shop.settings.production
+DJANGO_DEBUG=false
