@@ -4,8 +4,8 @@ import "time"
 
 // Paths and variables inside a replica's container.
 const (
-	Binary    = "/.tend/tend"         // tend's static binary, mounted read-only
-	SocketDir = "/.tend/run"          // a host directory holding tend's control socket
+	Binary    = "/.tend/tend" // tend's static binary, mounted read-only
+	SocketDir = "/.tend/run"  // a host directory holding tend's control socket
 	Socket    = SocketDir + "/shim.sock"
 	EnvToken  = "TEND_SHIM_TOKEN" // says which container is asking; removed from the command's environment
 )
