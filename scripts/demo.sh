@@ -40,9 +40,18 @@ say "tend up -f examples/stack/compose.yaml -p $PROJECT --build --wait (builds t
 "$TEND" up -f examples/stack/compose.yaml -p "$PROJECT" --build --wait
 "$TEND" ps -p "$PROJECT"
 
-started() { docker inspect -f '{{.State.Running}} {{.State.StartedAt}}' "$1" 2>/dev/null || echo gone; }
+# started NAME: whether the replica runs, and how many journal entries its slot has. A restart
+# in place (tend's shim restarts the process inside its container) leaves the container's start
+# time as it was; the journal entry about it is what changes.
+started() {
+  local svc=${1#"$PROJECT"-}
+  local running entries
+  running=$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null || echo gone)
+  entries=$("$TEND" events -p "$PROJECT" --json -n 0 | grep -c "\"service\":\"${svc%-*}\",\"slot\":${svc##*-}," || true)
+  echo "$running $entries"
+}
 
-# heal NAME: wait until the container runs again with a new start time, and say how long it took.
+# heal NAME: wait until the replica runs again after a new journal entry, and say how long it took.
 heal() {
   local name=$1 before=$2 t0=$3
   for _ in $(seq 300); do

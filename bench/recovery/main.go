@@ -57,14 +57,14 @@ func main() {
 	flag.StringVar(&c.image, "image", "tend-demo:dev", "demo image (examples/demo/build.sh)")
 	flag.StringVar(&c.tendBin, "tend", "", "tend binary; the tend peer is skipped when it is missing")
 	flag.StringVar(&c.swarmNet, "swarm-net", "overlay", "network for swarm services: overlay (what swarm stacks use; polled on docker_gwbridge) or bridge (a swarm-scoped bridge, like the other peers)")
-	flag.DurationVar(&c.settle, "settle", 11*time.Second, "crash a replica only after it has run this long (the engine resets its restart backoff after 10 s)")
+	flag.DurationVar(&c.settle, "settle", 11*time.Second, "crash a replica only after its process has run this long (the engine, and tend by default, reset restart backoff after 10 s)")
 	flag.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up on a trial after this long")
 	flag.DurationVar(&c.dialTimeout, "dial-timeout", 50*time.Millisecond, "per-attempt connect timeout")
 	flag.DurationVar(&c.requestTimeout, "request-timeout", 500*time.Millisecond, "per-attempt request timeout")
 	flag.DurationVar(&c.gap, "gap", 5*time.Millisecond, "pause between GET / attempts on the started replica's address")
 	flag.DurationVar(&c.eventWait, "event-wait", 30*time.Second, "fail a trial when no start event of the peer arrives this long after the crash")
 	flag.BoolVar(&c.neigh, "neigh-reset", true, "delete the target's neighbour (ARP) entry after each failed attempt; false shows the ~1 s stall")
-	flag.BoolVar(&c.pollOld, "poll-old", false, "also poll the crashed replica's address until the engine reports a start (a naive client; with -neigh-reset=false it shows the stall)")
+	flag.BoolVar(&c.pollOld, "poll-old", true, "poll the replica's address from the crash on, as well as following start events to a new container: a restart in place (tend's shim) produces no engine event; with -neigh-reset=false it shows the neighbour-cache stall")
 	flag.Parse()
 	c.peers = strings.Split(peers, ",")
 	for _, k := range c.peers {
@@ -207,11 +207,17 @@ func runTrial(ctx context.Context, e *env, pr *prober, p *peer, settle time.Dura
 	if err != nil {
 		return trial{Err: err}
 	}
-	cs, err := e.d.Inspect(ctx, cur.Container)
+	// The process's own start, not the container's: a restart in place (tend's
+	// shim) starts a new process in the same container.
+	id, err := pr.identify(ctx, cur)
 	if err != nil {
 		return trial{Err: err}
 	}
-	if wait := time.Until(cs.State.StartedAt.Add(settle)); wait > 0 {
+	started, err := time.Parse(time.RFC3339Nano, id.Started)
+	if err != nil {
+		return trial{Err: fmt.Errorf("replica's start time %q: %w", id.Started, err)}
+	}
+	if wait := time.Until(started.Add(settle)); wait > 0 {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -35,17 +36,22 @@ func Run(cfg Config) int {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
-	exits := make(chan childExit, 1)
-	r := &runner{cfg: cfg, env: childEnv(), sigs: sigs, exits: exits}
-	go reap(exits)
+	reaping.Do(func() { go reap(reaped) })
+	r := &runner{cfg: cfg, env: childEnv(), sigs: sigs, exits: reaped}
 	return r.loop()
 }
+
+// One reaper per process: two would race for each child's exit status.
+var (
+	reaping sync.Once
+	reaped  = make(chan childExit, 16)
+)
 
 type runner struct {
 	cfg      Config
 	env      []string
 	sigs     chan os.Signal
-	exits    chan childExit
+	exits    <-chan childExit
 	child    *os.Process
 	stopping bool
 }

@@ -38,6 +38,7 @@ type cached struct {
 	state  container.ContainerState
 	health runtime.Health
 	c      runtime.Container
+	token  string // the shim's token, from the container's labels
 	// died: learned from a die event. The engine's list keeps saying
 	// "running" until its clean-up of the container is done; the event is newer.
 	died bool
@@ -185,6 +186,9 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := cached{state: container.ContainerState(c.State), health: c.Health, c: c}
+	if in.Config != nil {
+		e.token = in.Config.Labels[LabelShim]
+	}
 	if t, ok := d.runStarted[id]; ok && (c.State == runtime.Running || c.State == runtime.Exited) {
 		// The shim ran the command again since the engine started the
 		// container: the run that is going (or that ended) began then.

@@ -117,7 +117,12 @@ func (d *Docker) wrap(ctx context.Context, opts *client.ContainerCreateOptions, 
 
 func (d *Docker) command(ctx context.Context, svc *spec.Service) ([]string, error) {
 	if svc.Entrypoint != nil {
-		return append(append([]string{}, svc.Entrypoint...), svc.Command...), nil // an entrypoint override drops the image's command
+		// An entrypoint override drops the image's command.
+		argv := append(append([]string{}, svc.Entrypoint...), svc.Command...)
+		if len(argv) == 0 {
+			return nil, fmt.Errorf("the service's entrypoint and command are empty")
+		}
+		return argv, nil
 	}
 	img, err := d.c.ImageInspect(ctx, svc.Image)
 	if err != nil {
@@ -270,6 +275,14 @@ func (d *Docker) byToken(ctx context.Context, token string) (string, bool) {
 	if token == "" {
 		return "", false
 	}
+	d.mu.Lock()
+	for id, e := range d.inspected {
+		if e.token == token {
+			d.mu.Unlock()
+			return id, true
+		}
+	}
+	d.mu.Unlock()
 	res, err := d.c.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: client.Filters{}.Add("label", LabelShim+"="+token)})
 	if err != nil || len(res.Items) != 1 {
