@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 // the earliest time a plan asked to be woken at (zero: none).
 func (s *Supervisor) pass(ctx context.Context) time.Time {
 	start := s.cfg.Clock.Now()
+	seen := s.doneSnapshot() // before observing: see reconcileProject
 	recs, err := s.cfg.Store.Projects()
 	if err != nil {
 		s.cfg.Log.Error("read projects", "err", err)
@@ -49,7 +51,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			}
 			continue
 		}
-		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name]))
+		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], seen))
 	}
 	return wake
 }
@@ -101,7 +103,15 @@ func (s *Supervisor) anySlotBusy(project string) bool {
 	return false
 }
 
-func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container) time.Time {
+func (s *Supervisor) doneSnapshot() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.done)
+}
+
+// reconcileProject plans one project from what the pass observed. seen is the
+// count of finished actions per slot when the pass began to observe.
+func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container, seen map[string]uint64) time.Time {
 	hist, err := s.cfg.Store.History(p.Name)
 	if err != nil {
 		s.cfg.Log.Error("read slot memory", "project", p.Name, "err", err)
@@ -110,17 +120,19 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 	now := s.cfg.Clock.Now()
 	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist}, now)
 
-	// A slot with an action under way is left to it; the batch pokes the loop when done.
+	// A slot with an action under way, or one that finished since this pass
+	// observed, is left alone: the batch pokes the loop when done, and the
+	// next pass sees its result.
 	s.mu.Lock()
+	stale := func(id string) bool { return s.busy[id] || s.done[id] != seen[id] }
 	var actions []reconcile.Action
 	for _, a := range plan.Actions {
-		id := slotID(p.Name, a.Service, a.Slot)
-		if !s.busy[id] {
+		if !stale(slotID(p.Name, a.Service, a.Slot)) {
 			actions = append(actions, a)
 		}
 	}
 	for k := range plan.History {
-		if s.busy[slotID(p.Name, k.Service, k.Slot)] {
+		if stale(slotID(p.Name, k.Service, k.Slot)) {
 			delete(plan.History, k)
 		}
 	}
@@ -149,7 +161,9 @@ func (s *Supervisor) release(project string, actions []reconcile.Action) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range actions {
-		delete(s.busy, slotID(project, a.Service, a.Slot))
+		id := slotID(project, a.Service, a.Slot)
+		delete(s.busy, id)
+		s.done[id]++
 	}
 }
 

@@ -35,8 +35,12 @@ type Supervisor struct {
 	cfg  Config
 	wake chan struct{}
 
-	mu    sync.Mutex
-	busy  map[string]bool             // slots with an action under way, by slotID; a project under teardown by its name
+	mu   sync.Mutex
+	busy map[string]bool // slots with an action under way, by slotID; a project under teardown by its name
+	// done counts the actions finished per slot. A pass that observed the
+	// engine before an action finished must not act on the slot: what it saw
+	// is already out of date (it would, say, start a container twice).
+	done  map[string]uint64
 	waits map[string][]reconcile.Wait // the last plan's waits, by project
 	downs map[string]retry            // failed teardowns, by project
 	work  sync.WaitGroup              // running action batches
@@ -63,7 +67,7 @@ func New(cfg Config) *Supervisor {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 8
 	}
-	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{},
+	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}}
 }
 
