@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
@@ -211,7 +212,7 @@ func (s *Supervisor) finish(project string, a reconcile.Action, id string, err e
 	k := reconcile.SlotKey{Service: a.Service, Slot: a.Slot}
 	if hs, herr := s.cfg.Store.History(project); herr != nil {
 		s.cfg.Log.Error("read slot memory", "project", project, "err", herr)
-	} else if h := reconcile.Outcome(hs[k], id, err, s.cfg.Clock.Now()); !h.Equal(hs[k]) {
+	} else if h := reconcile.Outcome(hs[k], id, paced(err), s.cfg.Clock.Now()); !h.Equal(hs[k]) {
 		if herr := s.cfg.Store.PutHistory(project, map[reconcile.SlotKey]reconcile.History{k: h}); herr != nil {
 			s.cfg.Log.Error("write slot memory", "project", project, "err", herr)
 		}
@@ -219,6 +220,15 @@ func (s *Supervisor) finish(project string, a reconcile.Action, id string, err e
 	if a.Reason != "" {
 		s.journal(s.entry(project, a, err))
 	}
+}
+
+// paced is the error the slot should wait a backoff for: a container that
+// vanished under the action is no reason to wait, the next pass sees it gone.
+func paced(err error) error {
+	if errs.KindOf(err) == errs.NotFound {
+		return nil
+	}
+	return err
 }
 
 func needsNetwork(actions []reconcile.Action) bool {

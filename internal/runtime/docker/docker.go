@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
+	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
 )
@@ -242,9 +243,19 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 	}
 	d.forget(id)
 	if _, err := d.c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("docker: start %s: %w", short(id), err)
+		err = fmt.Errorf("docker: start %s: %w", short(id), err)
+		if gone(err) {
+			return errs.Wrap(errs.NotFound, err)
+		}
+		return err
 	}
 	return nil
+}
+
+// gone tells an error about a container that no longer exists, or is being
+// removed (`docker rm -f` sends die before destroy, so a restart can race it).
+func gone(err error) bool {
+	return cerrdefs.IsNotFound(err) || strings.Contains(err.Error(), "marked for removal")
 }
 
 func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
