@@ -153,18 +153,7 @@ func TestLoadJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back spec.Project
-	if err := json.Unmarshal(b, &back); err != nil {
-		t.Fatal(err)
-	}
-	diff(t, "round trip", &back, p)
-	if err := spec.Validate(&back); err != nil {
-		t.Errorf("Validate(round trip) = %v", err)
-	}
+	roundTrip(t, p)
 }
 
 func TestLoadEnvironment(t *testing.T) {
