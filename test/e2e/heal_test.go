@@ -14,28 +14,6 @@ services:
       replicas: 2
 `
 
-func TestCrashedReplicaIsRestartedWithCause(t *testing.T) {
-	t.Parallel()
-	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
-	c := name + "-web-1"
-	before := docker(t, "inspect", "-f", "{{.Id}}", c)
-
-	post(t, c, "/crash")
-	waitFor(t, 15*time.Second, "web-1 restarted and running", func() bool {
-		r, _ := byName(d.ps(name), c)
-		return r.Restarts == 1 && r.State == "running"
-	})
-	if after := docker(t, "inspect", "-f", "{{.Id}}", c); after != before {
-		t.Errorf("a crash should restart the same container, got a new one (%s -> %s)", before, after)
-	}
-	e, ok := findEvent(d.events(name), "web", "restart", "exited")
-	if !ok || !strings.Contains(e.Message, "exited with code 1") || e.Slot != 1 {
-		t.Fatalf("journal lacks the restart with its cause; got %+v", d.events(name))
-	}
-}
-
 func TestKilledAndRemovedContainersComeBack(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
