@@ -104,6 +104,17 @@ var corpus = []corpusCase{
 		diff(t, "without the override", service(t, p, "web").Replicas, 3)
 		diff(t, "services", names(p), []string{"db", "web"})
 	}, warnings: []string{`service "web": ports: host port 8080 is published by replica 1 only (3 replicas cannot share it yet)`}},
+	{dir: "build-override", files: []string{"compose.yaml", "compose.override.yaml"}, check: func(t *testing.T, p *spec.Project) {
+		api, worker := service(t, p, "api"), service(t, p, "worker")
+		diff(t, "api context", filepath.Base(api.Build.Context), "api")
+		diff(t, "api image named after the project", api.Image, p.Name+"-api")
+		diff(t, "merged args", api.Build.Args, map[string]string{"VERSION": "1.4", "DEBUG": "1"})
+		diff(t, "overridden target", api.Build.Target, "debug")
+		diff(t, "labels kept", api.Build.Labels["org.example.team"], "payments")
+		diff(t, "worker dockerfile", worker.Build.Dockerfile, "worker/Dockerfile")
+		diff(t, "worker image", worker.Image, "example/worker:dev")
+		diff(t, "override environment", api.Environment["LOG_LEVEL"], "debug")
+	}},
 	{dir: "prod-override", files: []string{"compose.yaml", "compose.prod.yaml"}, check: func(t *testing.T, p *spec.Project) {
 		api, worker := service(t, p, "api"), service(t, p, "worker")
 		diff(t, "image from .env", api.Image, "ghcr.io/acme/api:2.3.0")
