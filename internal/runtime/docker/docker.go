@@ -316,9 +316,9 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 				switch action {
 				case "die":
 					d.noteExit(m.Actor.ID, m)
-				case "start":
+				case "start", "destroy":
 					d.mu.Lock()
-					delete(d.runStarted, m.Actor.ID) // the engine started it afresh
+					delete(d.runStarted, m.Actor.ID) // started afresh by the engine, or gone
 					d.mu.Unlock()
 					d.forget(m.Actor.ID)
 				default:
