@@ -72,12 +72,13 @@ type daemon struct {
 	socket string
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
+	flags  []string // extra flags for tend serve
 }
 
-func startDaemon(t *testing.T) *daemon {
+func startDaemon(t *testing.T, flags ...string) *daemon {
 	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{t: t, data: filepath.Join(dir, "data"), socket: filepath.Join(dir, "tend.sock")}
+	d := &daemon{t: t, data: filepath.Join(dir, "data"), socket: filepath.Join(dir, "tend.sock"), flags: flags}
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
@@ -91,7 +92,7 @@ func startDaemon(t *testing.T) *daemon {
 func (d *daemon) start() {
 	d.t.Helper()
 	d.log = &bytes.Buffer{}
-	d.cmd = exec.Command(tendBin, "serve", "--data", d.data, "--socket", d.socket)
+	d.cmd = exec.Command(tendBin, append([]string{"serve", "--data", d.data, "--socket", d.socket}, d.flags...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("start tend serve: %v", err)

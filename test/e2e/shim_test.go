@@ -77,3 +77,25 @@ services:
 		t.Errorf("a stopped replica was restarted: %+v", d.events(name))
 	}
 }
+
+// With the shim turned off, replicas run their command as PID 1 and a crash is
+// restarted through the engine.
+func TestWithoutTheShimCrashesRestartThroughTheEngine(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--restart-in-place=false")
+	name, file := d.project(webStack)
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	c := name + "-web-1"
+	if path := docker(t, "inspect", "-f", "{{.Path}}", c); path != "/demo" {
+		t.Fatalf("command %q, want the image's own /demo", path)
+	}
+	before := docker(t, "inspect", "-f", "{{.State.StartedAt}}", c)
+	post(t, c, "/crash")
+	waitFor(t, 10*time.Second, "the restart", func() bool {
+		r, _ := byName(d.ps(name), c)
+		return r.Restarts == 1 && r.State == "running"
+	})
+	if after := docker(t, "inspect", "-f", "{{.State.StartedAt}}", c); after == before {
+		t.Errorf("the engine did not restart the container")
+	}
+}
