@@ -3,13 +3,13 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/tend-sh/tend/internal/testwait"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +22,15 @@ import (
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 
-// waitFor bounds every wait of a test; the conditions usually hold within milliseconds.
-const waitFor = 3 * time.Second
+// waitFor bounds every wait of a test.
+const waitFor = testwait.For
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testwait.Eventually(t, what, cond)
+}
+
+func checkGoroutines(t *testing.T, before int) { t.Helper(); testwait.Goroutines(t, before) }
 
 // daemon is the API server with a supervisor over the fake runtime and a Bolt
 // store, on a unix socket in a temporary directory. The supervisor runs on
@@ -114,33 +121,6 @@ func (d *daemon) request(t *testing.T, method, path, body string) (*http.Respons
 		t.Fatal(err)
 	}
 	return resp, string(b)
-}
-
-// checkGoroutines waits for the number of goroutines to settle back to what
-// it was before, and dumps them if it does not.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for goruntime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines left, %d before:\n%s", goruntime.NumGoroutine(), before, b.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// eventually polls cond until it holds, failing the test after waitFor.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitFor, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // project is "demo": api×1 and web×2 on the default network.

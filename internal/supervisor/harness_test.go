@@ -3,9 +3,9 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
+	"github.com/tend-sh/tend/internal/testwait"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -19,8 +19,15 @@ import (
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 
-// waitFor bounds every wait of a test; the conditions usually hold within milliseconds.
-const waitFor = 3 * time.Second
+// waitFor bounds every wait of a test.
+const waitFor = testwait.For
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testwait.Eventually(t, what, cond)
+}
+
+func checkGoroutines(t *testing.T, before int) { t.Helper(); testwait.Goroutines(t, before) }
 
 // t0 is where the fake clock starts.
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -88,21 +95,6 @@ func (h *harness) stop() {
 		h.t.Fatalf("Run did not return within %s of its context ending", waitFor)
 	}
 	h.done = nil
-}
-
-// checkGoroutines waits for the number of goroutines to settle back to what
-// it was before, and dumps them if it does not.
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for goruntime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines left, %d before:\n%s", goruntime.NumGoroutine(), before, b.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // up hands the supervisor p and fails the test on an error.
@@ -263,18 +255,6 @@ func (h *harness) calls(methods ...fake.Method) []string {
 		}
 	}
 	return out
-}
-
-// eventually polls cond until it holds, failing the test after waitFor.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", waitFor, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // service is one replica of name on the default network, restarted on any
