@@ -20,8 +20,17 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		Max:        spec.DefaultBackoffMax,
 		ResetAfter: spec.DefaultBackoffResetAfter,
 	}}
-	block, err := mapping(service, spec.ExtensionKey, raw, "backoff")
+	block, err := mapping(service, spec.ExtensionKey, raw, "backoff", "liveness", "readiness", "logs")
 	if err != nil {
+		return spec.Extension{}, err
+	}
+	if ext.Liveness, err = parseProbe(service, spec.ExtensionKey+".liveness", block["liveness"]); err != nil {
+		return spec.Extension{}, err
+	}
+	if ext.Readiness, err = parseProbe(service, spec.ExtensionKey+".readiness", block["readiness"]); err != nil {
+		return spec.Extension{}, err
+	}
+	if ext.Logs, err = parseLogRules(service, block["logs"]); err != nil {
 		return spec.Extension{}, err
 	}
 	const key = spec.ExtensionKey + ".backoff"

@@ -54,3 +54,50 @@ func stateText(c runtime.Container) string {
 	}
 	return string(c.State)
 }
+
+// Dependents lists the services to restart when service was replaced, in the
+// order to restart them (each after the services it depends on): those that
+// declare depends_on {service: {restart: true}}, then theirs in turn. With
+// direct, every service that depends on service at all starts the list.
+func Dependents(p *spec.Project, service string, direct bool) []string {
+	in := map[string]bool{}
+	var grow func(name string, first bool)
+	grow = func(name string, first bool) {
+		for _, s := range p.Services {
+			for _, d := range s.DependsOn {
+				if d.Service == name && (d.Restart || first) && !in[s.Name] && s.Name != service {
+					in[s.Name] = true
+					grow(s.Name, false)
+				}
+			}
+		}
+	}
+	grow(service, direct)
+	// Kahn's order over the chosen services, by name among equals.
+	var order []string
+	placed := map[string]bool{}
+	for len(order) < len(in) {
+		progress := false
+		for _, s := range p.Services { // sorted by name
+			if !in[s.Name] || placed[s.Name] {
+				continue
+			}
+			ready := true
+			for _, d := range s.DependsOn {
+				if in[d.Service] && !placed[d.Service] {
+					ready = false
+				}
+			}
+			if ready {
+				order = append(order, s.Name)
+				placed[s.Name] = true
+				progress = true
+				break // restart from the first name: order stays deterministic
+			}
+		}
+		if !progress {
+			break // a cycle, which Validate rules out
+		}
+	}
+	return order
+}

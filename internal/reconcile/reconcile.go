@@ -88,6 +88,7 @@ const streakCap = 64
 type Observed struct {
 	Containers []runtime.Container
 	History    map[SlotKey]History
+	Health     map[string]Health // by container ID; a container without an entry is neither sick nor ready
 }
 
 // Kind is what an action does.
@@ -100,6 +101,12 @@ const (
 	Replace Kind = "replace" // remove the slot's container, then create and start a new one
 	Remove  Kind = "remove"  // stop and remove a container that should not exist
 	Settle  Kind = "settle"  // leave an exited container as it is (completed, or given up); journal only
+	// Surge creates and starts a replacement next to the slot's sick container
+	// (named runtime.SurgeName), which keeps running until the replacement is ready.
+	Surge Kind = "surge"
+	// Takeover stops and removes the slot's old container (if any) and gives
+	// the replacement, Action.Surge, the slot's name.
+	Takeover Kind = "takeover"
 )
 
 // Reason is why an action is taken, in a word a person can grep for.
@@ -116,6 +123,13 @@ const (
 	ReasonDuplicate   Reason = "duplicate"    // another container holds the same slot
 	ReasonCompleted   Reason = "completed"    // it exited and the policy does not restart it
 	ReasonMaxAttempts Reason = "max-attempts" // it used up restart_policy.max_attempts
+
+	ReasonLiveness          Reason = "liveness"            // its x-tend liveness probe fails
+	ReasonUnhealthy         Reason = "unhealthy"           // the engine's health check (compose healthcheck) says unhealthy
+	ReasonLogMatch          Reason = "log-match"           // a log rule with action replace fired
+	ReasonReplacementReady  Reason = "replacement-ready"   // the replacement of a sick replica can take over
+	ReasonReplacementFailed Reason = "replacement-failed"  // the replacement exited or fell sick before it took over
+	ReasonDependency        Reason = "dependency-replaced" // a service it depends on (restart: true) was replaced
 )
 
 // Action is one step of a plan.
@@ -124,6 +138,7 @@ type Action struct {
 	Service   string
 	Slot      int
 	Container string // the container acted on; empty for Create
+	Surge     string // Takeover: the replacement that takes the slot
 	Reason    Reason
 	Message   string // what a person reads in the journal
 }
@@ -205,9 +220,14 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 					at.Sub(now).Round(time.Millisecond), observed.History[k].LastError)})
 				continue
 			}
-			s := slotPlanner{svc: svc, key: k, history: observed.History[k], now: now, plan: &plan}
-			keep := s.dedupe(slots[k])
-			s.plan1(keep, func() (bool, string) { return depsReady(desired, svc, byService) })
+			s := slotPlanner{svc: svc, key: k, history: observed.History[k], now: now, plan: &plan, health: observed.Health}
+			own, surges := splitSurges(slots[k], desired.Name, k)
+			keep := s.dedupe(own)
+			if next := s.dedupe(surges); next != nil {
+				s.surge(keep, *next, observed.Health)
+			} else {
+				s.plan1(keep, func() (bool, string) { return depsReady(desired, svc, byService) })
+			}
 			if !s.history.Equal(observed.History[k]) {
 				plan.History[k] = s.history
 			}

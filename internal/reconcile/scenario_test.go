@@ -41,6 +41,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of the test
 //	wake                move the clock to the wake time of the last plan
 //	exit SVC/SLOT [code=N]   the slot's container exits (code 1 by default)
 //	health SVC/SLOT HEALTH   set its health (healthy, unhealthy, starting)
+//	sick SVC/SLOT [CAUSE]   tend's checks condemn it (cause liveness by default)
+//	ready SVC/SLOT / unready SVC/SLOT   tend's readiness verdict on it
+//	        SVC/SLOT names the slot's own container; SVC/SLOT+ its replacement (surge)
 //	delete SVC/SLOT     remove its container outside tend
 //	start SVC/SLOT      start its container outside tend (docker start)
 //	fail-start [N]      fail the next N (1) starts, as an engine that cannot start it
@@ -138,11 +141,14 @@ type world struct {
 	hist map[reconcile.SlotKey]reconcile.History
 	now  time.Time
 	wake time.Time
+	// health is what tend's checks say, by container; a container removed
+	// takes its verdict with it, as the supervisor's would.
+	health map[string]reconcile.Health
 }
 
 func newWorld(t *testing.T) *world {
 	w := &world{ctx: t.Context(), rt: fake.New(), p: &spec.Project{Name: "demo"},
-		hist: map[reconcile.SlotKey]reconcile.History{}, now: t0}
+		hist: map[reconcile.SlotKey]reconcile.History{}, now: t0, health: map[string]reconcile.Health{}}
 	w.rt.SetClock(func() time.Time { return w.now })
 	return w
 }
@@ -174,6 +180,8 @@ func (w *world) do(cmd string) ([]string, error) {
 		return nil, nil
 	case "exit", "health", "delete", "start":
 		return nil, w.engine(f[0], args)
+	case "sick", "ready", "unready":
+		return nil, w.verdict(f[0], args)
 	case "fail-start":
 		n := 1
 		if len(args) > 0 {
@@ -281,6 +289,7 @@ func (w *world) engine(cmd string, args []string) error {
 
 func (w *world) slotContainer(ref string) (runtime.Container, error) {
 	svc, n, _ := strings.Cut(ref, "/")
+	n, surge := strings.CutSuffix(n, "+")
 	slot, err := strconv.Atoi(n)
 	if err != nil {
 		return runtime.Container{}, fmt.Errorf("want service/slot, got %q", ref)
@@ -289,7 +298,11 @@ func (w *world) slotContainer(ref string) (runtime.Container, error) {
 	if err != nil {
 		return runtime.Container{}, err
 	}
-	cs = slices.DeleteFunc(cs, func(c runtime.Container) bool { return c.Service != svc || c.Slot != slot })
+	name := runtime.ContainerName("demo", svc, slot)
+	if surge {
+		name = runtime.SurgeName("demo", svc, slot)
+	}
+	cs = slices.DeleteFunc(cs, func(c runtime.Container) bool { return c.Service != svc || c.Slot != slot || c.Name != name })
 	if len(cs) != 1 {
 		return runtime.Container{}, fmt.Errorf("%s has %d containers, want 1", ref, len(cs))
 	}
@@ -303,7 +316,7 @@ func (w *world) plan() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := reconcile.Plan(w.p, reconcile.Observed{Containers: cs, History: w.hist}, w.now)
+	r := reconcile.Plan(w.p, reconcile.Observed{Containers: cs, History: w.hist, Health: w.health}, w.now)
 	remember(w.hist, r)
 	w.wake = r.Wake
 	var out []string
@@ -315,6 +328,9 @@ func (w *world) plan() ([]string, error) {
 		line := fmt.Sprintf("%s %s/%d", a.Kind, a.Service, a.Slot)
 		if a.Container != "" {
 			line += " " + a.Container
+		}
+		if a.Surge != "" {
+			line += " <- " + a.Surge
 		}
 		out = append(out, fmt.Sprintf("%s %s: %s", line, a.Reason, a.Message))
 		if err := w.execute(a); err != nil {
@@ -340,7 +356,7 @@ func (w *world) plan() ([]string, error) {
 func (w *world) execute(a reconcile.Action) error {
 	svc, _ := w.p.Service(a.Service)
 	create := func() error {
-		id, err := w.rt.Create(w.ctx, w.p, svc, a.Slot)
+		id, err := w.rt.Create(w.ctx, w.p, svc, a.Slot, runtime.ContainerName(w.p.Name, svc.Name, a.Slot))
 		if err != nil {
 			return err
 		}
@@ -358,7 +374,45 @@ func (w *world) execute(a reconcile.Action) error {
 		return create()
 	case reconcile.Remove:
 		return w.rt.Remove(w.ctx, a.Container)
+	case reconcile.Surge:
+		id, err := w.rt.Create(w.ctx, w.p, svc, a.Slot, runtime.SurgeName(w.p.Name, svc.Name, a.Slot))
+		if err != nil {
+			return err
+		}
+		return w.rt.Start(w.ctx, id)
+	case reconcile.Takeover:
+		if a.Container != "" {
+			if err := w.rt.Remove(w.ctx, a.Container); err != nil {
+				return err
+			}
+		}
+		return w.rt.Rename(w.ctx, a.Surge, runtime.ContainerName(w.p.Name, svc.Name, a.Slot))
 	}
+	return nil
+}
+
+// verdict sets what tend's checks say of a container.
+func (w *world) verdict(cmd string, args []string) error {
+	if len(args) == 0 {
+		return errors.New("want service/slot")
+	}
+	c, err := w.slotContainer(args[0])
+	if err != nil {
+		return err
+	}
+	h := w.health[c.ID]
+	switch cmd {
+	case "sick":
+		h.Sick, h.Cause, h.Detail = true, reconcile.ReasonLiveness, "liveness probe failed 3 times: HTTP 503: sick"
+		if len(args) > 1 {
+			h.Cause = reconcile.Reason(args[1])
+		}
+	case "ready":
+		h.Ready = true
+	default:
+		h.Ready = false
+	}
+	w.health[c.ID] = h
 	return nil
 }
 
@@ -371,6 +425,9 @@ func (w *world) state() []string {
 	var out []string
 	for _, c := range cs {
 		line := fmt.Sprintf("%s/%d %s %s", c.Service, c.Slot, c.ID, c.State)
+		if c.Name == runtime.SurgeName("demo", c.Service, c.Slot) {
+			line = fmt.Sprintf("%s/%d+ %s %s", c.Service, c.Slot, c.ID, c.State)
+		}
 		if c.Health != runtime.HealthNone {
 			line += " " + string(c.Health)
 		}

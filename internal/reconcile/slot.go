@@ -17,6 +17,7 @@ type slotPlanner struct {
 	history History
 	now     time.Time
 	plan    *Result
+	health  map[string]Health
 }
 
 func (s *slotPlanner) act(kind Kind, container string, r Reason, format string, args ...any) {
@@ -78,6 +79,10 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 		s.act(Start, c.ID, ReasonNotStarted, "%s was created but not started", c.Name)
 	case runtime.Exited, runtime.Dead:
 		s.exited(c)
+	case runtime.Running:
+		if hl := s.health[c.ID]; hl.Sick {
+			s.sick(c, hl)
+		}
 	}
 	// Running is the goal. Paused, restarting and removing are the engine's or a
 	// person's doing and end in an event that wakes the planner again.

@@ -45,18 +45,21 @@ const (
 
 // Container is one observed container that carries tend's labels.
 type Container struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Project    string    `json:"project"`
-	Service    string    `json:"service"`
-	Slot       int       `json:"slot"`
-	Hash       string    `json:"hash"`
-	State      State     `json:"state"`
-	Health     Health    `json:"health,omitempty"`
-	ExitCode   int       `json:"exit_code"`
-	Created    time.Time `json:"created"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Service string `json:"service"`
+	Slot    int    `json:"slot"`
+	Hash    string `json:"hash"`
+	State   State  `json:"state"`
+	Health  Health `json:"health,omitempty"`
+	// HealthOutput is what the engine's last health check printed, trimmed.
+	HealthOutput string    `json:"health_output,omitempty"`
+	IP           string    `json:"ip,omitempty"` // the address on its first network, while it runs
+	ExitCode     int       `json:"exit_code"`
+	Created      time.Time `json:"created"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at"`
 }
 
 // Event is a change the engine reports about a tend container. Events only wake
@@ -73,8 +76,10 @@ type Event struct {
 type Runtime interface {
 	// List returns the containers labelled with project, or with any project when it is "".
 	List(ctx context.Context, project string) ([]Container, error)
-	// Create makes (but does not start) replica slot of svc and returns its ID.
-	Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error)
+	// Create makes (but does not start) replica slot of svc under name and returns its ID.
+	Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error)
+	// Rename gives a container a new name.
+	Rename(ctx context.Context, id, name string) error
 	Start(ctx context.Context, id string) error
 	// Stop sends the container's stop signal and kills it after grace.
 	Stop(ctx context.Context, id string, grace time.Duration) error
@@ -84,6 +89,13 @@ type Runtime interface {
 	// runtime holds for tend's verdict, end as exited (tend decided not to
 	// restart it). For any other container it does nothing.
 	Release(ctx context.Context, id string) error
+
+	// Exec runs cmd inside a running container, without a shell, and returns
+	// its exit code and combined output. It gives up when ctx ends.
+	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
+	// Logs follows a container's output (stdout and stderr, demultiplexed)
+	// from since on, until the container stops, ctx ends or the reader is closed.
+	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
 
 	EnsureNetwork(ctx context.Context, project string, n spec.Network) error
 	RemoveNetwork(ctx context.Context, n spec.Network) error
@@ -102,9 +114,22 @@ type Runtime interface {
 	Events(ctx context.Context) (<-chan Event, <-chan error)
 }
 
+// ExecResult is how a command run in a container ended.
+type ExecResult struct {
+	ExitCode int
+	Output   string
+}
+
 // ContainerName is the deterministic name of a replica. The engine refuses a
 // second container of the same name, which is what makes adoption after a crash
 // of tend safe: a slot can never be created twice.
 func ContainerName(project, service string, slot int) string {
 	return project + "-" + service + "-" + strconv.Itoa(slot)
+}
+
+// SurgeName is the name of a replica that starts next to a slot's sick one and
+// takes over its name once the sick one is gone. Like ContainerName, it cannot
+// be created twice.
+func SurgeName(project, service string, slot int) string {
+	return ContainerName(project, service, slot) + "-next"
 }

@@ -138,7 +138,10 @@ const ExtensionKey = "x-tend"
 
 // Extension is a service's `x-tend` block: what compose cannot say.
 type Extension struct {
-	Backoff Backoff `json:"backoff"`
+	Backoff   Backoff   `json:"backoff"`
+	Liveness  *Probe    `json:"liveness,omitempty"`  // failing: the replica is replaced
+	Readiness *Probe    `json:"readiness,omitempty"` // failing: out of rotation; nil: the liveness probe
+	Logs      []LogRule `json:"logs,omitempty"`      // log patterns that heal, in file order
 }
 
 // Backoff shapes crash-loop restarts: the first restart of a streak is immediate,

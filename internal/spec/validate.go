@@ -85,7 +85,7 @@ func checkService(p *Project, s *Service) *Error {
 	if s.StopGracePeriod < 0 {
 		return errorf(s.Name, "stop_grace_period", "must not be negative (got %s)", s.StopGracePeriod)
 	}
-	checks := []func(*Project, *Service) *Error{checkRestart, checkPorts, checkMounts, checkAttachments, checkHealthcheck, checkDependencies, checkBackoff, checkBuild, checkOptions}
+	checks := []func(*Project, *Service) *Error{checkRestart, checkPorts, checkMounts, checkAttachments, checkHealthcheck, checkDependencies, checkBackoff, checkProbes, checkLogRules, checkBuild, checkOptions}
 	for _, check := range checks {
 		if err := check(p, s); err != nil {
 			return err

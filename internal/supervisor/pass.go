@@ -38,6 +38,14 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 	for _, c := range all {
 		byProject[c.Project] = append(byProject[c.Project], c)
 	}
+	s.forgetGone(all)
+	var live []*spec.Project
+	for i := range recs {
+		if !recs[i].Deleting {
+			live = append(live, &recs[i].Project)
+		}
+	}
+	s.watch(live, byProject)
 	s.cfg.Log.Debug("observed", "containers", len(all), "took", s.cfg.Clock.Now().Sub(start))
 	var wake time.Time
 	for _, rec := range recs {
@@ -119,7 +127,9 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 		return time.Time{}
 	}
 	now := s.cfg.Clock.Now()
-	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist}, now)
+	health := s.verdicts(p, cs)
+	s.noteReadiness(p, cs, health)
+	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health}, now)
 
 	// A slot with an action under way, or one that finished since this pass
 	// observed, is left alone: the batch pokes the loop when done, and the
@@ -199,6 +209,9 @@ func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []re
 				id, err := s.execute(ctx, p, a)
 				s.cfg.Log.Debug("executed", "action", a.Kind, "service", a.Service, "slot", a.Slot, "took", s.cfg.Clock.Now().Sub(t))
 				s.finish(p.Name, a, id, err)
+				if a.Kind == reconcile.Takeover && err == nil {
+					s.startDependents(p.Name, a.Service, fmt.Sprintf("%s/%d was replaced", a.Service, a.Slot), false)
+				}
 				return nil
 			})
 		}
@@ -233,7 +246,7 @@ func paced(err error) error {
 
 func needsNetwork(actions []reconcile.Action) bool {
 	for _, a := range actions {
-		if a.Kind == reconcile.Create || a.Kind == reconcile.Replace {
+		if a.Kind == reconcile.Create || a.Kind == reconcile.Replace || a.Kind == reconcile.Surge {
 			return true
 		}
 	}
@@ -260,14 +273,23 @@ func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.A
 	svc, _ := p.Service(a.Service)
 	switch a.Kind {
 	case reconcile.Create:
-		return s.create(ctx, p, svc, a.Slot)
+		return s.create(ctx, p, svc, a.Slot, runtime.ContainerName(p.Name, svc.Name, a.Slot))
+	case reconcile.Surge:
+		return s.create(ctx, p, svc, a.Slot, runtime.SurgeName(p.Name, svc.Name, a.Slot))
+	case reconcile.Takeover:
+		if a.Container != "" {
+			if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
+				return "", err
+			}
+		}
+		return a.Surge, rt.Rename(ctx, a.Surge, runtime.ContainerName(p.Name, svc.Name, a.Slot))
 	case reconcile.Start, reconcile.Restart:
 		return "", rt.Start(ctx, a.Container)
 	case reconcile.Replace:
 		if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
 			return "", err
 		}
-		return s.create(ctx, p, svc, a.Slot)
+		return s.create(ctx, p, svc, a.Slot, runtime.ContainerName(p.Name, svc.Name, a.Slot))
 	case reconcile.Remove:
 		return "", s.stopAndRemove(ctx, a.Container, svc)
 	case reconcile.Settle:
@@ -276,8 +298,8 @@ func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.A
 	return "", nil
 }
 
-func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {
-	id, err := s.cfg.Runtime.Create(ctx, p, svc, slot)
+func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
+	id, err := s.cfg.Runtime.Create(ctx, p, svc, slot, name)
 	if err != nil {
 		if id != "" {
 			_ = s.cfg.Runtime.Remove(ctx, id) // half made: the next pass makes it again
@@ -290,11 +312,7 @@ func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Serv
 // stopAndRemove stops a container gracefully (its service's stop grace, or the
 // engine's 10s when it has no service any more) and removes it, keeping its volumes.
 func (s *Supervisor) stopAndRemove(ctx context.Context, id string, svc *spec.Service) error {
-	grace := 10 * time.Second
-	if svc != nil && svc.StopGracePeriod > 0 {
-		grace = svc.StopGracePeriod
-	}
-	if err := s.cfg.Runtime.Stop(ctx, id, grace); err != nil {
+	if err := s.cfg.Runtime.Stop(ctx, id, grace(svc)); err != nil {
 		return err
 	}
 	return s.cfg.Runtime.Remove(ctx, id)
@@ -308,6 +326,9 @@ func (s *Supervisor) entry(project string, a reconcile.Action, err error) store.
 		action = "completed"
 	case reconcile.ReasonMaxAttempts:
 		action = "gave-up"
+	}
+	if a.Kind == reconcile.Surge {
+		action = "replace" // what a person greps for; the takeover that ends it follows
 	}
 	e := store.Entry{Project: project, Service: a.Service, Slot: a.Slot, Container: short(a.Container),
 		Action: action, Reason: string(a.Reason), Message: a.Message}
@@ -395,4 +416,13 @@ func (s *Supervisor) teardown(ctx context.Context, name string) {
 	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {
 		s.cfg.Log.Error("forget project", "project", p.Name, "err", err)
 	}
+}
+
+// grace is how long a replica of svc gets to stop: its stop_grace_period, or
+// the engine's 10s (also when it has no service any more).
+func grace(svc *spec.Service) time.Duration {
+	if svc != nil && svc.StopGracePeriod > 0 {
+		return svc.StopGracePeriod
+	}
+	return 10 * time.Second
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/logwatch"
+	"github.com/tend-sh/tend/internal/probe"
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
@@ -44,6 +46,12 @@ type Supervisor struct {
 	waits map[string][]reconcile.Wait // the last plan's waits, by project
 	downs map[string]retry            // failed teardowns, by project
 	work  sync.WaitGroup              // running action batches
+	ctx   context.Context             // Run's, for work started by a log rule
+
+	probes    *probe.Prober
+	logs      *logwatch.Watcher
+	condemned map[string]condemned // replicas a log rule condemned, by container
+	ready     map[string]bool      // readiness last seen, by container, once it was ready
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with
@@ -67,8 +75,12 @@ func New(cfg Config) *Supervisor {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 8
 	}
-	return &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
-		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}}
+	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
+		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
+		condemned: map[string]condemned{}, ready: map[string]bool{}}
+	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(string) { s.Poke() }})
+	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})
+	return s
 }
 
 // Run supervises until ctx ends, then waits for the actions under way.
@@ -76,7 +88,12 @@ func New(cfg Config) *Supervisor {
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.journalAdoption(ctx)
 	g, ctx := errgroup.WithContext(ctx)
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
 	g.Go(func() error { return s.watchEvents(ctx) })
+	g.Go(func() error { return s.probes.Run(ctx) })
+	g.Go(func() error { return s.logs.Run(ctx) })
 	g.Go(func() error { return s.loop(ctx) })
 	err := g.Wait()
 	s.work.Wait()

@@ -3,6 +3,8 @@ package docker
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,7 +184,13 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 		c.FinishedAt = parseTime(st.FinishedAt)
 		if st.Health != nil && st.Health.Status != container.NoHealthcheck {
 			c.Health = runtime.Health(st.Health.Status)
+			if n := len(st.Health.Log); n > 0 && st.Health.Log[n-1] != nil {
+				c.HealthOutput = oneLine(st.Health.Log[n-1].Output, 300)
+			}
 		}
+	}
+	if c.State == runtime.Running {
+		c.IP = firstIP(in)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -341,9 +349,9 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 	return out, errc
 }
 
-func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {
-	name := runtime.ContainerName(p.Name, svc.Name, slot)
+func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
 	opts, extra, err := createOptions(p, svc, slot)
+	opts.Name = name
 	if err != nil {
 		return "", fmt.Errorf("docker: create %s: %w", name, err)
 	}
@@ -363,4 +371,46 @@ func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 		}
 	}
 	return res.ID, nil
+}
+
+// Rename gives a container a new name; its network aliases stay.
+func (d *Docker) Rename(ctx context.Context, id, name string) error {
+	d.forget(id)
+	if _, err := d.c.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
+		err = fmt.Errorf("docker: rename %s to %s: %w", short(id), name, err)
+		if gone(err) {
+			return errs.Wrap(errs.NotFound, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// firstIP is a running container's address on the network it joined first
+// (its network mode), or on any network when that one has none.
+func firstIP(in container.InspectResponse) string {
+	if in.NetworkSettings == nil {
+		return ""
+	}
+	nets := in.NetworkSettings.Networks
+	if in.HostConfig != nil {
+		if ep := nets[string(in.HostConfig.NetworkMode)]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(nets)) {
+		if ep := nets[name]; ep != nil && ep.IPAddress.IsValid() {
+			return ep.IPAddress.String()
+		}
+	}
+	return ""
+}
+
+// oneLine trims s to one line of at most n bytes, for the journal and `tend ps`.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "..."
+	}
+	return s
 }

@@ -3,9 +3,11 @@ package fake
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,12 +31,15 @@ const (
 	MethodEnsureVolume  Method = "EnsureVolume"
 	MethodRemoveVolume  Method = "RemoveVolume"
 	MethodEvents        Method = "Events"
+	MethodRename        Method = "Rename"
+	MethodExec          Method = "Exec"
+	MethodLogs          Method = "Logs"
 )
 
 // Call is one call the fake received, failed ones included. Args are the
 // arguments that identify what was acted on, as text:
 //
-//	List(project)  Create(project, service, slot)  Start(id)  Stop(id, grace)  Remove(id)
+//	List(project)  Create(project, service, slot[, name unless the slot's own])  Rename(id, name)  Start(id)  Stop(id, grace)  Remove(id)
 //	EnsureNetwork(project, name)  RemoveNetwork(name)  EnsureVolume(project, name)  RemoveVolume(name)
 //	Events()  ImageID(ref)  Build(image, context)
 type Call struct {
@@ -73,11 +78,13 @@ type Fake struct {
 	calls      []Call
 	failures   map[Method][]error
 	subs       map[*subscriber]bool
+	execFn     ExecFunc
 }
 
 type container struct {
 	c         runtime.Container
 	hasHealth bool // the service has a health check: a start makes it "starting"
+	logs      []*io.PipeWriter
 }
 
 var _ runtime.Runtime = (*Fake)(nil)
@@ -153,13 +160,16 @@ func (f *Fake) List(_ context.Context, project string) ([]runtime.Container, err
 	return out, nil
 }
 
-func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, slot int) (string, error) {
+func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.begin(MethodCreate, p.Name, svc.Name, strconv.Itoa(slot)); err != nil {
+	args := []string{p.Name, svc.Name, strconv.Itoa(slot)}
+	if name != runtime.ContainerName(p.Name, svc.Name, slot) {
+		args = append(args, name)
+	}
+	if err := f.begin(MethodCreate, args...); err != nil {
 		return "", err
 	}
-	name := runtime.ContainerName(p.Name, svc.Name, slot)
 	for _, e := range f.containers {
 		if e.c.Name == name {
 			return "", errs.E(errs.Conflict, "fake: create %s: name already in use by %s", name, e.c.ID)
@@ -210,6 +220,7 @@ func (f *Fake) Start(_ context.Context, id string) error {
 	}
 	// Like the engine: the exit code resets, FinishedAt keeps the last exit.
 	e.c.State, e.c.ExitCode, e.c.StartedAt = runtime.Running, 0, f.now()
+	e.c.IP = "10.0.0." + strings.TrimLeft(strings.TrimPrefix(id, "fake"), "0")
 	e.c.Health = runtime.HealthNone
 	if e.hasHealth {
 		e.c.Health = runtime.HealthStarting
@@ -253,9 +264,31 @@ func (f *Fake) Remove(_ context.Context, id string) error {
 	return nil
 }
 
+// Rename renames a container; a name in use is a conflict, as in the engine.
+func (f *Fake) Rename(_ context.Context, id, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(MethodRename, id, name); err != nil {
+		return err
+	}
+	e, ok := f.containers[id]
+	if !ok {
+		return errs.E(errs.NotFound, "fake: rename %s: no such container", id)
+	}
+	for _, o := range f.containers {
+		if o.c.Name == name && o != e {
+			return errs.E(errs.Conflict, "fake: rename %s: name %s already in use by %s", id, name, o.c.ID)
+		}
+	}
+	e.c.Name = name
+	f.emit(e.c, "rename")
+	return nil
+}
+
 // exit ends a container's process. The caller holds f.mu.
 func (f *Fake) exit(e *container, code int) {
-	e.c.State, e.c.ExitCode, e.c.FinishedAt, e.c.Health = runtime.Exited, code, f.now(), runtime.HealthNone
+	e.c.State, e.c.ExitCode, e.c.FinishedAt, e.c.Health, e.c.IP = runtime.Exited, code, f.now(), runtime.HealthNone, ""
+	endLogs(e)
 	f.emit(e.c, "die")
 }
 

@@ -1,0 +1,191 @@
+package supervisor
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/tend-sh/tend/internal/logwatch"
+	"github.com/tend-sh/tend/internal/probe"
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+	"github.com/tend-sh/tend/internal/store"
+)
+
+// condemned is a replica a log rule with action replace fired on. Unlike a
+// probe's verdict it is an event, not a level: it holds until the replica is gone.
+type condemned struct {
+	detail string
+}
+
+// watch tells the prober and the log watcher which containers to check: the
+// running replicas of every project's services that have probes or log rules.
+func (s *Supervisor) watch(projects []*spec.Project, byProject map[string][]runtime.Container) {
+	var probes []probe.Watch
+	var logs []logwatch.Target
+	for _, p := range projects {
+		for _, c := range byProject[p.Name] {
+			svc, ok := p.Service(c.Service)
+			if !ok || c.State != runtime.Running || c.Hash != svc.Hash() {
+				continue
+			}
+			if live, ready := svc.Tend.Liveness, svc.Tend.ReadinessProbe(); live != nil || ready != nil {
+				probes = append(probes, probe.Watch{Target: probe.Target{ID: c.ID, IP: c.IP, StartedAt: c.StartedAt},
+					Liveness: live, Readiness: ready})
+			}
+			if len(svc.Tend.Logs) > 0 {
+				logs = append(logs, logwatch.Target{ID: c.ID, Rules: svc.Tend.Logs, StartedAt: c.StartedAt,
+					Key: slotID(p.Name, c.Service, c.Slot)})
+			}
+		}
+	}
+	s.probes.Sync(probes)
+	s.logs.Sync(logs)
+}
+
+// verdicts is what tend's checks say of a project's running containers, for the planner.
+func (s *Supervisor) verdicts(p *spec.Project, cs []runtime.Container) map[string]reconcile.Health {
+	out := map[string]reconcile.Health{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cs {
+		svc, ok := p.Service(c.Service)
+		if !ok || c.State != runtime.Running {
+			continue
+		}
+		out[c.ID] = s.verdict(svc, c)
+	}
+	return out
+}
+
+// verdict weighs one running container's evidence. The caller holds s.mu.
+func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.Health {
+	var h reconcile.Health
+	ph, probed := s.probes.Status(c.ID)
+	hasCheck := svc.Healthcheck != nil && !svc.Healthcheck.Disable
+	switch {
+	case svc.Tend.ReadinessProbe() != nil:
+		h.Ready = probed && ph.Ready.Status == probe.Passing
+	case hasCheck:
+		h.Ready = c.Health == runtime.HealthHealthy
+	default:
+		h.Ready = true
+	}
+	switch m, marked := s.condemned[c.ID]; {
+	case marked:
+		h.Sick, h.Cause, h.Detail = true, reconcile.ReasonLogMatch, m.detail
+	case svc.Tend.Liveness != nil && probed && ph.Live.Status == probe.Failing:
+		h.Sick, h.Cause = true, reconcile.ReasonLiveness
+		h.Detail = fmt.Sprintf("liveness probe failed %s: %s", times(ph.Live.Failures), ph.Live.Last.Output)
+	case c.Health == runtime.HealthUnhealthy:
+		h.Sick, h.Cause = true, reconcile.ReasonUnhealthy
+		h.Detail = "health check failed: " + orNone(c.HealthOutput)
+	}
+	return h
+}
+
+// noteReadiness journals a replica leaving rotation and coming back, once it
+// has been ready: a replica that is starting is not news.
+func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) {
+	var entries []store.Entry
+	s.mu.Lock()
+	for _, c := range cs {
+		hl, ok := health[c.ID]
+		was, seen := s.ready[c.ID]
+		if !ok || (!seen && !hl.Ready) {
+			continue
+		}
+		s.ready[c.ID] = hl.Ready
+		if !seen || was == hl.Ready {
+			continue
+		}
+		e := store.Entry{Project: p.Name, Service: c.Service, Slot: c.Slot, Container: short(c.ID), Reason: "readiness"}
+		if hl.Ready {
+			e.Action, e.Message = "ready", c.Name+" is ready again; back in rotation"
+		} else {
+			e.Action, e.Message = "unready", c.Name+" is not ready; out of rotation: "+s.readinessEvidence(p, c)
+		}
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	if len(entries) > 0 {
+		s.journal(entries...)
+	}
+}
+
+// readinessEvidence says why a replica is not ready. The caller holds s.mu.
+func (s *Supervisor) readinessEvidence(p *spec.Project, c runtime.Container) string {
+	svc, _ := p.Service(c.Service)
+	if svc != nil && svc.Tend.ReadinessProbe() != nil {
+		if ph, ok := s.probes.Status(c.ID); ok {
+			return fmt.Sprintf("readiness probe failed %s: %s", times(ph.Ready.Failures), ph.Ready.Last.Output)
+		}
+	}
+	return "health check: " + orNone(c.HealthOutput)
+}
+
+// forgetGone drops what is remembered of containers that no longer exist.
+func (s *Supervisor) forgetGone(all []runtime.Container) {
+	live := make(map[string]bool, len(all))
+	for _, c := range all {
+		live[c.ID] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range s.condemned {
+		if !live[id] {
+			delete(s.condemned, id)
+		}
+	}
+	for id := range s.ready {
+		if !live[id] {
+			delete(s.ready, id)
+		}
+	}
+}
+
+// onLogMatch acts on a log rule that fired: it condemns the replica, restarts
+// the service's dependents, or only journals, as the rule says.
+func (s *Supervisor) onLogMatch(m logwatch.Match) {
+	project, service, slot, ok := parseSlotID(m.Key)
+	if !ok {
+		return
+	}
+	detail := fmt.Sprintf("log rule %d matched %s: %s", m.Rule+1, times(m.Count), m.Line)
+	e := store.Entry{Project: project, Service: service, Slot: slot, Container: short(m.Container),
+		Action: "log-match", Reason: string(m.Action), Message: detail}
+	s.journal(e)
+	switch m.Action {
+	case spec.LogReplace:
+		s.mu.Lock()
+		s.condemned[m.Container] = condemned{detail: detail}
+		s.mu.Unlock()
+		s.Poke()
+	case spec.LogRestartDependents:
+		s.startDependents(project, service, fmt.Sprintf("%s/%d logged a match of rule %d", service, slot, m.Rule+1), true)
+	}
+}
+
+func parseSlotID(id string) (project, service string, slot int, ok bool) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 3 {
+		return "", "", 0, false
+	}
+	n, err := strconv.Atoi(parts[2])
+	return parts[0], parts[1], n, err == nil
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return strconv.Itoa(n) + " times"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no output)"
+	}
+	return s
+}
