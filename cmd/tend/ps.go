@@ -31,7 +31,7 @@ func psCommand(g *globals) *cobra.Command {
 				return enc.Encode(reps)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "PROJECT\tSERVICE\tSLOT\tCONTAINER\tSTATE\tHEALTH\tRESTARTS\tREADY\tNOTE")
+			fmt.Fprintln(w, "PROJECT\tSERVICE\tSLOT\tCONTAINER\tSTATE\tLIVE\tREADY\tRESTARTS\tLAST CHECK\tNOTE")
 			for _, r := range reps {
 				state := r.State
 				if r.State == "running" && !r.StartedAt.IsZero() {
@@ -39,8 +39,8 @@ func psCommand(g *globals) *cobra.Command {
 				} else if r.State == "exited" {
 					state += fmt.Sprintf(" (%d)", r.ExitCode)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
-					state, dash(r.Health), r.Restarts, yesNo(r.Ready), r.Note)
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
+					state, dash(r.Live), yesNo(r.Ready), r.Restarts, dash(clip(r.Probe, 48)), r.Note)
 			}
 			return w.Flush()
 		},
@@ -102,4 +102,12 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// clip shortens s to n runes for a table cell; --json has it whole.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }

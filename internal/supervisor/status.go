@@ -3,6 +3,7 @@ package supervisor
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -25,8 +26,14 @@ type Replica struct {
 	ExitCode  int       `json:"exit_code"`
 	Restarts  int       `json:"restarts"`
 	StartedAt time.Time `json:"started_at,omitzero"`
-	// Ready: running the current spec and healthy where it has a check; or a job that completed.
+	// Live is the liveness verdict: passing, failing or unknown, from the
+	// x-tend liveness probe or else the engine's health check; "-" without either.
+	Live string `json:"live"`
+	// Ready: running the current spec and ready by its readiness probe (or
+	// healthy by its health check) where it has one; or a job that completed.
 	Ready bool `json:"ready"`
+	// Probe is the last check's result and age, e.g. "HTTP 503: sick (2s ago)".
+	Probe string `json:"probe,omitempty"`
 	// Failed: tend will not bring it up without a person (gave up, or a job that failed).
 	Failed bool   `json:"failed"`
 	Note   string `json:"note,omitempty"`
@@ -60,7 +67,10 @@ func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, err
 		s.mu.Lock()
 		waits := s.waits[rec.Project.Name]
 		s.mu.Unlock()
-		out = append(out, projectStatus(&rec.Project, all, hist, waits)...)
+		health := s.verdicts(&rec.Project, all)
+		reps := projectStatus(&rec.Project, all, hist, waits, health)
+		s.describeChecks(&rec.Project, all, reps)
+		out = append(out, reps...)
 	}
 	slices.SortFunc(out, func(a, b Replica) int {
 		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
@@ -68,7 +78,8 @@ func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, err
 	return out, nil
 }
 
-func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.SlotKey]reconcile.History, waits []reconcile.Wait) []Replica {
+func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.SlotKey]reconcile.History, waits []reconcile.Wait,
+	health map[string]reconcile.Health) []Replica {
 	var out []Replica
 	taken := map[string]bool{}
 	for _, svc := range p.Services {
@@ -80,8 +91,11 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 				taken[c.ID] = true
 				fill(&r, c)
 				job := svc.Restart.Condition != spec.RestartAny
-				r.Ready = c.Hash == hash && (c.State == runtime.Running && (c.Health == runtime.HealthNone || c.Health == runtime.HealthHealthy) ||
+				r.Ready = c.Hash == hash && (c.State == runtime.Running && health[c.ID].Ready ||
 					job && c.State == runtime.Exited && c.ExitCode == 0 && hist[k].Done)
+				if hl := health[c.ID]; hl.Sick && r.Note == "" {
+					r.Note = "sick: " + hl.Detail
+				}
 				r.Failed = hist[k].GaveUp || (svc.Restart.Condition == spec.RestartNone && hist[k].Done && c.ExitCode != 0)
 			} else if hist[k].GaveUp {
 				r.State, r.Failed = "gave-up", true
@@ -97,6 +111,9 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 	for _, c := range all {
 		if c.Project == p.Name && !taken[c.ID] {
 			r := Replica{Project: p.Name, Service: c.Service, Slot: c.Slot, Note: "not in the design; to be removed"}
+			if c.Name == runtime.SurgeName(p.Name, c.Service, c.Slot) {
+				r.Note, r.Ready = "replacement; takes over once ready", health[c.ID].Ready
+			}
 			fill(&r, c)
 			out = append(out, r)
 		}
@@ -105,11 +122,12 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 }
 
 // slotContainer picks the container a person should see for a slot: the one on
-// the current spec if there are several.
+// the current spec if there are several, and not a replacement under way.
 func slotContainer(all []runtime.Container, project string, k reconcile.SlotKey, hash string) (runtime.Container, bool) {
 	var found *runtime.Container
+	surge := runtime.SurgeName(project, k.Service, k.Slot)
 	for i, c := range all {
-		if c.Project == project && c.Service == k.Service && c.Slot == k.Slot {
+		if c.Project == project && c.Service == k.Service && c.Slot == k.Slot && c.Name != surge {
 			if found == nil || c.Hash == hash {
 				found = &all[i]
 			}
@@ -119,6 +137,50 @@ func slotContainer(all []runtime.Container, project string, k reconcile.SlotKey,
 		return runtime.Container{}, false
 	}
 	return *found, true
+}
+
+// describeChecks adds the liveness verdict and the last check to each
+// replica, from tend's probes or else the engine's health check.
+func (s *Supervisor) describeChecks(p *spec.Project, all []runtime.Container, reps []Replica) {
+	byName := map[string]runtime.Container{}
+	for _, c := range all {
+		byName[c.Name] = c
+	}
+	now := s.cfg.Clock.Now()
+	for i := range reps {
+		r := &reps[i]
+		r.Live = "-"
+		c, ok := byName[r.Container]
+		svc, known := p.Service(r.Service)
+		if !ok || !known || c.State != runtime.Running {
+			continue
+		}
+		switch c.Health {
+		case runtime.HealthHealthy:
+			r.Live = "passing"
+		case runtime.HealthUnhealthy:
+			r.Live = "failing"
+		case runtime.HealthStarting:
+			r.Live = "unknown"
+		}
+		if c.HealthOutput != "" {
+			r.Probe = c.HealthOutput
+		}
+		ph, probed := s.probes.Status(c.ID)
+		if !probed {
+			continue
+		}
+		if svc.Tend.Liveness != nil {
+			r.Live = string(ph.Live.Status)
+		}
+		last := ph.Live.Last
+		if svc.Tend.Liveness == nil || ph.Ready.Last.At.After(last.At) {
+			last = ph.Ready.Last
+		}
+		if !last.At.IsZero() {
+			r.Probe = fmt.Sprintf("%s (%s ago)", last.Output, now.Sub(last.At).Round(time.Second))
+		}
+	}
 }
 
 func fill(r *Replica, c runtime.Container) {
