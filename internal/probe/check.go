@@ -65,12 +65,12 @@ var client = &http.Client{
 // Check runs one check of p against t, bounded by p.Timeout, and says how it
 // went. HTTP and TCP checks dial t.IP; an exec check runs p.Exec in container
 // t.ID through exec. A failure is a Result, never an error: it is what
-// the check observed.
+// the check observed. A probe without a timeout gets spec.DefaultProbeTimeout.
 func Check(ctx context.Context, p *spec.Probe, t Target, exec Execer) Result {
 	start := time.Now()
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = spec.DefaultProbeTimeout
+	timeout := spec.DefaultProbeTimeout
+	if p != nil && p.Timeout > 0 {
+		timeout = p.Timeout
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -83,6 +83,8 @@ func Check(ctx context.Context, p *spec.Probe, t Target, exec Execer) Result {
 
 func check(ctx context.Context, p *spec.Probe, t Target, exec Execer) (bool, string) {
 	switch {
+	case p == nil:
+		return false, "no probe to check"
 	case p.HTTP != nil:
 		if t.IP == "" {
 			return false, noAddress

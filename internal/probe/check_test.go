@@ -295,3 +295,12 @@ func closedPort(t *testing.T) uint16 {
 	ln.Close()
 	return port
 }
+
+func TestCheckWithoutProbe(t *testing.T) {
+	if r := Check(context.Background(), nil, Target{ID: "c1", IP: "127.0.0.1"}, nil); r.OK || r.Output != "no probe to check" {
+		t.Errorf("got OK=%v %q, want a failure", r.OK, r.Output)
+	}
+	if r := Check(context.Background(), &spec.Probe{}, Target{ID: "c1", IP: "127.0.0.1"}, nil); r.OK || !strings.Contains(r.Output, "no check") {
+		t.Errorf("empty probe: got OK=%v %q, want a failure", r.OK, r.Output)
+	}
+}

@@ -16,7 +16,7 @@
 // go through the Execer interface, which runtime.Runtime satisfies. It reads
 // time for waiting only through its clock.Clock.
 //
-//	p := probe.New(probe.Config{Exec: rt, Clock: clock.Real{}, OnChange: s.Poke, Log: log})
+//	p := probe.New(probe.Config{Exec: rt, Clock: clock.Real{}, OnChange: func(string) { s.Poke() }, Log: log})
 //	go p.Run(ctx) // blocks until ctx ends
 //	p.Sync([]probe.Watch{{
 //		Target:    probe.Target{ID: c.ID, IP: c.IP, StartedAt: c.StartedAt},

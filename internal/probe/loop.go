@@ -1,0 +1,66 @@
+package probe
+
+import (
+	"context"
+	"time"
+
+	"github.com/tend-sh/tend/internal/spec"
+)
+
+// checkLoop checks l's probe at once, then every interval from the start of
+// the previous check, until ctx ends. A check slower than the interval
+// delays the next one; checks never overlap.
+func (p *Prober) checkLoop(ctx context.Context, t *target, tg Target, l *loop) {
+	interval := l.probe.Interval
+	if interval <= 0 {
+		interval = spec.DefaultProbeInterval
+	}
+	for {
+		start := p.cfg.Clock.Now()
+		r := Check(ctx, l.probe, tg, p.cfg.Exec)
+		if ctx.Err() != nil {
+			return // a check cut short by a stop is no verdict
+		}
+		r.At = start // on the Prober's clock, which the thresholds and start grace are measured on
+		p.record(t, l, r)
+		wait := max(interval-p.cfg.Clock.Now().Sub(start), 0)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.cfg.Clock.After(wait):
+		}
+	}
+}
+
+// record folds r into the states l feeds, and tells OnChange when a status changed.
+func (p *Prober) record(t *target, l *loop, r Result) {
+	p.mu.Lock()
+	if l.stopped {
+		p.mu.Unlock()
+		return
+	}
+	before := t.health
+	if l.live {
+		t.health.Live = t.health.Live.Observe(l.probe, t.w.StartedAt, r)
+	}
+	if l.ready {
+		t.health.Ready = t.health.Ready.Observe(l.probe, t.w.StartedAt, r)
+	}
+	after, id := t.health, t.w.ID
+	p.mu.Unlock()
+
+	changed := false
+	for _, c := range []struct {
+		probe         string
+		before, after Status
+	}{{"liveness", before.Live.Status, after.Live.Status}, {"readiness", before.Ready.Status, after.Ready.Status}} {
+		if c.before != c.after {
+			changed = true
+			p.cfg.Log.Info("probe verdict changed", "container", id, "probe", c.probe,
+				"from", c.before, "to", c.after, "output", r.Output, "took", r.Took.Round(time.Millisecond))
+		}
+	}
+	if changed && p.cfg.OnChange != nil {
+		p.cfg.OnChange(id)
+	}
+}
