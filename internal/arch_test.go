@@ -47,6 +47,10 @@ var rules = []struct {
 	// The loop meets the engine only through the runtime interface, and time only through its Clock.
 	{pkg: "internal/supervisor", forbidden: sdk, wallClock: true},
 	{pkg: "internal/api", forbidden: sdk},
+	// Probes and log rules reach containers only through the runtime interface.
+	{pkg: "internal/probe", forbidden: sdk},
+	{pkg: "internal/logwatch", forbidden: sdk, wallClock: true},
+	{pkg: "internal/proxy", forbidden: sdk},
 	{pkg: "internal/store", forbidden: sdk},
 }
 

@@ -17,6 +17,7 @@
 //	POST /slow?ms=N    GET / and GET /health take N ms longer (0 turns it off)
 //	POST /heal         undo /sick and /slow
 //	POST /log?line=T   print T as one line on stdout
+//	POST /flood?mb=N[&line=T]   print N MiB of filler lines as fast as it can, then T
 //
 // The control endpoints (POST) are never slowed down, so a test can always undo a fault
 // promptly. SIGTERM or SIGINT stops the server gracefully with status 0.
@@ -217,6 +218,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /slow", s.handleSlow)
 	mux.HandleFunc("POST /heal", s.handleHeal)
 	mux.HandleFunc("POST /log", s.handleLog)
+	mux.HandleFunc("POST /flood", s.handleFlood)
 	return mux
 }
 
@@ -309,6 +311,36 @@ func (s *server) handleLog(w http.ResponseWriter, r *http.Request) {
 	line := strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(q.Get("line"))
 	s.printf("%s", line)
 	text(w, http.StatusOK, "logged")
+}
+
+// maxFlood bounds POST /flood: enough to test a log watcher, not to fill a disk.
+const maxFlood = 1024
+
+// handleFlood writes filler lines of 100 bytes each, in large writes, so a
+// log watcher can be tested under megabytes per second.
+func (s *server) handleFlood(w http.ResponseWriter, r *http.Request) {
+	mb, err := strconv.Atoi(r.URL.Query().Get("mb"))
+	if err != nil || mb < 1 || mb > maxFlood {
+		text(w, http.StatusBadRequest, fmt.Sprintf("mb: want 1..%d", maxFlood))
+		return
+	}
+	const lineLen = 100
+	block := make([]byte, 0, 64*1024)
+	for n := 0; len(block)+lineLen <= cap(block); n++ {
+		l := fmt.Sprintf("INFO filler line %08d ", n)
+		block = append(block, l+strings.Repeat("x", lineLen-len(l)-1)+"\n"...)
+	}
+	s.outMu.Lock()
+	for written := 0; written < mb<<20; written += len(block) {
+		if _, err := s.out.Write(block); err != nil {
+			break
+		}
+	}
+	s.outMu.Unlock()
+	if q := r.URL.Query(); q.Has("line") {
+		s.printf("%s", strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(q.Get("line")))
+	}
+	text(w, http.StatusOK, "flooded")
 }
 
 func text(w http.ResponseWriter, code int, body string) {

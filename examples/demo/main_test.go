@@ -157,6 +157,22 @@ func TestLog(t *testing.T) {
 	}
 }
 
+func TestFlood(t *testing.T) {
+	_, out, ts := newTestServer(t)
+	if code, _ := do(t, ts, "POST", "/flood?mb=1&line=FATAL+after+flood"); code != 200 {
+		t.Fatalf("POST /flood = %d", code)
+	}
+	got := out.String()
+	if len(got) < 1<<20 || !strings.HasSuffix(got, "\nFATAL after flood\n") || !strings.HasPrefix(got, "INFO filler line 00000000 x") {
+		t.Errorf("stdout: %d bytes, starting %q, ending %q", len(got), got[:min(40, len(got))], got[max(0, len(got)-40):])
+	}
+	for _, q := range []string{"", "?mb=0", "?mb=x", "?mb=1025"} {
+		if code, _ := do(t, ts, "POST", "/flood"+q); code != http.StatusBadRequest {
+			t.Errorf("POST /flood%s = %d, want 400", q, code)
+		}
+	}
+}
+
 func TestMethodNotAllowed(t *testing.T) {
 	_, _, ts := newTestServer(t)
 	cases := []struct{ method, path string }{

@@ -172,6 +172,9 @@ type replica struct {
 	ID        string `json:"id"`
 	State     string `json:"state"`
 	Health    string `json:"health"`
+	Live      string `json:"live"`
+	Probe     string `json:"probe"`
+	Note      string `json:"note"`
 	Restarts  int    `json:"restarts"`
 	ExitCode  int    `json:"exit_code"`
 	Ready     bool   `json:"ready"`
