@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Balancing constants; doc.go explains the choice.
+const (
+	// ewmaAlpha is the weight of a new latency sample.
+	ewmaAlpha = 0.3
+	// ewmaHalfLife is how fast an idle backend's latency estimate decays
+	// toward zero, so a backend that lost every comparison gets a request
+	// again and its estimate is refreshed.
+	ewmaHalfLife = 5 * time.Second
+	// costFloor keeps a fresh backend (estimate 0) from looking free: with
+	// no samples anywhere the choice is least outstanding requests.
+	costFloor = 50 * time.Microsecond
+	// failSample is the latency a failed attempt counts as, so a backend
+	// that fails fast does not attract traffic by looking fast.
+	failSample = time.Second
+)
+
+// base is the origin of mono; time.Since reads the monotonic clock.
+var base = time.Now()
+
+// mono is the monotonic time in nanoseconds since the package started.
+func mono() int64 { return int64(time.Since(base)) }
+
+// backend is one replica behind one route. The hot-path fields are atomics;
+// the rest is guarded by the owning pool's mutex.
+type backend struct {
+	id      string
+	replica string
+	addr    netip.AddrPort
+	host    string // addr.String(), set once: the URL host and dial address
+	stats   *replicaStats
+
+	inflight  atomic.Int64
+	ewma      atomic.Uint64 // float64 bits: latency estimate in ns
+	lastEWMA  atomic.Int64  // mono ns of the last sample
+	streak    atomic.Int32  // consecutive failures
+	firstFail atomic.Int32  // the failure that began the streak
+	mixedFail atomic.Bool   // whether the streak mixes kinds of failure
+	probation atomic.Bool   // readmitted and not yet proven: the next failure ejects
+
+	// guarded by pool.mu
+	ready    bool
+	draining bool
+	out      outlier
+}
+
+// begin and end bracket one request or connection on b.
+func (b *backend) begin() {
+	b.inflight.Add(1)
+	b.stats.inflight.Add(1)
+}
+
+func (b *backend) end() {
+	b.inflight.Add(-1)
+	b.stats.inflight.Add(-1)
+}
+
+// estimate is b's latency estimate at now, decayed by the time since its
+// last sample.
+func (b *backend) estimate(now int64) float64 {
+	e := math.Float64frombits(b.ewma.Load())
+	if dt := now - b.lastEWMA.Load(); dt > 0 && e > 0 {
+		e *= math.Exp2(-float64(dt) / float64(ewmaHalfLife))
+	}
+	return e
+}
+
+// observe folds one latency sample into b's estimate. Concurrent updates may
+// lose a sample; the estimate stays a fair one.
+func (b *backend) observe(now int64, sample time.Duration) {
+	e := b.estimate(now)
+	e += ewmaAlpha * (float64(sample) - e)
+	b.ewma.Store(math.Float64bits(e))
+	b.lastEWMA.Store(now)
+}
+
+// reset sets b's estimate to e, as if just measured.
+func (b *backend) reset(now int64, e float64) {
+	b.ewma.Store(math.Float64bits(e))
+	b.lastEWMA.Store(now)
+}
+
+// cost is what the balancer minimises: expected latency scaled by the
+// requests already waiting on b.
+func (b *backend) cost(now int64) float64 {
+	return (b.estimate(now) + float64(costFloor)) * float64(b.inflight.Load()+1)
+}
+
+// eligible is the set of backends that may take new requests, swapped whole.
+type eligible struct {
+	bs []*backend
+}
+
+// pool is the backend set of one route. Picking reads one atomic pointer;
+// changes (Sync, ejection, readmission, drain) rebuild the set under mu.
+type pool struct {
+	project, service string
+	svc              *service
+	policy           ejectPolicy
+	onEvent          func(Event)
+
+	set       atomic.Pointer[eligible]
+	readmitAt atomic.Int64 // mono ns of the earliest ejection end; 0: none
+
+	mu   sync.Mutex
+	all  []*backend // in Sync order
+	gone []*backend // removed by Sync with requests still in flight
+}
+
+func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event)) *pool {
+	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent}
+	p.set.Store(&eligible{})
+	return p
+}
+
+// pick returns a backend for a new request, never skip, or nil when none is
+// eligible: power of two random choices, the one with the lower cost wins.
+func (p *pool) pick(now int64, skip *backend) *backend {
+	if t := p.readmitAt.Load(); t != 0 && now >= t {
+		p.readmit(now)
+	}
+	bs := p.set.Load().bs
+	n := len(bs)
+	switch {
+	case n == 0:
+		return nil
+	case n == 1:
+		if bs[0] == skip {
+			return nil
+		}
+		return bs[0]
+	}
+	i := rand.IntN(n)
+	j := rand.IntN(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := bs[i], bs[j]
+	switch {
+	case a == skip:
+		return b
+	case b == skip:
+		return a
+	case b.cost(now) < a.cost(now):
+		return b
+	}
+	return a
+}
+
+// update replaces the pool's backends with want, keeping the state (and the
+// in-flight requests) of those that stay. drained reports the IDs that
+// Drain took out of rotation.
+func (p *pool) update(want []Backend, drained func(id string) bool, replica func(name string) *replicaStats) {
+	now := mono()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := make(map[string]*backend, len(p.all))
+	for _, b := range p.all {
+		old[b.id] = b
+	}
+	avg := p.averageEstimate(now)
+	next := make([]*backend, 0, len(want))
+	seen := make(map[string]bool, len(want))
+	for _, w := range want {
+		if seen[w.ID] {
+			continue
+		}
+		seen[w.ID] = true
+		b := old[w.ID]
+		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
+			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: replica(w.Replica)}
+			b.reset(now, avg)
+		}
+		delete(old, w.ID)
+		b.ready = w.Ready
+		b.draining = drained(w.ID)
+		next = append(next, b)
+	}
+	for _, b := range old {
+		p.gone = append(p.gone, b)
+	}
+	p.all = next
+	p.pruneGone()
+	p.rebuild()
+}
+
+// pruneGone forgets removed backends whose last request has finished.
+func (p *pool) pruneGone() {
+	kept := p.gone[:0]
+	for _, b := range p.gone {
+		if b.inflight.Load() > 0 {
+			kept = append(kept, b)
+		}
+	}
+	clear(p.gone[len(kept):])
+	p.gone = kept
+}
+
+// drain takes the backends with id out of rotation and returns them,
+// including removed ones that still have requests in flight.
+func (p *pool) drain(id string) []*backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*backend
+	for _, b := range p.all {
+		if b.id == id {
+			b.draining = true
+			out = append(out, b)
+		}
+	}
+	p.pruneGone()
+	for _, b := range p.gone {
+		if b.id == id {
+			out = append(out, b)
+		}
+	}
+	p.rebuild()
+	return out
+}
+
+// rebuild publishes the eligible set and the next readmission time. Call
+// with mu held.
+func (p *pool) rebuild() {
+	bs := make([]*backend, 0, len(p.all))
+	var next int64
+	for _, b := range p.all {
+		if b.out.until != 0 {
+			if next == 0 || b.out.until < next {
+				next = b.out.until
+			}
+			continue
+		}
+		if b.ready && !b.draining {
+			bs = append(bs, b)
+		}
+	}
+	p.set.Store(&eligible{bs: bs})
+	p.readmitAt.Store(next)
+}
+
+// averageEstimate is the mean latency estimate of the pool's backends, the
+// fair starting point for a new or readmitted one. Call with mu held.
+func (p *pool) averageEstimate(now int64) float64 {
+	var sum float64
+	n := 0
+	for _, b := range p.all {
+		if b.out.until == 0 {
+			sum += b.estimate(now)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// inRotation counts the backends that are ready and not draining, ejected
+// or not, and those of them that are ejected. Call with mu held.
+func (p *pool) inRotation() (ready, ejected int) {
+	for _, b := range p.all {
+		if b.ready && !b.draining {
+			ready++
+			if b.out.until != 0 {
+				ejected++
+			}
+		}
+	}
+	return ready, ejected
+}

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPickOnlyEligible(t *testing.T) {
+	bs := threeBackends()
+	bs[1].Ready = false
+	p := testPool(t, ejectPolicy{after: 5, base: time.Second, max: time.Minute}, nil, bs...)
+	for range 200 {
+		if b := p.pick(mono(), nil); b == nil || b.id == "b" {
+			t.Fatalf("picked %v", b)
+		}
+	}
+	a := backendByID(p, "a")
+	for range 50 {
+		if b := p.pick(mono(), a); b == nil || b.id != "c" {
+			t.Fatalf("skipping a picked %v", b)
+		}
+	}
+	p.drain("c")
+	if b := p.pick(mono(), a); b != nil {
+		t.Fatalf("picked %s with a skipped and c draining", b.id)
+	}
+	p.update(nil, func(string) bool { return false }, p.svc.replica)
+	if b := p.pick(mono(), nil); b != nil {
+		t.Fatalf("picked %s from an empty pool", b.id)
+	}
+}
+
+func TestPickPrefersCheaper(t *testing.T) {
+	now := mono()
+	t.Run("fewer requests in flight", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
+		a, b := backendByID(p, "a"), backendByID(p, "b")
+		a.inflight.Store(3)
+		for range 50 {
+			if got := p.pick(now, nil); got != b {
+				t.Fatalf("picked %s with 3 in flight over an idle one", got.id)
+			}
+		}
+	})
+	t.Run("lower latency", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
+		a, b := backendByID(p, "a"), backendByID(p, "b")
+		a.reset(now, float64(20*time.Millisecond))
+		b.reset(now, float64(time.Millisecond))
+		b.inflight.Store(5) // 6 × 1.05 ms is still cheaper than 20 ms
+		for range 50 {
+			if got := p.pick(now, nil); got != b {
+				t.Fatalf("picked %s over a faster one", got.id)
+			}
+		}
+	})
+	t.Run("an idle slow backend is tried again once its estimate decays", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
+		a, b := backendByID(p, "a"), backendByID(p, "b")
+		a.reset(now, float64(failSample))
+		b.reset(now, float64(time.Millisecond))
+		later := now + int64(60*time.Second)
+		b.observe(later, time.Millisecond)
+		if got := p.pick(later, nil); got != a {
+			t.Fatalf("a 1 s estimate 12 half-lives old still lost to 1 ms")
+		}
+	})
+}
+
+func TestObserveMovesTheEstimate(t *testing.T) {
+	p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:1]...)
+	a := backendByID(p, "a")
+	now := mono()
+	a.reset(now, float64(10*time.Millisecond))
+	a.observe(now, 20*time.Millisecond)
+	if got := time.Duration(a.estimate(now)); got != 13*time.Millisecond {
+		t.Fatalf("estimate %s, want 10 ms + 0.3 × 10 ms", got)
+	}
+	if got := time.Duration(a.estimate(now + int64(ewmaHalfLife))); got != 6500*time.Microsecond {
+		t.Fatalf("estimate a half-life later %s", got)
+	}
+}
+
+func TestUpdateKeepsStateAndAddsFreshBackends(t *testing.T) {
+	bs := threeBackends()
+	p := testPool(t, ejectPolicy{after: 5}, nil, bs[:2]...)
+	a, b := backendByID(p, "a"), backendByID(p, "b")
+	a.reset(mono(), float64(4*time.Millisecond))
+	b.reset(mono(), float64(2*time.Millisecond))
+	b.inflight.Store(1) // b leaves with a request in flight
+	p.update([]Backend{bs[0], bs[2]}, func(string) bool { return false }, p.svc.replica)
+	if backendByID(p, "a") != a {
+		t.Fatal("a kept backend was replaced")
+	}
+	if len(p.gone) != 1 || p.gone[0].id != "b" {
+		t.Fatalf("b was not kept as gone; gone = %v", p.gone)
+	}
+	c := backendByID(p, "c")
+	if e := time.Duration(c.estimate(mono())); e < 2*time.Millisecond || e > 3*time.Millisecond {
+		t.Fatalf("a new backend starts at %s, want about the mean of the others", e)
+	}
+	// A moved container (same ID, new address) is a new backend.
+	moved := bs[0]
+	moved.Addr = bs[2].Addr
+	p.update([]Backend{moved, bs[2]}, func(string) bool { return false }, p.svc.replica)
+	if backendByID(p, "a") == a {
+		t.Fatal("a backend whose address changed was kept")
+	}
+}

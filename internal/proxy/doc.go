@@ -1,0 +1,92 @@
+// Package proxy is tend's traffic adapter: it owns every published port of
+// the stack, listens on it itself and balances over the service's ready
+// replicas, so a replica that is starting, failing or being replaced gets no
+// new requests while the others carry on.
+//
+// It owns the listeners, the connections to the replicas, passive outlier
+// ejection, retries and the traffic statistics (Stats, and Prometheus
+// metrics through Handler). It holds no policy about replicas' lives: which
+// backends exist and which are ready come from the supervisor through Sync,
+// and what the proxy notices (ejections) goes back as Events for the
+// journal. It must not import the Docker SDK, the store or the supervisor.
+//
+// # Use
+//
+//	m := proxy.NewManager(proxy.Config{Log: log, OnEvent: journal})
+//	go m.Run(ctx)                // or under an errgroup; returns when ctx ends
+//	err := m.Sync(routes)        // after every pass: the whole desired set, idempotent
+//	m.Drain(ctx, containerID)    // before stopping a replica
+//	stats := m.Stats()           // for `tend ps` and the autoscaler
+//
+// Sync may come before Run: ports are bound (and bind errors reported) at
+// once and served when Run starts.
+//
+// # HTTP and TCP
+//
+// An HTTP route is a net/http server (HTTP/1.1 and cleartext HTTP/2) in
+// front of httputil.ReverseProxy, whose Transport is the route itself: it
+// picks a backend per attempt and sends the request over one shared
+// http.Transport that keeps up to 256 idle connections per backend.
+// WebSocket and other upgrades pass through; responses are flushed as they
+// come. The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
+// from the connection (tend is the edge, so forwarding headers the client
+// sent are dropped). Errors are short plain-text answers: 503 when no
+// replica is ready, 502 when none answered, 504 when it did not answer
+// within Config.ResponseTimeout.
+//
+// A TCP route accepts, picks a backend, dials it (once more on another
+// backend if the dial fails, else closes the client) and splices the two
+// connections both ways, passing a half-close on. It has no idle timeout.
+//
+// # Balancing
+//
+// Each request goes to the cheaper of two backends picked at random from
+// the eligible ones (ready, not draining, not ejected), where the cost is
+// the backend's latency estimate times one plus its requests in flight.
+// The estimate is an exponentially weighted moving average (weight 0.3) of
+// the time to response headers (TCP: to connect), which decays toward zero
+// with a half-life of 5 s while the backend gets no samples, so one that
+// lost every comparison is tried again; a failure counts as a 1 s sample.
+//
+// Why this and not least-outstanding-requests alone: replicas on one host
+// share the CPU unevenly (a noisy neighbour, a cold cache, a GC pause), and
+// the latency term moves load off a slow replica before its queue grows,
+// while the in-flight term still spreads load evenly among equals and reacts
+// at once to a burst. Two random choices, rather than the global minimum,
+// keep many concurrent pickers from stampeding the same "best" backend and
+// need no lock: a pick reads one atomic pointer, two estimates and two
+// counters. Limits: the estimate is per route, not shared between a
+// service's ports; it measures the time to the first byte, so a replica
+// slow at streaming large bodies is not seen as slow; and with only two
+// eligible backends, "random" always compares the same pair.
+//
+// # Failures
+//
+// Passive outlier ejection: Config.EjectAfter (5) consecutive failures — a
+// 5xx response, a failed connection, a timeout — take a backend out of
+// rotation for Config.EjectFor (10 s) times the number of ejections in a row,
+// at most Config.EjectMax (5 min). At most half of a route's ready backends
+// are ejected at once, so the last one never is. A readmitted backend is on
+// probation: its next failure ejects it again at once; a success ends the
+// probation, and a backend that stays in rotation for EjectMax starts its
+// count afresh.
+//
+// Retries: an attempt that could not connect is sent once more to another
+// backend, whatever the method (nothing reached the backend); one answered
+// with 502 or 503, or whose connection broke, only when the method is
+// idempotent (GET, HEAD, OPTIONS and Route.Idempotent). A request body is
+// kept in memory for that only when its length is known and at most 64 KiB;
+// larger or streamed bodies are never retried. Retries spend a per-service
+// budget: over the last 10 s, at most 20 % of the requests plus 3 per second,
+// so a struggling service is never hit with a storm of retries.
+//
+// Draining: Drain takes a backend out of rotation at once and waits for its
+// requests in flight. A backend removed by Sync also stops getting new
+// requests at once while its requests in flight finish.
+//
+// # Statistics
+//
+// The hot path updates only atomics: per-replica counters, a Prometheus
+// histogram and a ring of per-second slots of log-scale latency buckets,
+// from which Stats computes rates and percentiles over the last 10 s.
+package proxy

@@ -1,0 +1,298 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// statusClientGone is what the metrics record for a request whose client
+// left (or whose route was cut) before the answer: nginx's 499.
+const statusClientGone = 499
+
+// errNoBackend ends a request no replica can take.
+var errNoBackend = errors.New("no ready replica")
+
+// proxyError carries the status the ErrorHandler answers with.
+type proxyError struct {
+	code int
+	err  error
+}
+
+func (e *proxyError) Error() string { return e.err.Error() }
+func (e *proxyError) Unwrap() error { return e.err }
+
+// httpRoute proxies one HTTP route: httputil.ReverseProxy does the HTTP
+// (headers, upgrades, flushing, trailers); httpRoute is its Transport and
+// picks the backend for each attempt.
+type httpRoute struct {
+	pool       *pool
+	transport  http.RoundTripper
+	idempotent atomic.Pointer[[]string]
+	proxy      *httputil.ReverseProxy
+	log        *slog.Logger
+	active     atomic.Int64 // handlers running
+	bodies     map[int][]byte
+}
+
+func newHTTPRoute(p *pool, t http.RoundTripper, bufs httputil.BufferPool, log *slog.Logger) *httpRoute {
+	h := &httpRoute{pool: p, transport: t, log: log}
+	h.idempotent.Store(new([]string))
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:       rewrite,
+		Transport:     h,
+		FlushInterval: -1,
+		BufferPool:    bufs,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorHandler:  h.answerError,
+	}
+	h.bodies = map[int][]byte{
+		http.StatusBadRequest:         []byte("tend: could not read the request body\n"),
+		http.StatusBadGateway:         []byte("tend: no replica of " + p.service + " answered\n"),
+		http.StatusServiceUnavailable: []byte("tend: no ready replica of " + p.service + "\n"),
+		http.StatusGatewayTimeout:     []byte("tend: no replica of " + p.service + " answered in time\n"),
+	}
+	return h
+}
+
+// rewrite keeps the client's Host and path and sets X-Forwarded-For, -Host
+// and -Proto. tend is the edge: forwarding headers from the client are
+// dropped (ReverseProxy strips them before Rewrite), not trusted.
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.SetXForwarded()
+}
+
+func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.active.Add(1)
+	defer h.active.Add(-1)
+	h.proxy.ServeHTTP(w, r)
+}
+
+// RoundTrip sends the request to a picked backend and, when the attempt
+// failed in a way that allows it, once more to another.
+func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := h.pool
+	now := mono()
+	b := p.pick(now, nil)
+	if b == nil {
+		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
+		return nil, &proxyError{code: http.StatusServiceUnavailable, err: errNoBackend}
+	}
+	replay, err := makeReplayable(req)
+	if err != nil {
+		return nil, &proxyError{code: http.StatusBadRequest, err: err}
+	}
+	res, f, err := h.try(req, b, now)
+	if f == 0 || !replay || !retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) {
+		return res, err
+	}
+	now = mono()
+	next := p.pick(now, b)
+	if next == nil || !p.svc.takeRetry(now) {
+		return res, err
+	}
+	req2, gerr := again(req, next.host)
+	if gerr != nil {
+		return res, err
+	}
+	if res != nil {
+		discard(res.Body)
+	}
+	res, _, err = h.try(req2, next, now)
+	return res, err
+}
+
+// try makes one attempt on b and accounts for it; f is the failure, or 0.
+func (h *httpRoute) try(req *http.Request, b *backend, start int64) (res *http.Response, f failure, err error) {
+	req.URL.Host = b.host
+	b.begin()
+	res, err = h.transport.RoundTrip(req)
+	now := mono()
+	took := time.Duration(now - start)
+	if err != nil {
+		b.end()
+		f, code := classify(req, err)
+		b.stats.record(now, code, took, f != 0)
+		if f != 0 {
+			b.observe(now, max(took, failSample))
+			h.pool.failed(b, f, now)
+			h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "err", err)
+		}
+		return nil, f, &proxyError{code: code, err: err}
+	}
+	switch code := res.StatusCode; {
+	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+		b.observe(now, max(took, failSample))
+		f = failure(code)
+		h.pool.failed(b, f, now)
+	case code >= 500:
+		b.observe(now, took)
+		f = failure(code)
+		h.pool.failed(b, f, now)
+	default:
+		b.observe(now, took)
+		h.pool.succeeded(b)
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		return h.upgraded(req, res, b, start)
+	}
+	res.Body = &trackedBody{ReadCloser: res.Body, b: b, start: start, code: res.StatusCode}
+	return res, f, nil
+}
+
+// upgraded tracks a switched-protocols connection (WebSocket) until it
+// closes; the upgrade types must agree, or ReverseProxy would leave the
+// backend connection open.
+func (h *httpRoute) upgraded(req *http.Request, res *http.Response, b *backend, start int64) (*http.Response, failure, error) {
+	want, got := req.Header.Get("Upgrade"), res.Header.Get("Upgrade")
+	if !printable(got) || !strings.EqualFold(want, got) {
+		res.Body.Close()
+		b.end()
+		b.stats.record(mono(), http.StatusBadGateway, 0, false)
+		return nil, 0, &proxyError{code: http.StatusBadGateway,
+			err: errors.New("backend switched to protocol " + strconv.Quote(got) + ", not " + strconv.Quote(want))}
+	}
+	rwc, ok := res.Body.(io.ReadWriteCloser)
+	if !ok {
+		res.Body.Close()
+		b.end()
+		b.stats.record(mono(), http.StatusBadGateway, 0, false)
+		return nil, 0, &proxyError{code: http.StatusBadGateway, err: errors.New("101 response with a read-only body")}
+	}
+	t := &trackedConn{rwc: rwc, trackedBody: trackedBody{ReadCloser: rwc, b: b, start: start, code: res.StatusCode}}
+	// ReverseProxy closes the connection when the request ends, except on
+	// some of its error paths; this makes sure. Close is idempotent.
+	context.AfterFunc(req.Context(), func() { t.Close() })
+	res.Body = t
+	return res, 0, nil
+}
+
+// classify names the failure behind a transport error and the status the
+// client gets for it. A request its client gave up on is no backend's fault.
+func classify(req *http.Request, err error) (failure, int) {
+	if req.Context().Err() != nil {
+		return 0, statusClientGone
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return failConnect, http.StatusBadGateway
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return failTimeout, http.StatusGatewayTimeout
+	}
+	return failBroken, http.StatusBadGateway
+}
+
+// answerError is the ReverseProxy's ErrorHandler: a short plain-text
+// answer; the detail goes to the debug log.
+func (h *httpRoute) answerError(w http.ResponseWriter, r *http.Request, err error) {
+	code := http.StatusBadGateway
+	var pe *proxyError
+	if errors.As(err, &pe) {
+		code = pe.code
+	}
+	if code == statusClientGone {
+		code = http.StatusBadGateway // nobody is listening; keep it valid anyway
+	}
+	h.log.Debug("proxy: request failed", "service", h.pool.service, "status", code, "err", err)
+	body := h.bodies[code]
+	hd := w.Header()
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// trackedBody ends its backend's request when ReverseProxy closes it.
+type trackedBody struct {
+	io.ReadCloser
+	b     *backend
+	start int64
+	code  int
+	done  atomic.Bool
+}
+
+func (t *trackedBody) Close() error {
+	err := t.ReadCloser.Close()
+	if t.done.CompareAndSwap(false, true) {
+		now := mono()
+		t.b.end()
+		t.b.stats.record(now, t.code, time.Duration(now-t.start), t.code != http.StatusSwitchingProtocols)
+	}
+	return err
+}
+
+// trackedConn is a trackedBody that can be written: the backend side of
+// an upgraded connection.
+type trackedConn struct {
+	trackedBody
+	rwc io.ReadWriteCloser
+}
+
+func (t *trackedConn) Write(p []byte) (int, error) { return t.rwc.Write(p) }
+
+// discard drops a response body that will not be forwarded, reading a
+// little of it so its connection can be reused.
+func discard(body io.ReadCloser) {
+	io.CopyN(io.Discard, body, 4<<10)
+	body.Close()
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// newTransport is the one transport to all backends: HTTP/1.1 with many
+// idle connections per backend, since the proxy's own load decides how
+// many it needs; backends are on a local bridge, so dials are quick or
+// dead.
+func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), responseTimeout time.Duration) *http.Transport {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	return &http.Transport{
+		DialContext:           dial,
+		Protocols:             &protos,
+		ForceAttemptHTTP2:     false,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass encodings through untouched
+	}
+}
+
+// bufferPool recycles ReverseProxy's copy buffers; storing array pointers
+// keeps Put from allocating.
+type bufferPool struct{ p sync.Pool }
+
+const copyBufSize = 32 << 10
+
+func (bp *bufferPool) Get() []byte {
+	if b, ok := bp.p.Get().(*[copyBufSize]byte); ok {
+		return b[:]
+	}
+	return make([]byte, copyBufSize)
+}
+
+func (bp *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		bp.p.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}

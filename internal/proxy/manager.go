@@ -1,0 +1,363 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Mode is how a route proxies.
+type Mode uint8
+
+const (
+	HTTP Mode = iota // HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends
+	TCP              // bytes, both ways
+)
+
+func (m Mode) String() string {
+	if m == TCP {
+		return "tcp"
+	}
+	return "http"
+}
+
+// Backend is one replica the proxy may send traffic to.
+type Backend struct {
+	ID      string         // container ID: the backend's identity across Syncs
+	Replica string         // "web/2", for metrics labels and the journal
+	Addr    netip.AddrPort // container IP and container port
+	Ready   bool           // readiness from tend's probes; an unready backend gets no new requests
+}
+
+// Route is one published port of one service.
+type Route struct {
+	Project, Service string
+	// Listen is the host address and port (compose ports: host_ip:host_port).
+	// An unspecified or zero address listens on every address.
+	Listen   netip.AddrPort
+	Mode     Mode
+	Backends []Backend
+	// Idempotent lists methods that are safe to retry besides GET, HEAD and
+	// OPTIONS (HTTP mode).
+	Idempotent []string
+}
+
+// Config configures a Manager. The zero value is ready to use.
+type Config struct {
+	// Log receives the proxy's own troubles; nil discards them.
+	Log *slog.Logger
+	// Registry gets the proxy's Prometheus collectors; nil: a registry of
+	// the Manager's own. Handler serves it if it is also a Gatherer, and
+	// the default gatherer otherwise.
+	Registry prometheus.Registerer
+	// OnEvent receives ejections and readmissions, for the journal. It is
+	// called on the request path: it must return quickly.
+	OnEvent func(Event)
+	// DialTimeout bounds connecting to a backend; zero: 1 s. Backends are
+	// on a local bridge: a dial that takes longer is to a dead one.
+	DialTimeout time.Duration
+	// ResponseTimeout bounds the wait for a backend's response headers
+	// (HTTP); beyond it the client gets 504. Zero: 60 s.
+	ResponseTimeout time.Duration
+	// Grace is how long requests and connections in flight may take to
+	// finish when their route is removed or Run ends; zero: 5 s.
+	Grace time.Duration
+	// EjectAfter is the number of consecutive failures (5xx responses or
+	// failed connections) that eject a backend; zero: 5.
+	EjectAfter int
+	// EjectFor is the first ejection's length; the n-th in a row lasts n
+	// times as long; zero: 10 s.
+	EjectFor time.Duration
+	// EjectMax caps an ejection's length; zero: 5 min.
+	EjectMax time.Duration
+}
+
+// Manager holds one listener per Route and balances each over its ready
+// backends. Build it with NewManager, run it with Run, and feed it with
+// Sync; see the package documentation.
+type Manager struct {
+	cfg       Config
+	log       *slog.Logger
+	policy    ejectPolicy
+	metrics   *metrics
+	transport *http.Transport
+	dialer    *net.Dialer
+	bufs      bufferPool
+
+	mu       sync.Mutex
+	state    runState
+	routes   map[string]*route // by listen address
+	services map[svcKey]*service
+	drained  map[string]bool // backend IDs taken out by Drain
+	wg       sync.WaitGroup  // route and housekeeping goroutines
+}
+
+type runState uint8
+
+const (
+	idle runState = iota
+	running
+	stopped
+)
+
+type svcKey struct{ project, service string }
+
+// NewManager returns a Manager with cfg's defaults filled in. It starts
+// nothing and binds nothing.
+func NewManager(cfg Config) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.DialTimeout = cmpOr(cfg.DialTimeout, time.Second)
+	cfg.ResponseTimeout = cmpOr(cfg.ResponseTimeout, 60*time.Second)
+	cfg.Grace = cmpOr(cfg.Grace, 5*time.Second)
+	cfg.EjectAfter = cmpOr(cfg.EjectAfter, 5)
+	cfg.EjectFor = cmpOr(cfg.EjectFor, 10*time.Second)
+	cfg.EjectMax = cmpOr(cfg.EjectMax, 5*time.Minute)
+	m := &Manager{
+		cfg:      cfg,
+		log:      cfg.Log,
+		policy:   ejectPolicy{after: cfg.EjectAfter, base: cfg.EjectFor, max: cfg.EjectMax},
+		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		routes:   make(map[string]*route),
+		services: make(map[svcKey]*service),
+		drained:  make(map[string]bool),
+	}
+	m.transport = newTransport(m.dialer.DialContext, cfg.ResponseTimeout)
+	m.metrics = newMetrics(cfg.Registry, cfg.Log, newInflightCollector(m.eachInflight))
+	return m
+}
+
+// cmpOr is v, or def when v is zero (or negative).
+func cmpOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Run serves the routes given to Sync, before and after it is called,
+// until ctx ends; then it closes the listeners, gives requests in flight
+// Config.Grace to finish, and returns once its goroutines have exited.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	if m.state != idle {
+		m.mu.Unlock()
+		return errors.New("proxy: Run called twice")
+	}
+	m.state = running
+	for _, rt := range m.routes {
+		m.start(rt)
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go m.housekeep(ctx)
+
+	<-ctx.Done()
+	m.mu.Lock()
+	m.state = stopped
+	for key, rt := range m.routes {
+		delete(m.routes, key)
+		m.retire(rt)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	m.transport.CloseIdleConnections()
+	return nil
+}
+
+// start serves rt. Call with mu held, while running.
+func (m *Manager) start(rt *route) {
+	rt.started = true
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		rt.serve()
+	}()
+}
+
+// retire stops rt: its port is free when retire returns; its requests in
+// flight finish in the background. Call with mu held.
+func (m *Manager) retire(rt *route) {
+	rt.ln.Close()
+	m.wg.Add(1)
+	go m.stopRoute(rt, rt.started)
+}
+
+func (m *Manager) stopRoute(rt *route, started bool) {
+	defer m.wg.Done()
+	rt.stop(m.cfg.Grace, started)
+}
+
+// housekeep brings ejected backends back on time even when no request
+// comes to notice, and forgets removed backends once they are idle.
+func (m *Manager) housekeep(ctx context.Context) {
+	defer m.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := mono()
+		for _, p := range m.pools() {
+			if t := p.readmitAt.Load(); t != 0 && now >= t {
+				p.readmit(now)
+			}
+		}
+	}
+}
+
+func (m *Manager) pools() []*pool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ps := make([]*pool, 0, len(m.routes))
+	for _, rt := range m.routes {
+		ps = append(ps, rt.pool)
+	}
+	return ps
+}
+
+// Sync makes the Manager serve exactly routes. It is idempotent: a route
+// that stays keeps its listener, connections and requests in flight, and
+// only its backends are updated; new routes are bound and removed ones
+// closed (their requests in flight finish). A route whose port cannot be
+// bound is reported in the error and tried again on the next Sync; the
+// others work regardless.
+func (m *Manager) Sync(routes []Route) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state == stopped {
+		return errors.New("proxy: sync after stop")
+	}
+	var errs []error
+	want := make(map[string]Route, len(routes))
+	order := make([]string, 0, len(routes))
+	listed := make(map[string]bool)
+	for _, r := range routes {
+		addr := listenAddr(r.Listen)
+		if other, dup := want[addr]; dup {
+			errs = append(errs, fmt.Errorf("proxy: %s: listen %s: already published by %s", r.Service, addr, other.Service))
+			continue
+		}
+		want[addr] = r
+		order = append(order, addr)
+		for _, b := range r.Backends {
+			listed[b.ID] = true
+		}
+	}
+	for id := range m.drained {
+		if !listed[id] {
+			delete(m.drained, id)
+		}
+	}
+	for addr, rt := range m.routes {
+		if r, ok := want[addr]; ok && r.Project == rt.spec.Project && r.Service == rt.spec.Service && r.Mode == rt.spec.Mode {
+			continue
+		}
+		delete(m.routes, addr)
+		m.retire(rt)
+	}
+	for _, addr := range order {
+		r := want[addr]
+		rt := m.routes[addr]
+		if rt == nil {
+			var err error
+			if rt, err = m.openRoute(addr, r, m.service(r.Project, r.Service)); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			m.routes[addr] = rt
+			if m.state == running {
+				m.start(rt)
+			}
+		}
+		rt.update(r, func(id string) bool { return m.drained[id] })
+	}
+	m.pruneServices()
+	return errors.Join(errs...)
+}
+
+// service returns the statistics of project/name, made on first use. Call
+// with mu held.
+func (m *Manager) service(project, name string) *service {
+	k := svcKey{project, name}
+	s := m.services[k]
+	if s == nil {
+		s = newService(project, name, m.metrics)
+		m.services[k] = s
+	}
+	return s
+}
+
+// pruneServices forgets services without routes and replicas without
+// backends. Call with mu held.
+func (m *Manager) pruneServices() {
+	keep := make(map[*service]map[string]bool)
+	for _, rt := range m.routes {
+		names := keep[rt.pool.svc]
+		if names == nil {
+			names = make(map[string]bool)
+			keep[rt.pool.svc] = names
+		}
+		rt.pool.mu.Lock()
+		for _, b := range rt.pool.all {
+			names[b.replica] = true
+		}
+		rt.pool.mu.Unlock()
+	}
+	for k, s := range m.services {
+		names, ok := keep[s]
+		if !ok {
+			delete(m.services, k)
+			continue
+		}
+		s.keepReplicas(names)
+	}
+}
+
+// Drain takes backend id out of rotation at once, on every route, and
+// returns when its requests and connections in flight have finished or
+// ctx ends. The backend stays out until a Sync no longer lists it.
+func (m *Manager) Drain(ctx context.Context, id string) {
+	m.mu.Lock()
+	m.drained[id] = true
+	var bs []*backend
+	for _, rt := range m.routes {
+		bs = append(bs, rt.pool.drain(id)...)
+	}
+	m.mu.Unlock()
+	busy := func() bool {
+		for _, b := range bs {
+			if b.inflight.Load() > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if !busy() {
+		return
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for busy() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Handler serves the Prometheus metrics of Config.Registry (/metrics).
+func (m *Manager) Handler() http.Handler { return m.metrics.handler() }

@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Traffic is what a service or replica served over the last 10 seconds.
+// Counts are of attempts: a retried request counts once per replica tried.
+// In TCP mode a connection counts as a request and carries no latency.
+type Traffic struct {
+	Rate     float64           // requests (TCP: connections) per second
+	InFlight int64             // requests or connections in flight now
+	P50      time.Duration     // latency percentiles, from picking a replica to the end of the response
+	P95      time.Duration     // (within 12.5 %; zero with no HTTP requests)
+	P99      time.Duration     //
+	Codes    map[string]uint64 // responses by status class, "2xx" to "5xx"; nil when none
+}
+
+// ServiceStats is the traffic of one service over all its published ports.
+type ServiceStats struct {
+	Project  string
+	Service  string
+	Traffic            // the whole service, requests no replica could take included
+	Replicas []ReplicaStats // sorted by replica name
+}
+
+// ReplicaStats is the traffic and standing of one replica.
+type ReplicaStats struct {
+	Replica  string // "web/2"
+	ID       string // the container ID currently behind the replica; empty if none
+	Ready    bool   // as last given to Sync
+	Ejected  bool   // out of rotation for failing, for now
+	Draining bool   // taken out of rotation by Drain
+	Traffic
+}
+
+// service holds the statistics and metric children of one project/service,
+// shared by its routes.
+type service struct {
+	project, name string
+	m             *metrics
+	win           window
+	retries       retryRing
+	retried       prometheus.Counter
+	none          *replicaStats // requests that found no ready replica
+
+	mu       sync.Mutex
+	replicas map[string]*replicaStats
+}
+
+func newService(project, name string, m *metrics) *service {
+	s := &service{project: project, name: name, m: m, replicas: make(map[string]*replicaStats)}
+	s.win.created = mono()
+	s.retried = m.retries.WithLabelValues(project, name)
+	s.none = s.newReplica("")
+	return s
+}
+
+// replicaStats is one replica's share: its window, in-flight count and the
+// metric children its requests update.
+type replicaStats struct {
+	svc       *service
+	name      string
+	win       window
+	inflight  atomic.Int64
+	dur       prometheus.Observer
+	codes     codeCounters
+	tcp       prometheus.Counter
+	ejections prometheus.Counter
+}
+
+func (s *service) newReplica(name string) *replicaStats {
+	r := &replicaStats{svc: s, name: name}
+	r.win.created = mono()
+	r.dur = s.m.duration.WithLabelValues(s.project, s.name, name)
+	r.codes.vec = s.m.requests.MustCurryWith(prometheus.Labels{"project": s.project, "service": s.name, "replica": name})
+	r.tcp = s.m.tcpConns.WithLabelValues(s.project, s.name, name)
+	r.ejections = s.m.ejections.WithLabelValues(s.project, s.name, name)
+	return r
+}
+
+// replica returns the statistics of the named replica, made on first use.
+func (s *service) replica(name string) *replicaStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.replicas[name]
+	if r == nil {
+		r = s.newReplica(name)
+		s.replicas[name] = r
+	}
+	return r
+}
+
+// keepReplicas forgets the replicas not named in keep.
+func (s *service) keepReplicas(keep map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.replicas {
+		if !keep[name] {
+			delete(s.replicas, name)
+		}
+	}
+}
+
+// record counts one request or connection that ended now with code (0:
+// none), lasting d when timed.
+func (r *replicaStats) record(now int64, code int, d time.Duration, timed bool) {
+	r.win.add(now, code, d, timed)
+	r.svc.win.add(now, code, d, timed)
+	if timed {
+		r.dur.Observe(d.Seconds())
+	}
+	if code != 0 {
+		r.codes.inc(code)
+	}
+}
+
+// Stats reports the traffic of every service with a route, over the last
+// 10 seconds; for `tend ps` and the autoscaler.
+func (m *Manager) Stats() []ServiceStats {
+	now := mono()
+	m.mu.Lock()
+	type standing struct{ ready, ejected, draining bool; id string }
+	var out []ServiceStats
+	for _, svc := range m.services {
+		st := make(map[string]*standing)
+		for _, rt := range m.routes {
+			if rt.pool.svc != svc {
+				continue
+			}
+			rt.pool.mu.Lock()
+			for _, b := range rt.pool.all {
+				s := st[b.replica]
+				if s == nil {
+					s = &standing{}
+					st[b.replica] = s
+				}
+				s.id = b.id
+				s.ready = s.ready || b.ready
+				s.ejected = s.ejected || b.out.until != 0
+				s.draining = s.draining || b.draining
+			}
+			rt.pool.mu.Unlock()
+		}
+		ss := ServiceStats{Project: svc.project, Service: svc.name}
+		var all snapshot
+		svc.win.read(now, &all)
+		var inflight int64
+		svc.mu.Lock()
+		for name, r := range svc.replicas {
+			var snap snapshot
+			r.win.read(now, &snap)
+			n := r.inflight.Load()
+			inflight += n
+			rs := ReplicaStats{Replica: name, Traffic: snap.traffic(n)}
+			if s := st[name]; s != nil {
+				rs.ID, rs.Ready, rs.Ejected, rs.Draining = s.id, s.ready, s.ejected, s.draining
+			}
+			ss.Replicas = append(ss.Replicas, rs)
+		}
+		svc.mu.Unlock()
+		ss.Traffic = all.traffic(inflight)
+		slices.SortFunc(ss.Replicas, func(a, b ReplicaStats) int { return cmp.Compare(a.Replica, b.Replica) })
+		out = append(out, ss)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b ServiceStats) int {
+		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Service, b.Service))
+	})
+	return out
+}
+
+// eachInflight feeds the in-flight gauge: every replica of every service.
+func (m *Manager) eachInflight(f func(project, service, replica string, n int64)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, svc := range m.services {
+		svc.mu.Lock()
+		for name, r := range svc.replicas {
+			f(svc.project, svc.name, name, r.inflight.Load())
+		}
+		svc.mu.Unlock()
+	}
+}
