@@ -168,7 +168,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool, replica func
 	for _, b := range p.all {
 		old[b.id] = b
 	}
-	avg := p.averageEstimate(now)
+	best := p.bestEstimate(now)
 	next := make([]*backend, 0, len(want))
 	seen := make(map[string]bool, len(want))
 	for _, w := range want {
@@ -179,7 +179,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool, replica func
 		b := old[w.ID]
 		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
 			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: replica(w.Replica)}
-			b.reset(now, avg)
+			b.reset(now, best)
 		}
 		delete(old, w.ID)
 		b.ready = w.Ready
@@ -248,21 +248,20 @@ func (p *pool) rebuild() {
 	p.readmitAt.Store(next)
 }
 
-// averageEstimate is the mean latency estimate of the pool's backends, the
-// fair starting point for a new or readmitted one. Call with mu held.
-func (p *pool) averageEstimate(now int64) float64 {
-	var sum float64
-	n := 0
+// bestEstimate is the lowest latency estimate among the backends in
+// rotation: where a new or readmitted backend starts, so it gets its share
+// at once without being flooded, and one failing neighbour does not make it
+// look slow. Call with mu held.
+func (p *pool) bestEstimate(now int64) float64 {
+	best := -1.0
 	for _, b := range p.all {
-		if b.out.until == 0 {
-			sum += b.estimate(now)
-			n++
+		if b.out.until == 0 && b.ready && !b.draining {
+			if e := b.estimate(now); best < 0 || e < best {
+				best = e
+			}
 		}
 	}
-	if n == 0 {
-		return 0
-	}
-	return sum / float64(n)
+	return max(best, 0)
 }
 
 // inRotation counts the backends that are ready and not draining, ejected

@@ -152,7 +152,7 @@ func (p *pool) eject(b *backend, f failure, streak int, probation bool, now int6
 func (p *pool) readmit(now int64) {
 	p.mu.Lock()
 	var evs []Event
-	avg := p.averageEstimate(now)
+	best := p.bestEstimate(now)
 	for _, b := range p.all {
 		if b.out.until == 0 || b.out.until > now {
 			continue
@@ -162,7 +162,7 @@ func (p *pool) readmit(now int64) {
 		b.out.readmitted = now
 		b.streak.Store(0)
 		b.probation.Store(true)
-		b.reset(now, avg)
+		b.reset(now, best)
 		evs = append(evs, p.event(EventReadmit, b,
 			fmt.Sprintf("ejection of %s ended; on probation, the next failure ejects it again", d), 0))
 	}

@@ -88,6 +88,8 @@ func eligibleIDs(p *pool) []string {
 }
 
 func backendByID(p *pool, id string) *backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, b := range p.all {
 		if b.id == id {
 			return b

@@ -192,3 +192,5 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 	p.update(bs, func(string) bool { return false }, svc.replica)
 	return p
 }
+
+func mustAddrPort(a net.Addr) netip.AddrPort { return netip.MustParseAddrPort(a.String()) }

@@ -1,0 +1,444 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tend-sh/tend/internal/testwait"
+)
+
+func TestHTTPForwardsWithHeaders(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s host=%s xff=%s xfh=%s xfp=%s proto=%s",
+			r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("X-Forwarded-For"),
+			r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Forwarded-Proto"), r.Proto)
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	req, _ := http.NewRequest("GET", url(r)+"/a/b?c=d", nil)
+	req.Host = "example.test"
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // spoofed: tend is the edge
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	want := "GET /a/b?c=d host=example.test xff=127.0.0.1 xfh=example.test xfp=http proto=HTTP/1.1"
+	if res.StatusCode != 200 || string(body) != want {
+		t.Fatalf("got %d %q\nwant %q", res.StatusCode, body, want)
+	}
+}
+
+func TestHTTPServesCleartextHTTP2(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Proto) })
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Get(url(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.ProtoMajor != 2 || string(body) != "HTTP/1.1" {
+		t.Fatalf("client spoke %s, backend heard %q; want HTTP/2 in front, HTTP/1.1 behind", res.Proto, body)
+	}
+}
+
+// wsEcho is a backend that does an upgrade handshake by hand and then
+// echoes bytes.
+func wsEcho(t *testing.T) Backend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil || req.Header.Get("Upgrade") != "websocket" {
+					io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+				io.Copy(c, br)
+			}()
+		}
+	}()
+	return Backend{ID: "ws", Replica: "ws/1", Addr: mustAddrPort(ln.Addr()), Ready: true}
+}
+
+func TestHTTPWebSocketUpgrade(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "ws", HTTP, wsEcho(t))
+	h.sync(r)
+	c, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testwait.For))
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", res, err)
+	}
+	for _, msg := range []string{"hello\n", "again\n"} {
+		io.WriteString(c, msg)
+		got, err := br.ReadString('\n')
+		if err != nil || got != msg {
+			t.Fatalf("echo %q: got %q, %v", msg, got, err)
+		}
+	}
+	if n := inflight(h.m, "ws"); n != 1 {
+		t.Errorf("in flight during the session: %d", n)
+	}
+	c.Close()
+	testwait.Eventually(t, "the session to end", func() bool { return inflight(h.m, "ws") == 0 })
+}
+
+func inflight(m *Manager, service string) int64 {
+	for _, s := range m.Stats() {
+		if s.Service == service {
+			return s.InFlight
+		}
+	}
+	return -1
+}
+
+func TestHTTPStreamsPromptly(t *testing.T) {
+	h := newHarness(t, Config{})
+	release := make(chan struct{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "second\n")
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	res, err := h.client.Get(url(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	br := bufio.NewReader(res.Body)
+	line, err := br.ReadString('\n') // would block until release without flushing
+	if err != nil || line != "first\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	close(release)
+	if rest, _ := io.ReadAll(br); string(rest) != "second\n" {
+		t.Fatalf("rest %q", rest)
+	}
+}
+
+func TestHTTPNoReadyReplicaIs503(t *testing.T) {
+	h := newHarness(t, Config{})
+	var hits counter
+	be := backendServer(t, "web/1", named("web/1", &hits))
+	be.Ready = false
+	for name, r := range map[string]Route{
+		"unready": routeOf(t, "web", HTTP, be),
+		"none":    routeOf(t, "api", HTTP),
+	} {
+		t.Run(name, func(t *testing.T) {
+			h.sync(r)
+			start := time.Now()
+			code, body := h.get(url(r))
+			if code != 503 || body != "tend: no ready replica of "+r.Service+"\n" {
+				t.Fatalf("got %d %q", code, body)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Fatalf("503 took %s", took)
+			}
+		})
+	}
+	if hits.get() != 0 {
+		t.Fatalf("the unready backend got %d requests", hits.get())
+	}
+}
+
+func TestHTTPErrorAnswers(t *testing.T) {
+	h := newHarness(t, Config{ResponseTimeout: 100 * time.Millisecond})
+	t.Run("refused is 502", func(t *testing.T) {
+		r := routeOf(t, "web", HTTP, Backend{ID: "dead", Replica: "web/1", Addr: deadAddr(t), Ready: true})
+		h.sync(r)
+		if code, body := h.get(url(r)); code != 502 || body != "tend: no replica of web answered\n" {
+			t.Fatalf("got %d %q", code, body)
+		}
+	})
+	t.Run("slow is 504", func(t *testing.T) {
+		stop := make(chan struct{})
+		defer close(stop)
+		be := backendServer(t, "slow/1", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-stop:
+			case <-r.Context().Done():
+			}
+		})
+		r := routeOf(t, "slow", HTTP, be)
+		h.sync(r)
+		if code, body := h.get(url(r)); code != 504 || body != "tend: no replica of slow answered in time\n" {
+			t.Fatalf("got %d %q", code, body)
+		}
+	})
+}
+
+// TestHTTPRetriesRefusedConnections is the retry goal: a dead replica and a
+// live one, and no GET fails.
+func TestHTTPRetriesRefusedConnections(t *testing.T) {
+	h := newHarness(t, Config{})
+	var hits counter
+	live := backendServer(t, "web/2", named("web/2", &hits))
+	dead := Backend{ID: "dead", Replica: "web/1", Addr: deadAddr(t), Ready: true}
+	r := routeOf(t, "web", HTTP, dead, live)
+	h.sync(r)
+	failed := 0
+	for range 200 {
+		if code, _ := h.get(url(r)); code != 200 {
+			failed++
+		}
+	}
+	if failed != 0 || hits.get() != 200 {
+		t.Fatalf("%d of 200 GETs failed; the live replica got %d", failed, hits.get())
+	}
+}
+
+// TestHTTPRetryRules: a 503 is retried for idempotent methods only; a
+// refused connection for any method, with its body.
+func TestHTTPRetryRules(t *testing.T) {
+	h := newHarness(t, Config{EjectAfter: 1000})
+	var badHits, goodHits counter
+	bad := backendServer(t, "web/1", failing(503, &badHits))
+	good := backendServer(t, "web/2", func(w http.ResponseWriter, r *http.Request) {
+		goodHits.inc()
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	})
+	r := routeOf(t, "web", HTTP, bad, good)
+	r.Idempotent = []string{"PUT"}
+	h.sync(r)
+	for _, method := range []string{"GET", "PUT", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			// A fresh failing backend each time, cheapest of all so it is
+			// picked first: the last one's penalty keeps it out.
+			r.Backends[0].ID = "bad-" + method
+			h.sync(r)
+			backendByID(h.pool(r), r.Backends[0].ID).reset(mono(), 0)
+			bad0, good0 := badHits.get(), goodHits.get()
+			n, unavailable := 0, 0
+			// Until the failing replica has been tried at least once.
+			for n < 20 && (n < 5 || badHits.get() == bad0) {
+				n++
+				code, body := h.do(method, url(r), "payload")
+				switch {
+				case code == 503:
+					unavailable++
+				case code != 200 || body != method+" payload":
+					t.Fatalf("got %d %q", code, body)
+				}
+			}
+			bad, good := badHits.get()-bad0, goodHits.get()-good0
+			if bad == 0 {
+				t.Fatal("the failing replica was never tried")
+			}
+			if method == "POST" {
+				if unavailable != bad || bad+good != n {
+					t.Fatalf("POST was retried: %d requests, %d 503s, %d+%d backend hits", n, unavailable, bad, good)
+				}
+			} else if unavailable != 0 || good != n {
+				t.Fatalf("%s was not retried: %d requests, %d 503s, %d+%d backend hits", method, n, unavailable, bad, good)
+			}
+		})
+	}
+	t.Run("POST with a body after a refused connection", func(t *testing.T) {
+		dead := Backend{ID: "dead", Replica: "web/3", Addr: deadAddr(t), Ready: true}
+		r := r
+		r.Backends = []Backend{dead, good.withReplica("web/2")}
+		h.sync(r)
+		for range 10 {
+			if code, body := h.do("POST", url(r), "payload"); code != 200 || body != "POST payload" {
+				t.Fatalf("got %d %q", code, body)
+			}
+		}
+	})
+}
+
+func (b Backend) withReplica(name string) Backend { b.Replica = name; return b }
+
+func TestHTTPBackendAbortDoesNotHurtTheProxy(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/abort" {
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "partial")
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(w, "ok")
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	if code, _ := h.get(url(r) + "/abort"); code == 200 {
+		t.Fatal("a truncated response looked whole")
+	}
+	// Malformed requests are the server's to answer.
+	c, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the HTTP/2 preface, which the server reads first.
+	io.WriteString(c, "THIS IS NOT AN HTTP REQUEST\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(testwait.For))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if !strings.HasPrefix(line, "HTTP/1.1 400") {
+		t.Fatalf("malformed request answered %q", line)
+	}
+	if code, body := h.get(url(r)); code != 200 || body != "ok" {
+		t.Fatalf("after the abort: %d %q", code, body)
+	}
+	if n := inflight(h.m, "web"); n != 0 {
+		t.Fatalf("%d requests still in flight", n)
+	}
+}
+
+func TestHTTPTLSClientGetsNoHang(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "web", HTTP, backendServer(t, "web/1", named("web/1", nil)))
+	h.sync(r)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testwait.For}, "tcp", r.Listen.String(), &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		c.Close()
+		t.Fatal("a TLS handshake succeeded on a cleartext port")
+	}
+	if code, _ := h.get(url(r)); code != 200 {
+		t.Fatalf("after a TLS client: %d", code)
+	}
+}
+
+func TestHTTPPrefersTheFasterReplica(t *testing.T) {
+	h := newHarness(t, Config{})
+	var fast, slow counter
+	r := routeOf(t, "web", HTTP,
+		backendServer(t, "web/1", named("web/1", &fast)),
+		backendServer(t, "web/2", func(w http.ResponseWriter, r *http.Request) {
+			slow.inc()
+			time.Sleep(20 * time.Millisecond)
+		}))
+	h.sync(r)
+	for range 60 {
+		if code, _ := h.get(url(r)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	if slow.get() > 10 {
+		t.Fatalf("the 20 ms replica got %d of 60 sequential requests (fast: %d)", slow.get(), fast.get())
+	}
+}
+
+func TestHTTPClientGoneIsNoFailure(t *testing.T) {
+	h := newHarness(t, Config{EjectAfter: 1})
+	started := make(chan struct{}, 8)
+	slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+	})
+	other := backendServer(t, "web/2", named("web/2", nil))
+	r := routeOf(t, "web", HTTP, slow)
+	h.sync(r)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url(r), nil)
+	go func() { <-started; cancel() }()
+	if _, err := h.client.Do(req); err == nil {
+		t.Fatal("a cancelled request succeeded")
+	}
+	r.Backends = append(r.Backends, other)
+	h.sync(r)
+	if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {
+		t.Fatalf("a client that left counted as %d failures of its replica", got)
+	}
+}
+
+// pool returns the pool of route r.
+func (h *harness) pool(r Route) *pool {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	return h.m.routes[listenAddr(r.Listen)].pool
+}
+
+// TestHTTPEjectsAndReadmits: a replica answering 500 is ejected after 5 in
+// a row, journaled, readmitted after its period, and ejected again by its
+// next failure.
+func TestHTTPEjectsAndReadmits(t *testing.T) {
+	h := newHarness(t, Config{EjectFor: 100 * time.Millisecond})
+	var badHits counter
+	bad := backendServer(t, "web/1", failing(500, &badHits))
+	r := routeOf(t, "web", HTTP, bad, backendServer(t, "web/2", named("web/2", nil)))
+	h.sync(r)
+	pinBad := func() { backendByID(h.pool(r), bad.ID).reset(mono(), 0) }
+	for i := 0; len(h.eventsOf(EventEject)) == 0; i++ {
+		if i == 100 {
+			t.Fatalf("no ejection after 100 requests, %d to the failing replica", badHits.get())
+		}
+		pinBad() // keep it the cheapest so the streak builds quickly
+		h.get(url(r))
+	}
+	ev := h.eventsOf(EventEject)[0]
+	if ev.Replica != "web/1" || ev.ID != bad.ID || ev.Service != "web" || ev.Project != "p" ||
+		ev.Message != "5 consecutive 500 responses; ejected for 100ms" || ev.Time.IsZero() {
+		t.Fatalf("eject event %+v", ev)
+	}
+	n := badHits.get()
+	for range 10 {
+		if code, body := h.get(url(r)); code != 200 || body != "web/2" {
+			t.Fatalf("while ejected: %d %q", code, body)
+		}
+	}
+	if badHits.get() != n {
+		t.Fatal("the ejected replica got requests")
+	}
+	if s := h.m.Stats()[0].Replicas[0]; !s.Ejected {
+		t.Fatalf("stats do not show the ejection: %+v", s)
+	}
+	testwait.Eventually(t, "readmission", func() bool {
+		h.get(url(r))
+		return len(h.eventsOf(EventReadmit)) == 1
+	})
+	testwait.Eventually(t, "the second ejection", func() bool {
+		pinBad()
+		h.get(url(r))
+		return len(h.eventsOf(EventEject)) == 2
+	})
+	if ev := h.eventsOf(EventEject)[1]; ev.Message != "failed on probation (500 responses); ejected for 200ms" {
+		t.Fatalf("second eject event %+v", ev)
+	}
+	if m := scrape(t, h.m.Handler()); !strings.Contains(m, `tend_proxy_ejections_total{project="p",replica="web/1",service="web"} 2`) {
+		t.Fatal("metrics lack the ejections")
+	}
+}

@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"regexp"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tend-sh/tend/internal/testwait"
+)
+
+// slowBackend holds each request until released, telling when one arrives.
+type slowBackend struct {
+	Backend
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// free lets the held requests (and any later ones) finish.
+func (s *slowBackend) free() { s.once.Do(func() { close(s.release) }) }
+
+func newSlowBackend(t *testing.T, name string) *slowBackend {
+	s := &slowBackend{arrived: make(chan struct{}, 16), release: make(chan struct{})}
+	t.Cleanup(s.free)
+	s.Backend = backendServer(t, name, func(w http.ResponseWriter, r *http.Request) {
+		s.arrived <- struct{}{}
+		select {
+		case <-s.release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, name)
+	})
+	return s
+}
+
+func (s *slowBackend) waitArrived(t *testing.T) {
+	t.Helper()
+	select {
+	case <-s.arrived:
+	case <-time.After(testwait.For):
+		t.Fatal("the request did not reach the backend")
+	}
+}
+
+type result struct {
+	code int
+	body string
+}
+
+// getAsync fetches url in the background.
+func (h *harness) getAsync(url string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		res, err := h.client.Get(url)
+		if err != nil {
+			ch <- result{body: err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		ch <- result{res.StatusCode, string(b)}
+	}()
+	return ch
+}
+
+func wait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testwait.For):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+func TestDrainWaitsForRequestsInFlight(t *testing.T) {
+	h := newHarness(t, Config{})
+	slow := newSlowBackend(t, "web/1")
+	r := routeOf(t, "web", HTTP, slow.Backend)
+	h.sync(r)
+	res := h.getAsync(url(r))
+	slow.waitArrived(t)
+
+	drained := make(chan struct{})
+	go func() {
+		h.m.Drain(context.Background(), slow.ID)
+		close(drained)
+	}()
+	// Out of rotation at once: the only replica drains, so 503.
+	testwait.Eventually(t, "new requests to be refused", func() bool {
+		code, _ := h.get(url(r))
+		return code == 503
+	})
+	select {
+	case <-drained:
+		t.Fatal("Drain returned with a request in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	slow.free()
+	if got := wait(t, res, "the request in flight"); got.code != 200 || got.body != "web/1" {
+		t.Fatalf("the request in flight got %+v", got)
+	}
+	wait(t, drained, "Drain to return")
+
+	// Draining sticks across a Sync that still lists the backend.
+	h.sync(r)
+	if code, _ := h.get(url(r)); code != 503 {
+		t.Fatalf("a drained backend came back: %d", code)
+	}
+}
+
+func TestDrainGivesUpWhenItsContextEnds(t *testing.T) {
+	h := newHarness(t, Config{})
+	slow := newSlowBackend(t, "web/1")
+	r := routeOf(t, "web", HTTP, slow.Backend)
+	h.sync(r)
+	res := h.getAsync(url(r))
+	slow.waitArrived(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	h.m.Drain(ctx, slow.ID)
+	slow.free()
+	wait(t, res, "the request in flight")
+	h.m.Drain(context.Background(), "no-such-backend") // returns at once
+}
+
+func TestSyncSwapsBackendsWithoutDroppingRequests(t *testing.T) {
+	h := newHarness(t, Config{})
+	old := newSlowBackend(t, "web/1")
+	r := routeOf(t, "web", HTTP, old.Backend)
+	h.sync(r)
+	res := h.getAsync(url(r))
+	old.waitArrived(t)
+
+	r.Backends = []Backend{backendServer(t, "web/2", named("web/2", nil))}
+	h.sync(r)
+	h.sync(r) // idempotent
+	for range 5 {
+		if code, body := h.get(url(r)); code != 200 || body != "web/2" {
+			t.Fatalf("after the swap: %d %q", code, body)
+		}
+	}
+	// Drain still finds the removed backend's request.
+	drained := make(chan struct{})
+	go func() { h.m.Drain(context.Background(), old.ID); close(drained) }()
+	old.free()
+	if got := wait(t, res, "the request in flight"); got.code != 200 || got.body != "web/1" {
+		t.Fatalf("the request to the removed backend got %+v", got)
+	}
+	wait(t, drained, "Drain of the removed backend")
+}
+
+func TestSyncRemovesRoutesGracefully(t *testing.T) {
+	h := newHarness(t, Config{})
+	slow := newSlowBackend(t, "web/1")
+	r := routeOf(t, "web", HTTP, slow.Backend)
+	h.sync(r)
+	res := h.getAsync(url(r))
+	slow.waitArrived(t)
+	h.sync()
+	if c, err := net.Dial("tcp", r.Listen.String()); err == nil {
+		c.Close()
+		t.Fatal("the removed route still accepts connections")
+	}
+	slow.free()
+	if got := wait(t, res, "the request in flight"); got.code != 200 {
+		t.Fatalf("the request in flight got %+v", got)
+	}
+	if s := h.m.Stats(); len(s) != 0 {
+		t.Fatalf("stats of a removed service: %+v", s)
+	}
+}
+
+func TestSyncReportsBindErrorsAndServesTheRest(t *testing.T) {
+	h := newHarness(t, Config{})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	be := backendServer(t, "web/1", named("web/1", nil))
+	bad := Route{Project: "p", Service: "web", Listen: mustAddrPort(taken.Addr()), Backends: []Backend{be}}
+	good := routeOf(t, "api", HTTP, be)
+	err = h.m.Sync([]Route{bad, good})
+	want := "proxy: web: listen " + taken.Addr().String() + ": address already in use"
+	if err == nil || err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Sync error %q, want %q", err, want)
+	}
+	if code, _ := h.get(url(good)); code != 200 {
+		t.Fatalf("the other route: %d", code)
+	}
+	taken.Close()
+	h.sync(bad, good) // tried again
+	if code, _ := h.get(url(bad)); code != 200 {
+		t.Fatalf("the route bound on retry: %d", code)
+	}
+	dup := good
+	dup.Service = "other"
+	if err := h.m.Sync([]Route{good, dup}); err == nil || !strings.Contains(err.Error(), "already published by api") {
+		t.Fatalf("two routes on one port: %v", err)
+	}
+}
+
+func TestSyncChangesModeInPlace(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "web", HTTP, backendServer(t, "web/1", named("web/1", nil)))
+	h.sync(r)
+	r.Mode = TCP
+	h.sync(r) // the same port, rebound for TCP
+	c, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.0\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(testwait.For))
+	b, _ := io.ReadAll(c)
+	if !strings.HasSuffix(string(b), "web/1") {
+		t.Fatalf("through TCP: %q", b)
+	}
+}
+
+func TestManagerLifecycle(t *testing.T) {
+	before := goruntime.NumGoroutine()
+	t.Cleanup(func() { testwait.Goroutines(t, before) }) // after the backend's cleanup
+	m := NewManager(Config{})
+	be := backendServer(t, "web/1", named("web/1", nil))
+	r := routeOf(t, "web", HTTP, be)
+	if err := m.Sync([]Route{r}); err != nil { // before Run: bound now, served from Run
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	tr := &http.Transport{}
+	res, err := (&http.Client{Transport: tr}).Get(url(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	tr.CloseIdleConnections()
+	if err := m.Run(ctx); err == nil {
+		t.Fatal("a second Run succeeded")
+	}
+	cancel()
+	if err := wait(t, done, "Run to return"); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := m.Sync([]Route{r}); err == nil {
+		t.Fatal("Sync after Run ended succeeded")
+	}
+}
+
+func TestUnspecifiedListenAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"0.0.0.0:8080":   ":8080",
+		"[::]:8080":      ":8080",
+		"127.0.0.1:8080": "127.0.0.1:8080",
+		"[::1]:8080":     "[::1]:8080",
+	} {
+		if got := listenAddr(netip.MustParseAddrPort(in)); got != want {
+			t.Errorf("listenAddr(%s) = %s, want %s", in, got, want)
+		}
+	}
+	if got := listenAddr(netip.AddrPortFrom(netip.Addr{}, 80)); got != ":80" {
+		t.Errorf("listenAddr of a zero address = %s", got)
+	}
+}
+
+func TestMetricsAndStats(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, Config{Registry: reg})
+	be := backendServer(t, "web/1", named("web/1", nil))
+	r := routeOf(t, "web", HTTP, be)
+	down := routeOf(t, "down", HTTP) // no replica at all
+	h.sync(r, down)
+	for range 20 {
+		if code, _ := h.get(url(r)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	h.get(url(down))
+
+	stats := h.m.Stats()
+	if len(stats) != 2 || stats[0].Service != "down" || stats[1].Service != "web" {
+		t.Fatalf("stats %+v", stats)
+	}
+	web := stats[1]
+	if web.Codes["2xx"] != 20 || web.Rate <= 0 || web.P50 <= 0 || web.P99 < web.P50 || web.InFlight != 0 {
+		t.Fatalf("service traffic %+v", web.Traffic)
+	}
+	if len(web.Replicas) != 1 || web.Replicas[0].Replica != "web/1" || !web.Replicas[0].Ready ||
+		web.Replicas[0].ID != be.ID || web.Replicas[0].Codes["2xx"] != 20 {
+		t.Fatalf("replicas %+v", web.Replicas)
+	}
+	if down := stats[0]; down.Codes["5xx"] != 1 || len(down.Replicas) != 0 {
+		t.Fatalf("down %+v", down)
+	}
+
+	res := scrape(t, h.m.Handler())
+	for _, want := range []string{
+		`tend_proxy_requests_total{code="200",project="p",replica="web/1",service="web"} 20`,
+		`tend_proxy_requests_total{code="503",project="p",replica="",service="down"} 1`,
+		`tend_proxy_request_duration_seconds_count{project="p",replica="web/1",service="web"} 20`,
+		`tend_proxy_request_duration_seconds_bucket{project="p",replica="web/1",service="web",le="0.0005"}`,
+		`tend_proxy_in_flight{project="p",replica="web/1",service="web"} 0`,
+	} {
+		if !strings.Contains(res, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^# TYPE tend_proxy_retries_total counter$`).MatchString(res) {
+		t.Errorf("metrics lack tend_proxy_retries_total")
+	}
+}
+
+func scrape(t *testing.T, h http.Handler) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("/metrics: %d", rec.Code)
+	}
+	return rec.Body.String()
+}
