@@ -82,6 +82,38 @@ t0=$(date +%s%N)
 docker rm -f $PROJECT-web-2 >/dev/null
 heal $PROJECT-web-2 "gone" "$t0"
 
+# takeovers SVC SLOT: how many start-first replacements of the slot the journal holds.
+takeovers() {
+  "$TEND" events -p "$PROJECT" --json -n 0 | grep "\"service\":\"$1\",\"slot\":$2," | grep -c '"action":"takeover"' || true
+}
+
+# replaced SVC SLOT BEFORE T0: wait for a new takeover of the slot, then show the journal's story.
+replaced() {
+  local svc=$1 slot=$2 before=$3 t0=$4
+  for _ in $(seq 400); do
+    if [ "$(takeovers "$svc" "$slot")" != "$before" ]; then
+      echo "   replaced: $PROJECT-$svc-$slot is a new, ready replica after $(( ($(date +%s%N) - t0) / 1000000 )) ms; the sick one is gone"
+      "$TEND" events -p "$PROJECT" -n 0 | grep "$PROJECT/$svc/$slot " | tail -3
+      return
+    fi
+    sleep 0.05
+  done
+  echo "   $PROJECT-$svc-$slot was not replaced within 20 s; see: $TEND events -p $PROJECT" >&2
+  return 1
+}
+
+ip() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" | cut -d' ' -f1; }
+
+say "break 4: $PROJECT-web-3 falls sick (POST /sick: /health answers 503; its compose healthcheck fails)"
+before=$(takeovers web 3); t0=$(date +%s%N)
+curl -s -X POST "$(ip $PROJECT-web-3):8080/sick"; echo
+replaced web 3 "$before" "$t0"
+
+say "break 5: the worker logs a fatal line (x-tend log rule: pattern FATAL)"
+before=$(takeovers worker 1); t0=$(date +%s%N)
+curl -s -X POST "$(ip $PROJECT-worker-1):8080/log?line=FATAL+lost+the+queue"; echo
+replaced worker 1 "$before" "$t0"
+
 say "the stack is whole again"
 "$TEND" ps -p "$PROJECT"
 
@@ -91,6 +123,9 @@ Now break it yourself (in another terminal, with TEND_SOCKET=$TEND_SOCKET):
   curl -X POST 127.0.0.1:8080/crash           # the api process exits 1: restarted at once
   docker kill $PROJECT-db-1                      # killed: restarted, exit code 137 in the journal
   docker rm -f $PROJECT-worker-1                 # removed: recreated
+  curl -X POST \$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $PROJECT-db-1):8080/sick
+                                               # db falls sick: replaced start-first, then api
+                                               # (depends_on db with restart: true) is restarted
   for i in 1 2 3 4; do curl -X POST 127.0.0.1:8080/crash; sleep 1; done
                                                # a crash loop: watch the backoff grow
   kill -9 \$(cat .demo/tend.pid); $TEND serve --data .demo/data --socket $TEND_SOCKET &

@@ -92,8 +92,12 @@ func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container, heal
 	s.mu.Lock()
 	for _, c := range cs {
 		hl, ok := health[c.ID]
+		if !ok {
+			delete(s.ready, c.ID) // not running: its next run starts unready, which is no news
+			continue
+		}
 		was, seen := s.ready[c.ID]
-		if !ok || (!seen && !hl.Ready) {
+		if !seen && !hl.Ready {
 			continue
 		}
 		s.ready[c.ID] = hl.Ready

@@ -51,7 +51,7 @@ type Supervisor struct {
 	probes    *probe.Prober
 	logs      *logwatch.Watcher
 	condemned map[string]condemned // replicas a log rule condemned, by container
-	ready     map[string]bool      // readiness last seen, by container, once it was ready
+	ready     map[string]bool      // readiness last seen, by running container, once it was ready
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with
