@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -108,6 +109,7 @@ type pool struct {
 	svc              *service
 	policy           ejectPolicy
 	onEvent          func(Event)
+	log              *slog.Logger
 
 	set       atomic.Pointer[eligible]
 	readmitAt atomic.Int64 // mono ns of the earliest ejection end; 0: none
@@ -117,8 +119,8 @@ type pool struct {
 	gone []*backend // removed by Sync with requests still in flight
 }
 
-func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event)) *pool {
-	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent}
+func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger) *pool {
+	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log}
 	p.set.Store(&eligible{})
 	return p
 }

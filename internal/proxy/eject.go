@@ -189,8 +189,16 @@ func (p *pool) event(kind string, b *backend, msg string, d time.Duration) Event
 		Message: msg, Time: time.Now(), Duration: d}
 }
 
+// emit hands ev to Config.OnEvent; a panic there is logged, not spread to
+// the request or the housekeeping that noticed the change.
 func (p *pool) emit(ev Event) {
-	if p.onEvent != nil {
-		p.onEvent(ev)
+	if p.onEvent == nil {
+		return
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("proxy: OnEvent panicked", "event", ev.Kind, "replica", ev.Replica, "panic", r)
+		}
+	}()
+	p.onEvent(ev)
 }

@@ -199,3 +199,12 @@ func sameEvent(a, b Event) bool {
 	a.Time, b.Time = time.Time{}, time.Time{}
 	return a == b
 }
+
+func TestOnEventPanicIsContained(t *testing.T) {
+	p := testPool(t, ejectPolicy{after: 1, base: time.Second, max: time.Minute},
+		func(Event) { panic("journal broke") }, threeBackends()...)
+	p.failed(backendByID(p, "a"), 502, 1) // must not panic
+	if got := eligibleIDs(p); len(got) != 2 {
+		t.Fatalf("eligible %v", got)
+	}
+}

@@ -188,9 +188,11 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 	m := newMetrics(prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
 		newInflightCollector(func(func(string, string, string, int64)) {}))
 	svc := newService("p", "web", m)
-	p := newPool("p", "web", svc, policy, onEvent)
+	p := newPool("p", "web", svc, policy, onEvent, slog.New(slog.DiscardHandler))
 	p.update(bs, func(string) bool { return false }, svc.replica)
 	return p
 }
 
 func mustAddrPort(a net.Addr) netip.AddrPort { return netip.MustParseAddrPort(a.String()) }
+
+func testingProcs() int { return goruntime.GOMAXPROCS(0) }

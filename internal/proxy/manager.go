@@ -359,5 +359,18 @@ func (m *Manager) Drain(ctx context.Context, id string) {
 	}
 }
 
+// Addr reports the address the route opened for listen is bound to, and
+// whether there is one: with port 0 in Route.Listen, the system picks the
+// port, as compose does for a published port without a host port.
+func (m *Manager) Addr(listen netip.AddrPort) (netip.AddrPort, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rt := m.routes[listenAddr(listen)]
+	if rt == nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.MustParseAddrPort(rt.ln.Addr().String()), true
+}
+
 // Handler serves the Prometheus metrics of Config.Registry (/metrics).
 func (m *Manager) Handler() http.Handler { return m.metrics.handler() }

@@ -336,3 +336,21 @@ func scrape(t *testing.T, h http.Handler) string {
 	}
 	return rec.Body.String()
 }
+
+func TestPortZeroGetsAPort(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := Route{Project: "p", Service: "web", Listen: netip.MustParseAddrPort("127.0.0.1:0"),
+		Backends: []Backend{backendServer(t, "web/1", named("web/1", nil))}}
+	h.sync(r)
+	h.sync(r) // the same route: keeps its port
+	got, ok := h.m.Addr(r.Listen)
+	if !ok || got.Port() == 0 {
+		t.Fatalf("Addr = %s, %v", got, ok)
+	}
+	if code, body := h.get("http://" + got.String()); code != 200 || body != "web/1" {
+		t.Fatalf("got %d %q", code, body)
+	}
+	if _, ok := h.m.Addr(netip.MustParseAddrPort("127.0.0.1:1")); ok {
+		t.Fatal("Addr of a route that does not exist")
+	}
+}

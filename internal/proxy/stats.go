@@ -26,7 +26,7 @@ type Traffic struct {
 type ServiceStats struct {
 	Project  string
 	Service  string
-	Traffic            // the whole service, requests no replica could take included
+	Traffic                 // the whole service, requests no replica could take included
 	Replicas []ReplicaStats // sorted by replica name
 }
 
@@ -126,7 +126,10 @@ func (r *replicaStats) record(now int64, code int, d time.Duration, timed bool) 
 func (m *Manager) Stats() []ServiceStats {
 	now := mono()
 	m.mu.Lock()
-	type standing struct{ ready, ejected, draining bool; id string }
+	type standing struct {
+		ready, ejected, draining bool
+		id                       string
+	}
 	var out []ServiceStats
 	for _, svc := range m.services {
 		st := make(map[string]*standing)
