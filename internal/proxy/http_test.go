@@ -323,9 +323,7 @@ func TestHTTPBackendAbortDoesNotHurtTheProxy(t *testing.T) {
 	if code, body := h.get(url(r)); code != 200 || body != "ok" {
 		t.Fatalf("after the abort: %d %q", code, body)
 	}
-	if n := inflight(h.m, "web"); n != 0 {
-		t.Fatalf("%d requests still in flight", n)
-	}
+	testwait.Eventually(t, "no request in flight", func() bool { return inflight(h.m, "web") == 0 })
 }
 
 func TestHTTPTLSClientGetsNoHang(t *testing.T) {
@@ -378,6 +376,7 @@ func TestHTTPClientGoneIsNoFailure(t *testing.T) {
 	if _, err := h.client.Do(req); err == nil {
 		t.Fatal("a cancelled request succeeded")
 	}
+	testwait.Eventually(t, "the proxy to let go", func() bool { return inflight(h.m, "web") == 0 })
 	r.Backends = append(r.Backends, other)
 	h.sync(r)
 	if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {

@@ -295,6 +295,12 @@ func TestMetricsAndStats(t *testing.T) {
 	}
 	h.get(url(down))
 
+	// The client can have its answer a moment before the proxy has
+	// accounted for it.
+	testwait.Eventually(t, "the requests to be accounted for", func() bool {
+		s := h.m.Stats()
+		return len(s) == 2 && s[1].InFlight == 0 && s[1].Codes["2xx"] == 20
+	})
 	stats := h.m.Stats()
 	if len(stats) != 2 || stats[0].Service != "down" || stats[1].Service != "web" {
 		t.Fatalf("stats %+v", stats)

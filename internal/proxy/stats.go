@@ -111,14 +111,14 @@ func (s *service) keepReplicas(keep map[string]bool) {
 // record counts one request or connection that ended now with code (0:
 // none), lasting d when timed.
 func (r *replicaStats) record(now int64, code int, d time.Duration, timed bool) {
-	r.win.add(now, code, d, timed)
-	r.svc.win.add(now, code, d, timed)
 	if timed {
 		r.dur.Observe(d.Seconds())
 	}
 	if code != 0 {
 		r.codes.inc(code)
 	}
+	r.win.add(now, code, d, timed)
+	r.svc.win.add(now, code, d, timed) // last: once Stats shows it, so do the metrics
 }
 
 // Stats reports the traffic of every service with a route, over the last
