@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/store"
 )
 
@@ -41,6 +44,30 @@ func psCommand(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
 					state, dash(r.Live), yesNo(r.Ready), r.Restarts, dash(clip(r.Probe, 48)), r.Note)
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			stats, err := g.client().Traffic(cmd.Context(), project)
+			if err != nil || len(stats) == 0 {
+				return err
+			}
+			fmt.Println()
+			fmt.Fprintln(w, "PROJECT\tSERVICE\tREPLICA\tREQ/S\tIN FLIGHT\tP50\tP95\tP99\tCODES\tNOTE")
+			for _, st := range stats {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Project, st.Service, "all", trafficCells(st.Traffic, ""))
+				for _, r := range st.Replicas {
+					note := ""
+					switch {
+					case r.Draining:
+						note = "draining"
+					case r.Ejected:
+						note = "ejected"
+					case !r.Ready:
+						note = "not ready"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Project, st.Service, r.Replica, trafficCells(r.Traffic, note))
+				}
 			}
 			return w.Flush()
 		},
@@ -110,4 +137,19 @@ func clip(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// trafficCells are the proxy's figures for one row of `tend ps`.
+func trafficCells(t proxy.Traffic, note string) string {
+	ms := func(d time.Duration) string {
+		if d == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	var codes []string
+	for _, k := range slices.Sorted(maps.Keys(t.Codes)) {
+		codes = append(codes, fmt.Sprintf("%s:%d", k, t.Codes[k]))
+	}
+	return fmt.Sprintf("%.1f\t%d\t%s\t%s\t%s\t%s\t%s", t.Rate, t.InFlight, ms(t.P50), ms(t.P95), ms(t.P99), dash(strings.Join(codes, " ")), note)
 }

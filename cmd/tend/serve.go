@@ -1,10 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -12,13 +19,14 @@ import (
 	"github.com/tend-sh/tend/internal/api"
 	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/runtime/docker"
 	"github.com/tend-sh/tend/internal/store"
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 
 func serveCommand(g *globals) *cobra.Command {
-	var data string
+	var data, metricsAddr string
 	var debug, inPlace bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -29,16 +37,36 @@ func serveCommand(g *globals) *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			return serve(cmd, g.socket, data, inPlace, log)
+			return serve(cmd, g.socket, data, metricsAddr, inPlace, log)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", defaultDataDir(), "directory for the desired state and the journal")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log at debug level")
 	cmd.Flags().BoolVar(&inPlace, "restart-in-place", true, "run each replica's command under tend's shim, so a crash is restarted inside its container in milliseconds (needs a statically linked tend)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "also serve Prometheus /metrics over TCP on this address, e.g. 127.0.0.1:9180 (the API socket always serves GET /metrics)")
 	return cmd
 }
 
-func serve(cmd *cobra.Command, socket, data string, inPlace bool, log *slog.Logger) error {
+// serveMetrics serves h at /metrics on addr until ctx ends.
+func serveMetrics(ctx context.Context, addr string, h http.Handler) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return errs.Wrap(errs.Invalid, fmt.Errorf("metrics: %w", err))
+	}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace bool, log *slog.Logger) error {
 	ctx := cmd.Context()
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return errs.Wrap(errs.Invalid, fmt.Errorf("data directory: %w", err))
@@ -68,13 +96,21 @@ func serve(cmd *cobra.Command, socket, data string, inPlace bool, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	sup := supervisor.New(supervisor.Config{Runtime: rt, Store: st, Clock: clock.Real{}, Log: log})
-	srv := &api.Server{Supervisor: sup, Store: st, Log: log, Version: version}
+	reg := prometheus.NewRegistry()
+	var sup *supervisor.Supervisor
+	traffic := proxy.NewManager(proxy.Config{Log: log, Registry: reg,
+		OnEvent: func(e proxy.Event) { sup.ProxyEvent(e) }})
+	sup = supervisor.New(supervisor.Config{Runtime: rt, Store: st, Clock: clock.Real{}, Log: log, Traffic: traffic})
+	srv := &api.Server{Supervisor: sup, Store: st, Log: log, Version: version, Metrics: traffic.Handler()}
 	log.Info("tend serving", "socket", socket, "data", data, "engine_api", rt.APIVersion(), "version", version)
 
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return rt.Run(ctx) })
 	eg.Go(func() error { return sup.Run(ctx) })
+	eg.Go(func() error { return traffic.Run(ctx) })
+	if metricsAddr != "" {
+		eg.Go(func() error { return serveMetrics(ctx, metricsAddr, traffic.Handler()) })
+	}
 	eg.Go(func() error { return srv.Serve(ctx, l) })
 	err = eg.Wait()
 	_ = os.Remove(socket)

@@ -15,6 +15,7 @@ import (
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/store"
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 
@@ -65,6 +66,17 @@ func (c *Client) Replicas(ctx context.Context, project string) ([]supervisor.Rep
 	var reps []supervisor.Replica
 	err := c.do(ctx, http.MethodGet, "/v1/replicas", q, nil, &reps)
 	return reps, err
+}
+
+// Traffic returns what the proxy measured per service, for one project or all.
+func (c *Client) Traffic(ctx context.Context, project string) ([]proxy.ServiceStats, error) {
+	q := url.Values{}
+	if project != "" {
+		q.Set("project", project)
+	}
+	var stats []proxy.ServiceStats
+	err := c.do(ctx, http.MethodGet, "/v1/traffic", q, nil, &stats)
+	return stats, err
 }
 
 // Events calls fn for each journal entry matching q; with follow it keeps

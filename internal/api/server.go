@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/store"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -25,6 +27,7 @@ type Server struct {
 	Store      store.Store
 	Log        *slog.Logger
 	Version    string
+	Metrics    http.Handler // Prometheus exposition, served at GET /metrics; nil: none
 }
 
 // maxBody bounds a request body; a project is a few kilobytes.
@@ -40,6 +43,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/replicas", s.replicas)
 	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("POST /v1/build", s.build)
+	mux.HandleFunc("GET /v1/traffic", s.traffic)
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, errs.E(errs.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -143,6 +150,15 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(reps))
+}
+
+// traffic is what the proxy measured per service and replica.
+func (s *Server) traffic(w http.ResponseWriter, r *http.Request) {
+	stats := s.Supervisor.TrafficStats()
+	if p := r.URL.Query().Get("project"); p != "" {
+		stats = slices.DeleteFunc(stats, func(st proxy.ServiceStats) bool { return st.Project != p })
+	}
+	writeJSON(w, http.StatusOK, nonNil(stats))
 }
 
 // events writes the journal as JSON lines; with follow it keeps the response

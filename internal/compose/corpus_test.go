@@ -103,7 +103,7 @@ var corpus = []corpusCase{
 	{dir: "override", check: func(t *testing.T, p *spec.Project) {
 		diff(t, "without the override", service(t, p, "web").Replicas, 3)
 		diff(t, "services", names(p), []string{"db", "web"})
-	}, warnings: []string{`service "web": ports: host port 8080 is published by replica 1 only (3 replicas cannot share it yet)`}},
+	}},
 	{dir: "build-override", files: []string{"compose.yaml", "compose.override.yaml"}, check: func(t *testing.T, p *spec.Project) {
 		api, worker := service(t, p, "api"), service(t, p, "worker")
 		diff(t, "api context", filepath.Base(api.Build.Context), "api")
@@ -196,7 +196,6 @@ var corpus = []corpusCase{
 		})
 	}},
 	{dir: "interpolation", environ: []string{"WEB_TAG=9.9"},
-		warnings: []string{`service "web": ports: host port 8080 is published by replica 1 only (2 replicas cannot share it yet)`},
 		check: func(t *testing.T, p *spec.Project) {
 			web := service(t, p, "web")
 			diff(t, "name default", p.Name, "interp")

@@ -103,7 +103,7 @@ func TestLoadWarnings(t *testing.T) {
 	for _, key := range []string{
 		"build.network", "container_name", "deploy.placement", "deploy.resources.reservations",
 		"deploy.update_config", "devices", "healthcheck.start_interval",
-		"ipc", "networks.front.ipv4_address", "pid", "ports.app_protocol", "ports.mode",
+		"ipc", "networks.front.ipv4_address", "pid", "ports.mode",
 		"privileged",
 	} {
 		want = append(want, `service "web": `+key+`: not honoured by tend, ignored`)
@@ -115,7 +115,6 @@ func TestLoadWarnings(t *testing.T) {
 	want = append(want,
 		`service "web": volumes.bind.propagation: not honoured by tend, ignored`,
 		`service "web": volumes.volume.nocopy: not honoured by tend, ignored`,
-		`service "web": ports: host port 8080 is published by replica 1 only (2 replicas cannot share it yet)`,
 	)
 	diff(t, "warnings", got, want)
 	if warnings[0].File != "testdata/warnings/compose.yaml" {

@@ -76,15 +76,16 @@ func Load(ctx context.Context, o LoadOptions) (*spec.Project, []spec.Warning, er
 	return p, warnings, nil
 }
 
-// sharedPortWarnings tells of fixed host ports on replicated services: until
-// tend's proxy owns published ports, only replica 1 can bind such a port.
+// sharedPortWarnings tells of fixed UDP host ports on replicated services:
+// tend's proxy owns TCP ports and balances them over the replicas, but UDP
+// goes through the engine, where only replica 1 can bind such a port.
 func sharedPortWarnings(p *spec.Project) []spec.Warning {
 	var out []spec.Warning
 	for _, s := range p.Services {
 		for _, port := range s.Ports {
-			if port.HostPort != 0 && s.Replicas > 1 {
+			if port.HostPort != 0 && s.Replicas > 1 && port.Protocol == "udp" {
 				out = append(out, spec.Warning{Service: s.Name, Key: "ports",
-					Message: fmt.Sprintf("host port %d is published by replica 1 only (%d replicas cannot share it yet)", port.HostPort, s.Replicas)})
+					Message: fmt.Sprintf("udp host port %d is published by replica 1 only (%d replicas cannot share it; tend's proxy balances tcp only)", port.HostPort, s.Replicas)})
 			}
 		}
 	}

@@ -30,7 +30,8 @@ func convertPorts(service string, in []types.ServicePortConfig) ([]spec.Port, er
 		if proto != "tcp" && proto != "udp" {
 			return nil, errorf(service, "ports", "protocol %q is not supported by tend (want tcp or udp)", p.Protocol)
 		}
-		out = append(out, spec.Port{HostIP: p.HostIP, HostPort: host, ContainerPort: uint16(p.Target), Protocol: proto})
+		out = append(out, spec.Port{HostIP: p.HostIP, HostPort: host, ContainerPort: uint16(p.Target), Protocol: proto,
+			AppProtocol: strings.ToLower(p.AppProtocol)})
 	}
 	return out, nil
 }

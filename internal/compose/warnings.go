@@ -31,7 +31,7 @@ var serviceRules = keyRules{
 		"stop_grace_period", "stop_signal", "restart", "scale", "depends_on",
 		"healthcheck.test", "healthcheck.interval", "healthcheck.timeout",
 		"healthcheck.start_period", "healthcheck.retries", "healthcheck.disable",
-		"ports.target", "ports.published", "ports.host_ip", "ports.protocol",
+		"ports.target", "ports.published", "ports.host_ip", "ports.protocol", "ports.app_protocol",
 		"volumes.type", "volumes.source", "volumes.target", "volumes.read_only",
 		"volumes.tmpfs", "volumes.image", // tmpfs mounts are mapped by convertOptions, image mounts rejected by convertMounts
 		"networks.aliases",

@@ -44,6 +44,9 @@ type Port struct {
 	HostPort      uint16 `json:"host_port,omitempty"` // 0: the engine picks one
 	ContainerPort uint16 `json:"container_port"`
 	Protocol      string `json:"protocol"` // tcp or udp
+	// AppProtocol is compose's app_protocol (long syntax): "http", "h2c" or
+	// "grpc" make tend's proxy speak HTTP on this port; anything else is TCP.
+	AppProtocol string `json:"app_protocol,omitempty"`
 }
 
 // MountType says what a Mount's Source names.

@@ -80,6 +80,9 @@ func (s *Supervisor) restartService(ctx context.Context, p *spec.Project, servic
 
 // restartContainer stops a container gracefully and starts it again: the
 // same container, its volumes kept.
+//
+// It is not drained first: the proxy would keep a drained replica out of
+// rotation for as long as the container exists, and this one stays.
 func (s *Supervisor) restartContainer(ctx context.Context, id string, svc *spec.Service) error {
 	if err := s.cfg.Runtime.Stop(ctx, id, grace(svc)); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
@@ -48,6 +49,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 	s.watch(live, byProject)
 	s.cfg.Log.Debug("observed", "containers", len(all), "took", s.cfg.Clock.Now().Sub(start))
 	var wake time.Time
+	var rs []proxy.Route
 	for _, rec := range recs {
 		if s.isBusy(rec.Project.Name) {
 			continue
@@ -60,8 +62,11 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			}
 			continue
 		}
-		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], seen))
+		health := s.verdicts(&rec.Project, byProject[rec.Project.Name])
+		rs = append(rs, routes(&rec.Project, byProject[rec.Project.Name], health)...)
+		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], health, seen))
 	}
+	s.syncTraffic(rs)
 	return wake
 }
 
@@ -120,14 +125,14 @@ func (s *Supervisor) doneSnapshot() map[string]uint64 {
 
 // reconcileProject plans one project from what the pass observed. seen is the
 // count of finished actions per slot when the pass began to observe.
-func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container, seen map[string]uint64) time.Time {
+func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs []runtime.Container,
+	health map[string]reconcile.Health, seen map[string]uint64) time.Time {
 	hist, err := s.cfg.Store.History(p.Name)
 	if err != nil {
 		s.cfg.Log.Error("read slot memory", "project", p.Name, "err", err)
 		return time.Time{}
 	}
 	now := s.cfg.Clock.Now()
-	health := s.verdicts(p, cs)
 	s.noteReadiness(p, cs, health)
 	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health}, now)
 
@@ -312,6 +317,7 @@ func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Serv
 // stopAndRemove stops a container gracefully (its service's stop grace, or the
 // engine's 10s when it has no service any more) and removes it, keeping its volumes.
 func (s *Supervisor) stopAndRemove(ctx context.Context, id string, svc *spec.Service) error {
+	s.drainFor(ctx, id, svc)
 	if err := s.cfg.Runtime.Stop(ctx, id, grace(svc)); err != nil {
 		return err
 	}
@@ -416,6 +422,13 @@ func (s *Supervisor) teardown(ctx context.Context, name string) {
 	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {
 		s.cfg.Log.Error("forget project", "project", p.Name, "err", err)
 	}
+}
+
+// drainFor drains a replica for at most its stop grace period.
+func (s *Supervisor) drainFor(ctx context.Context, id string, svc *spec.Service) {
+	dctx, cancel := context.WithTimeout(ctx, grace(svc))
+	defer cancel()
+	s.drain(dctx, id)
 }
 
 // grace is how long a replica of svc gets to stop: its stop_grace_period, or

@@ -30,6 +30,8 @@ type Config struct {
 	// Parallel bounds the engine calls one batch of actions makes at once
 	// (default 8: the engine, not tend, limits how fast containers start).
 	Parallel int
+	// Traffic is the proxy on the published ports; nil: ports are not served.
+	Traffic Traffic
 }
 
 // Supervisor keeps every stored project at its desired state.
@@ -48,10 +50,11 @@ type Supervisor struct {
 	work  sync.WaitGroup              // running action batches
 	ctx   context.Context             // Run's, for work started by a log rule
 
-	probes    *probe.Prober
-	logs      *logwatch.Watcher
-	condemned map[string]condemned // replicas a log rule condemned, by container
-	ready     map[string]bool      // readiness last seen, by running container, once it was ready
+	probes     *probe.Prober
+	logs       *logwatch.Watcher
+	condemned  map[string]condemned // replicas a log rule condemned, by container
+	ready      map[string]bool      // readiness last seen, by running container, once it was ready
+	trafficErr string               // the proxy's last failure to serve a port, journaled once
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with

@@ -123,7 +123,10 @@ func ports(svc *spec.Service, slot int, cfg *container.Config, host *container.H
 			b.HostIP = ip
 		}
 		cfg.ExposedPorts[port] = struct{}{}
-		if pt.HostPort != 0 && slot > 1 {
+		// tend's proxy listens on published TCP ports and balances over the
+		// replicas' addresses; only UDP is published by the engine, and a
+		// fixed UDP port by replica 1 alone.
+		if pt.Protocol != "udp" || (pt.HostPort != 0 && slot > 1) {
 			continue
 		}
 		host.PortBindings[port] = append(host.PortBindings[port], b)

@@ -1,0 +1,128 @@
+package supervisor
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tend-sh/tend/internal/proxy"
+	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
+	"github.com/tend-sh/tend/internal/store"
+)
+
+// Traffic is the proxy on the published ports, as the supervisor drives it:
+// proxy.Manager in the daemon. Each pass hands it the routes with the
+// replicas' readiness; a replica is drained before tend stops it.
+type Traffic interface {
+	Sync(routes []proxy.Route) error
+	Drain(ctx context.Context, id string)
+	Stats() []proxy.ServiceStats
+}
+
+// routes are a project's published TCP ports, each over the service's running
+// replicas, ready or not (the proxy sends new requests to ready ones only).
+func routes(p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) []proxy.Route {
+	var out []proxy.Route
+	for i := range p.Services {
+		svc := &p.Services[i]
+		for _, port := range svc.Ports {
+			if port.Protocol != "tcp" {
+				continue // UDP is published by the engine
+			}
+			r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port)}
+			for _, c := range cs {
+				ip, err := netip.ParseAddr(c.IP)
+				if c.Service != svc.Name || c.State != runtime.Running || err != nil {
+					continue
+				}
+				r.Backends = append(r.Backends, proxy.Backend{ID: c.ID, Replica: svc.Name + "/" + strconv.Itoa(c.Slot),
+					Addr: netip.AddrPortFrom(ip, port.ContainerPort), Ready: health[c.ID].Ready})
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func listenAddr(port spec.Port) netip.AddrPort {
+	ip, err := netip.ParseAddr(port.HostIP)
+	if err != nil {
+		ip = netip.IPv4Unspecified()
+	}
+	return netip.AddrPortFrom(ip, port.HostPort)
+}
+
+// mode is HTTP where the port is declared HTTP (compose app_protocol) or a
+// probe checks it over HTTP; TCP otherwise, which is always safe.
+func mode(svc *spec.Service, port spec.Port) proxy.Mode {
+	switch port.AppProtocol {
+	case "http", "h2c":
+		return proxy.HTTP
+	case "":
+	default:
+		return proxy.TCP
+	}
+	for _, p := range []*spec.Probe{svc.Tend.Liveness, svc.Tend.Readiness} {
+		if p != nil && p.HTTP != nil && p.HTTP.Port == port.ContainerPort {
+			return proxy.HTTP
+		}
+	}
+	return proxy.TCP
+}
+
+// syncTraffic hands the proxy every route of the projects this pass planned,
+// and journals a failure to bind once, not at every pass.
+func (s *Supervisor) syncTraffic(rs []proxy.Route) {
+	if s.cfg.Traffic == nil {
+		return
+	}
+	err := s.cfg.Traffic.Sync(rs)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	s.mu.Lock()
+	changed := msg != s.trafficErr
+	s.trafficErr = msg
+	s.mu.Unlock()
+	if changed && err != nil {
+		s.journal(store.Entry{Action: "publish", Reason: "proxy", Message: "a published port is not served", Error: msg})
+	}
+}
+
+// drain takes a replica out of the proxy's rotation and waits, at most until
+// ctx ends, for its requests in flight.
+func (s *Supervisor) drain(ctx context.Context, id string) {
+	if s.cfg.Traffic != nil {
+		s.cfg.Traffic.Drain(ctx, id)
+	}
+}
+
+// TrafficStats is what the proxy measured per service: rates, in-flight,
+// latency percentiles (the autoscaler's input); nil without a proxy.
+func (s *Supervisor) TrafficStats() []proxy.ServiceStats {
+	if s.cfg.Traffic == nil {
+		return nil
+	}
+	return s.cfg.Traffic.Stats()
+}
+
+// ProxyEvent journals what the proxy did on its own: a replica ejected for
+// failing requests, or let back in.
+func (s *Supervisor) ProxyEvent(e proxy.Event) {
+	slot := 0
+	if _, n, ok := strings.Cut(e.Replica, "/"); ok {
+		slot, _ = strconv.Atoi(n)
+	}
+	entry := store.Entry{Time: e.Time, Project: e.Project, Service: e.Service, Slot: slot, Container: short(e.ID),
+		Action: e.Kind, Reason: "outlier", Message: e.Message}
+	// The proxy calls from a request's path; the journal's disk write does not belong there.
+	s.work.Add(1)
+	go func() {
+		defer s.work.Done()
+		s.journal(entry)
+	}()
+}
