@@ -26,6 +26,7 @@ type harness struct {
 	t      *testing.T
 	m      *Manager
 	client *http.Client
+	stop   func() // ends Run and waits for it; once
 
 	mu     sync.Mutex
 	events []Event
@@ -50,7 +51,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.m.Run(ctx) }()
-	t.Cleanup(func() {
+	h.stop = sync.OnceFunc(func() {
 		tr.CloseIdleConnections()
 		cancel()
 		select {
@@ -62,6 +63,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 			t.Errorf("Run did not return %s after its context ended", testwait.For)
 		}
 	})
+	t.Cleanup(h.stop)
 	return h
 }
 

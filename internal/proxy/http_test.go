@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +228,9 @@ func TestHTTPRetriesRefusedConnections(t *testing.T) {
 	}
 	if failed != 0 || hits.get() != 200 {
 		t.Fatalf("%d of 200 GETs failed; the live replica got %d", failed, hits.get())
+	}
+	if m := scrape(t, h.m.Handler()); !regexp.MustCompile(`tend_proxy_retries_total\{project="p",service="web"\} [1-9]`).MatchString(m) {
+		t.Fatal("no retry counted")
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -358,5 +359,39 @@ func TestPortZeroGetsAPort(t *testing.T) {
 	}
 	if _, ok := h.m.Addr(netip.MustParseAddrPort("127.0.0.1:1")); ok {
 		t.Fatal("Addr of a route that does not exist")
+	}
+}
+
+// TestRunCutsWhatOutlivesTheGrace: when Run ends, a slow request and an
+// upgraded connection get Config.Grace, then are cut, and Run returns.
+func TestRunCutsWhatOutlivesTheGrace(t *testing.T) {
+	h := newHarness(t, Config{Grace: 50 * time.Millisecond})
+	slow := newSlowBackend(t, "web/1")
+	web := routeOf(t, "web", HTTP, slow.Backend)
+	ws := routeOf(t, "ws", HTTP, wsEcho(t))
+	h.sync(web, ws)
+	res := h.getAsync(url(web))
+	slow.waitArrived(t)
+	c, err := net.Dial("tcp", ws.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(testwait.For))
+	br := bufio.NewReader(c)
+	if r, err := http.ReadResponse(br, nil); err != nil || r.StatusCode != 101 {
+		t.Fatalf("handshake: %v", err)
+	}
+	start := time.Now()
+	h.stop()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Run took %s to return with a 50 ms grace", took)
+	}
+	if got := wait(t, res, "the cut request"); got.code == 200 {
+		t.Errorf("the slow request outlived Run: %+v", got)
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Error("the upgraded connection outlived Run")
 	}
 }

@@ -122,3 +122,31 @@ func TestMakeReplayable(t *testing.T) {
 		}
 	})
 }
+
+func TestTakeRetrySpendsTheBudget(t *testing.T) {
+	p := testPool(t, ejectPolicy{after: 5}, nil)
+	svc := p.svc
+	now := 100 * int64(time.Second)
+	for i := range retryFloor * windowSpan {
+		if !svc.takeRetry(now) {
+			t.Fatalf("retry %d of a quiet service refused", i+1)
+		}
+	}
+	if svc.takeRetry(now) {
+		t.Fatal("a retry beyond the floor was allowed")
+	}
+	for range 50 { // 50 requests buy 10 more retries
+		svc.win.add(now, 200, time.Millisecond, true)
+	}
+	for i := range 10 {
+		if !svc.takeRetry(now) {
+			t.Fatalf("retry %d of the 20 %% refused", i+1)
+		}
+	}
+	if svc.takeRetry(now) {
+		t.Fatal("a retry beyond 20 % was allowed")
+	}
+	if svc.takeRetry(now + windowSpan*int64(time.Second)) != true {
+		t.Fatal("the budget did not come back after the window")
+	}
+}
