@@ -146,7 +146,7 @@ func TestTakeRetrySpendsTheBudget(t *testing.T) {
 	if svc.takeRetry(now) {
 		t.Fatal("a retry beyond 20 % was allowed")
 	}
-	if svc.takeRetry(now + windowSpan*int64(time.Second)) != true {
+	if svc.takeRetry(now+windowSpan*int64(time.Second)) != true {
 		t.Fatal("the budget did not come back after the window")
 	}
 }
