@@ -162,7 +162,7 @@ func (p *pool) pick(now int64, skip *backend) *backend {
 // update replaces the pool's backends with want, keeping the state (and the
 // in-flight requests) of those that stay. drained reports the IDs that
 // Drain took out of rotation.
-func (p *pool) update(want []Backend, drained func(id string) bool, replica func(name string) *replicaStats) {
+func (p *pool) update(want []Backend, drained func(id string) bool) {
 	now := mono()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,7 +180,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool, replica func
 		seen[w.ID] = true
 		b := old[w.ID]
 		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
-			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: replica(w.Replica)}
+			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: p.svc.replica(w.Replica)}
 			b.reset(now, best)
 		}
 		delete(old, w.ID)

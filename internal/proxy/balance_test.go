@@ -24,7 +24,7 @@ func TestPickOnlyEligible(t *testing.T) {
 	if b := p.pick(mono(), a); b != nil {
 		t.Fatalf("picked %s with a skipped and c draining", b.id)
 	}
-	p.update(nil, func(string) bool { return false }, p.svc.replica)
+	p.update(nil, func(string) bool { return false })
 	if b := p.pick(mono(), nil); b != nil {
 		t.Fatalf("picked %s from an empty pool", b.id)
 	}
@@ -88,7 +88,7 @@ func TestUpdateKeepsStateAndAddsFreshBackends(t *testing.T) {
 	a.reset(mono(), float64(4*time.Millisecond))
 	b.reset(mono(), float64(2*time.Millisecond))
 	b.inflight.Store(1) // b leaves with a request in flight
-	p.update([]Backend{bs[0], bs[2]}, func(string) bool { return false }, p.svc.replica)
+	p.update([]Backend{bs[0], bs[2]}, func(string) bool { return false })
 	if backendByID(p, "a") != a {
 		t.Fatal("a kept backend was replaced")
 	}
@@ -102,7 +102,7 @@ func TestUpdateKeepsStateAndAddsFreshBackends(t *testing.T) {
 	// A moved container (same ID, new address) is a new backend.
 	moved := bs[0]
 	moved.Addr = bs[2].Addr
-	p.update([]Backend{moved, bs[2]}, func(string) bool { return false }, p.svc.replica)
+	p.update([]Backend{moved, bs[2]}, func(string) bool { return false })
 	if backendByID(p, "a") == a {
 		t.Fatal("a backend whose address changed was kept")
 	}

@@ -191,7 +191,7 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 		newInflightCollector(func(func(string, string, string, int64)) {}))
 	svc := newService("p", "web", m)
 	p := newPool("p", "web", svc, policy, onEvent, slog.New(slog.DiscardHandler))
-	p.update(bs, func(string) bool { return false }, svc.replica)
+	p.update(bs, func(string) bool { return false })
 	return p
 }
 

@@ -116,12 +116,12 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	cfg.DialTimeout = cmpOr(cfg.DialTimeout, time.Second)
-	cfg.ResponseTimeout = cmpOr(cfg.ResponseTimeout, 60*time.Second)
-	cfg.Grace = cmpOr(cfg.Grace, 5*time.Second)
-	cfg.EjectAfter = cmpOr(cfg.EjectAfter, 5)
-	cfg.EjectFor = cmpOr(cfg.EjectFor, 10*time.Second)
-	cfg.EjectMax = cmpOr(cfg.EjectMax, 5*time.Minute)
+	cfg.DialTimeout = orDefault(cfg.DialTimeout, time.Second)
+	cfg.ResponseTimeout = orDefault(cfg.ResponseTimeout, 60*time.Second)
+	cfg.Grace = orDefault(cfg.Grace, 5*time.Second)
+	cfg.EjectAfter = orDefault(cfg.EjectAfter, 5)
+	cfg.EjectFor = orDefault(cfg.EjectFor, 10*time.Second)
+	cfg.EjectMax = orDefault(cfg.EjectMax, 5*time.Minute)
 	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.Log,
@@ -136,8 +136,8 @@ func NewManager(cfg Config) *Manager {
 	return m
 }
 
-// cmpOr is v, or def when v is zero (or negative).
-func cmpOr[T int | time.Duration](v, def T) T {
+// orDefault is v, or def when v is zero (or negative).
+func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -240,27 +240,8 @@ func (m *Manager) Sync(routes []Route) error {
 	if m.state == stopped {
 		return errors.New("proxy: sync after stop")
 	}
-	var errs []error
-	want := make(map[string]Route, len(routes))
-	order := make([]string, 0, len(routes))
-	listed := make(map[string]bool)
-	for _, r := range routes {
-		addr := listenAddr(r.Listen)
-		if other, dup := want[addr]; dup {
-			errs = append(errs, fmt.Errorf("proxy: %s: listen %s: already published by %s", r.Service, addr, other.Service))
-			continue
-		}
-		want[addr] = r
-		order = append(order, addr)
-		for _, b := range r.Backends {
-			listed[b.ID] = true
-		}
-	}
-	for id := range m.drained {
-		if !listed[id] {
-			delete(m.drained, id)
-		}
-	}
+	want, order, errs := byAddress(routes)
+	m.forgetDrained(routes)
 	for addr, rt := range m.routes {
 		if r, ok := want[addr]; ok && r.Project == rt.spec.Project && r.Service == rt.spec.Service && r.Mode == rt.spec.Mode {
 			continue
@@ -286,6 +267,38 @@ func (m *Manager) Sync(routes []Route) error {
 	}
 	m.pruneServices()
 	return errors.Join(errs...)
+}
+
+// byAddress keys routes by the address they listen on, in their order,
+// refusing a second route on an address.
+func byAddress(routes []Route) (want map[string]Route, order []string, errs []error) {
+	want = make(map[string]Route, len(routes))
+	for _, r := range routes {
+		addr := listenAddr(r.Listen)
+		if other, dup := want[addr]; dup {
+			errs = append(errs, fmt.Errorf("proxy: %s: listen %s: already published by %s", r.Service, addr, other.Service))
+			continue
+		}
+		want[addr] = r
+		order = append(order, addr)
+	}
+	return want, order, errs
+}
+
+// forgetDrained drops the drained IDs no route lists any more. Call with
+// mu held.
+func (m *Manager) forgetDrained(routes []Route) {
+	listed := make(map[string]bool)
+	for _, r := range routes {
+		for _, b := range r.Backends {
+			listed[b.ID] = true
+		}
+	}
+	for id := range m.drained {
+		if !listed[id] {
+			delete(m.drained, id)
+		}
+	}
 }
 
 // service returns the statistics of project/name, made on first use. Call

@@ -88,7 +88,7 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 
 // update points the route at r's backends and methods, in place.
 func (rt *route) update(r Route, drained func(string) bool) {
-	rt.pool.update(r.Backends, drained, rt.pool.svc.replica)
+	rt.pool.update(r.Backends, drained)
 	if rt.http != nil {
 		methods := append([]string(nil), r.Idempotent...)
 		rt.http.idempotent.Store(&methods)

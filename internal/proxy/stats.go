@@ -126,57 +126,62 @@ func (r *replicaStats) record(now int64, code int, d time.Duration, timed bool) 
 func (m *Manager) Stats() []ServiceStats {
 	now := mono()
 	m.mu.Lock()
-	type standing struct {
-		ready, ejected, draining bool
-		id                       string
+	standings := make(map[*service]map[string]ReplicaStats, len(m.services))
+	for _, rt := range m.routes {
+		st := standings[rt.pool.svc]
+		if st == nil {
+			st = make(map[string]ReplicaStats)
+			standings[rt.pool.svc] = st
+		}
+		rt.pool.standings(st)
 	}
-	var out []ServiceStats
+	out := make([]ServiceStats, 0, len(m.services))
 	for _, svc := range m.services {
-		st := make(map[string]*standing)
-		for _, rt := range m.routes {
-			if rt.pool.svc != svc {
-				continue
-			}
-			rt.pool.mu.Lock()
-			for _, b := range rt.pool.all {
-				s := st[b.replica]
-				if s == nil {
-					s = &standing{}
-					st[b.replica] = s
-				}
-				s.id = b.id
-				s.ready = s.ready || b.ready
-				s.ejected = s.ejected || b.out.until != 0
-				s.draining = s.draining || b.draining
-			}
-			rt.pool.mu.Unlock()
-		}
-		ss := ServiceStats{Project: svc.project, Service: svc.name}
-		var all snapshot
-		svc.win.read(now, &all)
-		var inflight int64
-		svc.mu.Lock()
-		for name, r := range svc.replicas {
-			var snap snapshot
-			r.win.read(now, &snap)
-			n := r.inflight.Load()
-			inflight += n
-			rs := ReplicaStats{Replica: name, Traffic: snap.traffic(n)}
-			if s := st[name]; s != nil {
-				rs.ID, rs.Ready, rs.Ejected, rs.Draining = s.id, s.ready, s.ejected, s.draining
-			}
-			ss.Replicas = append(ss.Replicas, rs)
-		}
-		svc.mu.Unlock()
-		ss.Traffic = all.traffic(inflight)
-		slices.SortFunc(ss.Replicas, func(a, b ReplicaStats) int { return cmp.Compare(a.Replica, b.Replica) })
-		out = append(out, ss)
+		out = append(out, svc.stats(now, standings[svc]))
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b ServiceStats) int {
 		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Service, b.Service))
 	})
 	return out
+}
+
+// standings adds the standing of the pool's backends to st, by replica: a
+// replica behind several ports is ready if it is on any, and ejected or
+// draining if it is on any.
+func (p *pool) standings(st map[string]ReplicaStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.all {
+		s := st[b.replica]
+		s.ID = b.id
+		s.Ready = s.Ready || b.ready
+		s.Ejected = s.Ejected || b.out.until != 0
+		s.Draining = s.Draining || b.draining
+		st[b.replica] = s
+	}
+}
+
+// stats is the service's traffic at now, with its replicas' standings.
+func (s *service) stats(now int64, standings map[string]ReplicaStats) ServiceStats {
+	ss := ServiceStats{Project: s.project, Service: s.name}
+	var inflight int64
+	s.mu.Lock()
+	for name, r := range s.replicas {
+		var snap snapshot
+		r.win.read(now, &snap)
+		n := r.inflight.Load()
+		inflight += n
+		rs := standings[name]
+		rs.Replica, rs.Traffic = name, snap.traffic(n)
+		ss.Replicas = append(ss.Replicas, rs)
+	}
+	s.mu.Unlock()
+	var all snapshot
+	s.win.read(now, &all)
+	ss.Traffic = all.traffic(inflight)
+	slices.SortFunc(ss.Replicas, func(a, b ReplicaStats) int { return cmp.Compare(a.Replica, b.Replica) })
+	return ss
 }
 
 // eachInflight feeds the in-flight gauge: every replica of every service.
