@@ -8,7 +8,8 @@
 // metrics through Handler). It holds no policy about replicas' lives: which
 // backends exist and which are ready come from the supervisor through Sync,
 // and what the proxy notices (ejections) goes back as Events for the
-// journal. It must not import the Docker SDK, the store or the supervisor.
+// journal. It imports no other tend package (nor the Docker SDK): the
+// supervisor translates its replicas into Routes.
 //
 // # Use
 //
@@ -19,7 +20,8 @@
 //	stats := m.Stats()           // for `tend ps` and the autoscaler
 //
 // Sync may come before Run: ports are bound (and bind errors reported) at
-// once and served when Run starts.
+// once and served when Run starts. A route on port 0 gets a port from the
+// system; Addr tells which.
 //
 // # HTTP and TCP
 //

@@ -1,0 +1,23 @@
+package proxy
+
+import (
+	"go/build"
+	"strings"
+	"testing"
+)
+
+// TestImports keeps the adapter an adapter: the proxy knows nothing of
+// Docker, the store, the supervisor or the planners.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		for _, bad := range []string{"github.com/moby/", "github.com/docker/", "github.com/tend-sh/tend/"} {
+			if strings.HasPrefix(imp, bad) {
+				t.Errorf("proxy imports %s", imp)
+			}
+		}
+	}
+}
