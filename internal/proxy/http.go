@@ -98,9 +98,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	now = mono()
 	next := p.pick(now, b)
-	// A request that never reached a replica adds no load when sent to
-	// another: the budget is for retries that do.
-	if next == nil || (f != failConnect && !p.svc.takeRetry(now)) {
+	if next == nil || !p.svc.takeRetry(now) {
 		return res, err
 	}
 	req2, gerr := again(req, next.host)

@@ -230,7 +230,7 @@ func TestHTTPRetriesRefusedConnections(t *testing.T) {
 		t.Fatalf("%d of 200 GETs failed; the live replica got %d", failed, hits.get())
 	}
 	if m := scrape(t, h.m.Handler()); !regexp.MustCompile(`tend_proxy_retries_total\{project="p",service="web"\} [1-9]`).MatchString(m) {
-		t.Fatal("no retry counted")
+		t.Fatalf("no retry counted:\n%s", m)
 	}
 }
 
