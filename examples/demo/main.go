@@ -15,7 +15,8 @@
 //	POST /crash        202, then the process exits with status 1
 //	POST /sick         /health fails from now on
 //	POST /slow?ms=N    GET / and GET /health take N ms longer (0 turns it off)
-//	POST /heal         undo /sick and /slow
+//	POST /fail         GET / answers 500 from now on (a replica that errors while its /health is fine)
+//	POST /heal         undo /sick, /fail and /slow
 //	POST /log?line=T   print T as one line on stdout
 //	POST /flood?mb=N[&line=T]   print N MiB of filler lines as fast as it can, then T
 //
@@ -189,6 +190,7 @@ type server struct {
 	started  time.Time
 
 	sick atomic.Bool
+	fail atomic.Bool
 	slow atomic.Int64 // extra latency in nanoseconds
 
 	outMu sync.Mutex
@@ -215,6 +217,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /health", s.slowed(s.handleHealth))
 	mux.HandleFunc("POST /crash", s.handleCrash)
 	mux.HandleFunc("POST /sick", s.handleSick)
+	mux.HandleFunc("POST /fail", s.handleFail)
 	mux.HandleFunc("POST /slow", s.handleSlow)
 	mux.HandleFunc("POST /heal", s.handleHeal)
 	mux.HandleFunc("POST /log", s.handleLog)
@@ -254,6 +257,10 @@ type info struct {
 }
 
 func (s *server) handleIndex(w http.ResponseWriter, r *http.Request) {
+	if s.fail.Load() {
+		text(w, http.StatusInternalServerError, "failing")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(info{
 		Name:     s.name,
@@ -285,6 +292,11 @@ func (s *server) handleSick(w http.ResponseWriter, r *http.Request) {
 	text(w, http.StatusOK, "sick")
 }
 
+func (s *server) handleFail(w http.ResponseWriter, r *http.Request) {
+	s.fail.Store(true)
+	text(w, http.StatusOK, "failing")
+}
+
 func (s *server) handleSlow(w http.ResponseWriter, r *http.Request) {
 	ms, err := strconv.ParseInt(r.URL.Query().Get("ms"), 10, 64)
 	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxSlow {
@@ -297,6 +309,7 @@ func (s *server) handleSlow(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleHeal(w http.ResponseWriter, r *http.Request) {
 	s.sick.Store(false)
+	s.fail.Store(false)
 	s.slow.Store(0)
 	text(w, http.StatusOK, "ok")
 }

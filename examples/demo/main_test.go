@@ -93,8 +93,12 @@ func TestSickAndHeal(t *testing.T) {
 		{"POST", "/sick", 200, "sick"},
 		{"GET", "/health", 503, "sick"},
 		{"GET", "/", 200, ""}, // sick affects /health only
+		{"POST", "/fail", 200, "failing"},
+		{"GET", "/", 500, "failing"},
+		{"GET", "/health", 503, "sick"},
 		{"POST", "/heal", 200, "ok"},
 		{"GET", "/health", 200, "ok"},
+		{"GET", "/", 200, ""},
 	}
 	for _, st := range steps {
 		code, body := do(t, ts, st.method, st.path)

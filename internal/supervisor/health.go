@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"time"
 	"strconv"
 	"strings"
 
@@ -27,10 +28,10 @@ func (s *Supervisor) watch(projects []*spec.Project, byProject map[string][]runt
 	for _, p := range projects {
 		for _, c := range byProject[p.Name] {
 			svc, ok := p.Service(c.Service)
-			if !ok || c.State != runtime.Running || c.Hash != svc.Hash() {
-				continue
+			if !ok || c.State != runtime.Running {
+				continue // a replica on an older spec is checked too: it serves until replaced
 			}
-			if live, ready := svc.Tend.Liveness, svc.Tend.ReadinessProbe(); live != nil || ready != nil {
+			if live, ready := svc.Tend.Liveness, readinessProbe(svc); live != nil || ready != nil {
 				probes = append(probes, probe.Watch{Target: probe.Target{ID: c.ID, IP: c.IP, StartedAt: c.StartedAt},
 					Liveness: live, Readiness: ready})
 			}
@@ -42,6 +43,27 @@ func (s *Supervisor) watch(projects []*spec.Project, byProject map[string][]runt
 	}
 	s.probes.Sync(probes)
 	s.logs.Sync(logs)
+}
+
+// readinessProbe is the probe that says whether a replica of svc may take
+// traffic: its own (x-tend readiness, else liveness); else, for a service
+// that publishes a TCP port and has no health check, a TCP connect to that
+// port, so the proxy never sends requests to a process that does not listen
+// yet; nil when the engine's health check or the running state decides.
+func readinessProbe(svc *spec.Service) *spec.Probe {
+	if p := svc.Tend.ReadinessProbe(); p != nil {
+		return p
+	}
+	if svc.Healthcheck != nil && !svc.Healthcheck.Disable {
+		return nil
+	}
+	for _, port := range svc.Ports {
+		if port.Protocol == "tcp" {
+			return &spec.Probe{TCP: &spec.TCPCheck{Port: port.ContainerPort}, Interval: 2 * time.Second, Timeout: time.Second,
+				FailureThreshold: 2, SuccessThreshold: 1}
+		}
+	}
+	return nil
 }
 
 // verdicts is what tend's checks say of a project's running containers, for the planner.
@@ -65,7 +87,7 @@ func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.H
 	ph, probed := s.probes.Status(c.ID)
 	hasCheck := svc.Healthcheck != nil && !svc.Healthcheck.Disable
 	switch {
-	case svc.Tend.ReadinessProbe() != nil:
+	case readinessProbe(svc) != nil:
 		h.Ready = probed && ph.Ready.Status == probe.Passing
 	case hasCheck:
 		h.Ready = c.Health == runtime.HealthHealthy
@@ -121,7 +143,7 @@ func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container, heal
 // readinessEvidence says why a replica is not ready. The caller holds s.mu.
 func (s *Supervisor) readinessEvidence(p *spec.Project, c runtime.Container) string {
 	svc, _ := p.Service(c.Service)
-	if svc != nil && svc.Tend.ReadinessProbe() != nil {
+	if svc != nil && readinessProbe(svc) != nil {
 		if ph, ok := s.probes.Status(c.ID); ok {
 			return fmt.Sprintf("readiness probe failed %s: %s", times(ph.Ready.Failures), ph.Ready.Last.Output)
 		}

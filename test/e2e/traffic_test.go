@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// freePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// load sends GETs to url from workers until stop closes, and counts the answers.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errors     []string
+	wg         sync.WaitGroup
+	stop       chan struct{}
+}
+
+func startLoad(url string, workers int) *load {
+	l := &load{stop: make(chan struct{})}
+	client := &http.Client{Timeout: 3 * time.Second}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						l.ok.Add(1)
+						continue
+					}
+					err = fmt.Errorf("HTTP %d", resp.StatusCode)
+				}
+				l.failed.Add(1)
+				l.mu.Lock()
+				if len(l.errors) < 10 {
+					l.errors = append(l.errors, err.Error())
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() (ok, failed int64, errors []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.errors
+}
+
+func TestKilledReplicasUnderLoadFailNoRequest(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--debug")
+	port := freePort(t)
+	name, file := d.project(fmt.Sprintf(`
+services:
+  web:
+    image: tend-demo:dev
+    ports:
+      - {target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}
+    deploy:
+      replicas: 3
+`, port))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	l := startLoad(fmt.Sprintf("http://127.0.0.1:%d/", port), 4)
+	for i := range 4 { // a replica killed every 2 s, as in the issue's availability figure
+		time.Sleep(2 * time.Second)
+		docker(t, "kill", fmt.Sprintf("%s-web-%d", name, i%3+1))
+	}
+	time.Sleep(time.Second)
+	ok, failed, errs := l.finish()
+	t.Logf("%d requests answered, %d failed", ok, failed)
+	if failed > 0 || ok < 100 {
+		t.Errorf("%d requests failed (%v), %d answered; want none failed while replicas were killed", failed, errs, ok)
+	}
+}
+
+func TestFailingReplicaIsEjected(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	port := freePort(t)
+	name, file := d.project(fmt.Sprintf(`
+services:
+  web:
+    image: tend-demo:dev
+    ports: ["127.0.0.1:%d:8080"]
+    deploy:
+      replicas: 3
+    x-tend:
+      readiness:
+        http: {port: 8080, path: /health}
+`, port))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	post(t, name+"-web-2", "/fail") // GET / answers 500; /health stays fine
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	var last5xx int
+	for i := range 200 {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			last5xx = i
+		}
+	}
+	if last5xx > 100 {
+		t.Errorf("request %d of 200 still got a 5xx: the failing replica was not ejected", last5xx)
+	}
+	waitFor(t, 5*time.Second, "the ejection in the journal", func() bool {
+		e, ok := findEvent(d.events(name), "web", "eject", "outlier")
+		return ok && e.Slot == 2
+	})
+	out := d.mustTend("ps", "-p", name)
+	if !strings.Contains(out, "ejected") {
+		t.Errorf("tend ps does not show the ejected replica:\n%s", out)
+	}
+}
+
+func TestDrainingFinishesTheRequestInFlight(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	port := freePort(t)
+	compose := `
+services:
+  web:
+    image: tend-demo:dev
+    ports: ["127.0.0.1:%d:8080"]
+    environment: {VERSION: "%d"}
+    x-tend:
+      readiness:
+        http: {port: 8080, path: /health}
+`
+	name, file := d.project(fmt.Sprintf(compose, port, 1))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	post(t, name+"-web-1", "/slow?ms=2000")
+	type answer struct {
+		code int
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got <- answer{code: resp.StatusCode}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in flight
+	writeFile(t, file, fmt.Sprintf(compose, port, 2))
+	d.mustTend("up", "-f", file, "-p", name) // a new spec: the replica is replaced
+	a := <-got
+	if a.err != nil || a.code != http.StatusOK {
+		t.Errorf("the request in flight during the replacement: %d %v, want 200", a.code, a.err)
+	}
+	waitFor(t, 20*time.Second, "the replacement in the journal", func() bool {
+		_, ok := findEvent(d.events(name), "web", "replace", "spec-changed")
+		return ok
+	})
+}
+
+func TestTCPModeAndMetrics(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	port := freePort(t)
+	name, file := d.project(fmt.Sprintf(`
+services:
+  db:
+    image: tend-demo:dev
+    ports: ["127.0.0.1:%d:8080"]
+    deploy:
+      replicas: 2
+`, port))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	for range 10 {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET through the TCP proxy: %d", resp.StatusCode)
+		}
+	}
+	// Replicas do not publish the port: tend does.
+	if out := docker(t, "port", name+"-db-1"); out != "" {
+		t.Errorf("replica publishes %q itself", out)
+	}
+	metrics := curlUnix(t, d.socket, "/metrics")
+	if !strings.Contains(metrics, `tend_proxy_tcp_connections_total{`) || !strings.Contains(metrics, `project="`+name+`"`) {
+		t.Errorf("/metrics lacks the TCP proxy's connections:\n%.2000s", metrics)
+	}
+}
+
+// curlUnix GETs path from the daemon's API socket.
+func curlUnix(t *testing.T, socket, path string) string {
+	t.Helper()
+	c := http.Client{Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", socket) }}}
+	resp, err := c.Get("http://tend" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
