@@ -29,8 +29,8 @@
 // front of httputil.ReverseProxy, whose Transport is the route itself: it
 // picks a backend per attempt and sends the request over one shared
 // http.Transport that keeps up to 256 idle connections per backend.
-// WebSocket and other upgrades pass through; responses are flushed as they
-// come. The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
+// WebSocket and other upgrades pass through; streamed responses (no
+// Content-Length, or text/event-stream) are flushed write by write. The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
 // from the connection (tend is the edge, so forwarding headers the client
 // sent are dropped). Errors are short plain-text answers: 503 when no
 // replica is ready, 502 when none answered, 504 when it did not answer
