@@ -294,7 +294,16 @@ func post(t *testing.T, container, path string) {
 	t.Helper()
 	ip := strings.Fields(containerIP(t, container))[0]
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Post("http://"+ip+":8080"+path, "text/plain", nil)
+	var resp *http.Response
+	var err error
+	// A replica that just started may not listen yet: "running" is the
+	// engine's word, and a service without a check is ready when running.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err = c.Post("http://"+ip+":8080"+path, "text/plain", nil)
+		if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("POST %s to %s: %v", path, container, err)
 	}

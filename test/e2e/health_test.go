@@ -178,6 +178,7 @@ services:
 	c := name + "-noisy-1"
 	old := containerID(t, c)
 	start := time.Now()
+	post(t, c, "/heal") // it listens
 	ip := strings.Fields(containerIP(t, c))[0]
 	resp, err := (&http.Client{Timeout: 60 * time.Second}).Post("http://"+ip+":8080/flood?mb=100&line=FATAL+after+the+flood", "", nil)
 	if err != nil {
@@ -239,21 +240,24 @@ services:
 	if containerID(t, web) != old {
 		t.Fatal("a replica whose readiness flapped was replaced")
 	}
-	es := d.events(name)
-	unready, ready := 0, 0
-	for _, e := range es {
-		switch {
-		case e.Action == "unready" && strings.Contains(e.Message, "HTTP 503"):
-			unready++
-		case e.Action == "ready":
-			ready++
-		case e.Action == "replace":
-			t.Errorf("unexpected replace: %+v", e)
+	count := func() (unready, ready int) {
+		for _, e := range d.events(name) {
+			switch {
+			case e.Action == "unready" && strings.Contains(e.Message, "HTTP 503"):
+				unready++
+			case e.Action == "ready":
+				ready++
+			case e.Action == "replace":
+				t.Errorf("unexpected replace: %+v", e)
+			}
 		}
+		return unready, ready
 	}
-	if unready != 3 || ready != 3 {
-		t.Errorf("journal: %d unready and %d ready entries, want 3 each: %+v", unready, ready, es)
-	}
+	// The journal follows the verdicts at the next pass.
+	waitFor(t, 5*time.Second, "3 unready and 3 ready entries in the journal", func() bool {
+		u, r := count()
+		return u == 3 && r == 3
+	})
 }
 
 func TestDependentsRestartInOrder(t *testing.T) {
