@@ -14,12 +14,12 @@ import (
 // Counts are of attempts: a retried request counts once per replica tried.
 // In TCP mode a connection counts as a request and carries no latency.
 type Traffic struct {
-	Rate     float64           // requests (TCP: connections) per second
-	InFlight int64             // requests or connections in flight now
-	P50      time.Duration     // latency percentiles, from picking a replica to the end of the response
-	P95      time.Duration     // (within 12.5 %; zero with no HTTP requests)
-	P99      time.Duration     //
-	Codes    map[string]uint64 // responses by status class, "2xx" to "5xx"; nil when none
+	Rate     float64 // requests (TCP: connections) per second
+	InFlight int64   // requests or connections in flight now
+	// Latency percentiles, from picking a replica to the end of the
+	// response, within 12.5 %; zero without HTTP requests.
+	P50, P95, P99 time.Duration
+	Codes         map[string]uint64 // responses by status class, "2xx" to "5xx"; nil when none
 }
 
 // ServiceStats is the traffic of one service over all its published ports.
