@@ -48,8 +48,8 @@ func newHTTPRoute(p *pool, t http.RoundTripper, bufs httputil.BufferPool, log *s
 	h := &httpRoute{pool: p, transport: t, log: log}
 	h.idempotent.Store(new([]string))
 	h.proxy = &httputil.ReverseProxy{
-		Rewrite:       rewrite,
-		Transport:     h,
+		Rewrite:   rewrite,
+		Transport: h,
 		// Zero, not -1: ReverseProxy already flushes every write of a
 		// response of unknown length (streams, chunked) or of type
 		// text/event-stream. -1 would also make every fixed-length
