@@ -104,6 +104,9 @@ func (t *Tend) Run(ctx context.Context, args ...string) (string, error) {
 	return s, nil
 }
 
+// Pid is the daemon's process ID, for CPU accounting (ProcCPU).
+func (t *Tend) Pid() int { return t.cmd.Process.Pid }
+
 // Log returns what the daemon has written so far.
 func (t *Tend) Log() string {
 	b, _ := os.ReadFile(filepath.Join(t.Dir, "serve.log"))

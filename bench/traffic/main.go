@@ -1,0 +1,249 @@
+// Command traffic measures tend's proxy under load in one run: throughput and latency of
+// wrk through tend, through nginx over the same three replicas, and straight at one
+// replica, in interleaved rounds; then availability, counting the requests that fail
+// while a replica is killed every two seconds, through tend and through nginx.
+//
+// tend runs the replicas (a compose service of three demo replicas whose published port
+// tend's proxy serves); nginx, started by the benchmark with its own config in a temporary
+// directory, balances over the same containers' addresses.
+//
+// Usage (as root; see bench/README.md; bench/traffic/tools.sh installs wrk and nginx):
+//
+//	go run ./bench/traffic -tend /tmp/tend
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tend-sh/tend/bench/internal/harness"
+)
+
+const project = "tendbench-traffic"
+
+type config struct {
+	rounds   int
+	duration time.Duration
+	warmup   time.Duration
+	threads  int
+	conns    int
+
+	availFor    time.Duration
+	killEvery   time.Duration
+	workers     int
+	reqTimeout  time.Duration
+	settle      time.Duration
+	replicas    int
+	tendAddr    string
+	nginxAddr   string
+	nginxProcs  string
+	image       string
+	tendBin     string
+	wrkBin      string
+	nginxBin    string
+	startupWait time.Duration
+	tendLog     string
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.rounds, "rounds", 3, "throughput rounds; each runs wrk against tend, nginx and one replica direct, in that order")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "wrk -d of each measured run")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "an unrecorded wrk run of this length against each target before the rounds (0: none)")
+	flag.IntVar(&c.threads, "threads", 2, "wrk -t")
+	flag.IntVar(&c.conns, "conns", 32, "wrk -c")
+	flag.DurationVar(&c.availFor, "avail-duration", 10*time.Second, "length of each availability run")
+	flag.DurationVar(&c.killEvery, "kill-every", 2*time.Second, "availability: docker kill one replica this often (rotating), the first half an interval in")
+	flag.IntVar(&c.workers, "workers", 8, "availability: concurrent keep-alive clients sending GET /")
+	flag.DurationVar(&c.reqTimeout, "request-timeout", 2*time.Second, "availability: a request not answered within this fails")
+	flag.DurationVar(&c.settle, "settle", 11*time.Second, "availability: start only when every replica has run this long (tend resets a replica's restart backoff after 10 s), so both peers face the same restarts")
+	flag.IntVar(&c.replicas, "replicas", 3, "replicas of the service")
+	flag.StringVar(&c.tendAddr, "tend-addr", "127.0.0.1:18080", "host address tend's proxy publishes the service on")
+	flag.StringVar(&c.nginxAddr, "nginx-addr", "127.0.0.1:18090", "address the benchmark's nginx listens on")
+	flag.StringVar(&c.nginxProcs, "nginx-workers", "2", "nginx worker_processes")
+	flag.StringVar(&c.image, "image", "tend-demo:dev", "demo image (examples/demo/build.sh)")
+	flag.StringVar(&c.tendBin, "tend", "", "tend binary (required: tend runs the replicas)")
+	flag.StringVar(&c.wrkBin, "wrk", "wrk", "wrk binary")
+	flag.StringVar(&c.nginxBin, "nginx", "nginx", "nginx binary; the nginx peer is skipped when it is missing")
+	flag.DurationVar(&c.startupWait, "startup-timeout", 2*time.Minute, "limit for tend up --wait and for replicas to be ready again")
+	flag.StringVar(&c.tendLog, "tend-log", "", "copy the tend daemon's log to this file at the end")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, c)
+	stop()
+	os.Exit(code)
+}
+
+// target is one way to reach the service: its URL and whose processes proxy it.
+type target struct {
+	key, name string
+	url       string
+	skip      string
+	proxyPids func() []int // nil: no proxy (wrk talks to a replica)
+	runs      []wrkResult
+	avail     *availResult
+}
+
+func run(ctx context.Context, c config) (code int) {
+	d := harness.NewDocker()
+	if err := preflight(ctx, d, c); err != nil {
+		fmt.Fprintln(os.Stderr, "traffic:", err)
+		return 1
+	}
+	printHeader(c)
+	// Cleanup runs even after ^C, under its own deadline.
+	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+	defer cancel()
+	sweep(cleanCtx, d)
+
+	t, err := harness.StartTend(ctx, c.tendBin)
+	if err != nil {
+		fmt.Println("tend serve:", err)
+		return 1
+	}
+	st := &stack{d: d, t: t, c: c}
+	defer func() {
+		if err := st.teardown(cleanCtx); err != nil {
+			fmt.Println("cleanup:", err)
+			code = 1
+		}
+	}()
+	if err := st.up(ctx); err != nil {
+		fmt.Println("setup:", err)
+		return 1
+	}
+	reps, err := st.replicaList(ctx)
+	if err != nil {
+		fmt.Println("setup:", err)
+		return 1
+	}
+	fmt.Printf("replicas: %s\n", replicasLine(reps))
+
+	tendT := &target{key: "tend", name: "tend", url: "http://" + c.tendAddr + "/", proxyPids: func() []int { return []int{t.Pid()} }}
+	nginxT := &target{key: "nginx", name: "nginx", url: "http://" + c.nginxAddr + "/"}
+	directT := &target{key: "direct", name: "direct (" + reps[0].short() + ")", url: "http://" + reps[0].ip + ":8080/"}
+	ng, err := startNginx(ctx, c.nginxBin, c.nginxAddr, c.nginxProcs, reps)
+	if err != nil {
+		nginxT.skip = err.Error()
+		fmt.Println("nginx: not measured:", err)
+	} else {
+		defer func() {
+			if err := ng.stop(); err != nil {
+				fmt.Println("cleanup nginx:", err)
+				code = 1
+			}
+		}()
+		nginxT.proxyPids = ng.pids
+	}
+	targets := []*target{tendT, nginxT, directT}
+	for _, tg := range targets {
+		if tg.skip == "" {
+			if err := getOnce(ctx, tg.url); err != nil {
+				tg.skip = "not serving: " + err.Error()
+				fmt.Printf("%s: not measured: %v\n", tg.name, err)
+				code = 1
+			}
+		}
+	}
+
+	throughput(ctx, c, st, targets)
+	if ctx.Err() == nil {
+		availability(ctx, c, st, ng, []*target{tendT, nginxT}, reps)
+	}
+	printSummary(targets)
+	if ctx.Err() != nil {
+		fmt.Println("interrupted; cleaning up")
+		return 1
+	}
+	for _, tg := range targets {
+		if tg.skip != "" || len(tg.runs) < c.rounds {
+			code = 1
+		}
+	}
+	return code
+}
+
+// preflight checks what the benchmark cannot run without, before it creates anything.
+func preflight(ctx context.Context, d *harness.Docker, c config) error {
+	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
+		return fmt.Errorf("image %s: %v (build it with examples/demo/build.sh)", c.image, err)
+	}
+	if why := harness.TendMissing(c.tendBin); why != "" {
+		return fmt.Errorf("%s; tend runs the replicas every target serves", why)
+	}
+	if _, err := exec.LookPath(c.wrkBin); err != nil {
+		return fmt.Errorf("wrk: %v (bench/traffic/tools.sh installs it)", err)
+	}
+	for _, a := range []string{c.tendAddr, c.nginxAddr} {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("%s is not free: %v", a, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+// throughput runs the warm-up, then the interleaved wrk rounds.
+func throughput(ctx context.Context, c config, st *stack, targets []*target) {
+	fmt.Println()
+	if c.warmup > 0 {
+		fmt.Printf("warm-up: %s of wrk against each target (not recorded)\n", c.warmup)
+		for _, tg := range targets {
+			if tg.skip == "" && ctx.Err() == nil {
+				if _, err := runWrk(ctx, c, tg.url, c.warmup, nil, nil); err != nil {
+					fmt.Printf("  %s: warm-up failed: %v\n", tg.name, err)
+				}
+			}
+		}
+	}
+	fmt.Printf("rounds (wrk -t%d -c%d -d%s --latency; cpu = CPU time / wall time, 200%% = both CPUs):\n", c.threads, c.conns, c.duration)
+	for i := 0; i < c.rounds && ctx.Err() == nil; i++ {
+		for _, tg := range targets {
+			if tg.skip != "" || ctx.Err() != nil {
+				continue
+			}
+			r, err := runWrk(ctx, c, tg.url, c.duration, tg.proxyPids, st.containerIDs)
+			if err != nil {
+				fmt.Printf("  %d/%d  %-16s  FAILED: %v\n", i+1, c.rounds, tg.name, err)
+				continue
+			}
+			tg.runs = append(tg.runs, r)
+			fmt.Printf("  %d/%d  %-16s  %s\n", i+1, c.rounds, tg.name, r.line())
+		}
+	}
+}
+
+func printHeader(c config) {
+	bg := context.Background()
+	ver, _ := harness.Run(bg, "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	wrkVer, _ := harness.Run(bg, c.wrkBin, "-v")
+	wrkVer, _, _ = strings.Cut(wrkVer, " [")
+	ngVer, _ := harness.Run(bg, c.nginxBin, "-v")
+	ngVer = strings.TrimPrefix(ngVer, "nginx version: ")
+	if ngVer == "" {
+		ngVer = "nginx missing"
+	}
+	fmt.Printf("traffic benchmark  %s\n", time.Now().Format(time.RFC3339))
+	fmt.Printf("host: %d CPUs, kernel %s, %s; %s; %s\n", runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, wrkVer, ngVer)
+	fmt.Printf("stack: project %s, service web: %d replicas of %s, readiness GET /health every 1s; tend's proxy on %s\n",
+		project, c.replicas, c.image, c.tendAddr)
+	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds in the order tend, nginx, direct;\n"+
+		"  nginx: worker_processes %s, upstream of the same %d container addresses with keepalive 64, HTTP/1.1 to them,\n"+
+		"  on %s; direct: wrk straight at replica 1's address. Nothing is pinned: wrk, the proxy and the\n"+
+		"  replicas share both CPUs with whatever else runs on the host.\n"+
+		"  availability: %s of GET / from %d keep-alive clients (%s timeout; a non-2xx answer or an error fails),\n"+
+		"  docker kill of one replica every %s (rotating, the first after %s); tend restarts the killed one.\n",
+		c.threads, c.conns, c.duration, c.rounds, c.nginxProcs, c.replicas, c.nginxAddr,
+		c.availFor, c.workers, c.reqTimeout, c.killEvery, c.killEvery/2)
+}

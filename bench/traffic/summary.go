@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tend-sh/tend/bench/internal/harness"
+)
+
+// medians are a target's wrk figures, each the median over its rounds.
+type medians struct {
+	n                          int
+	rps, rpsMin, rpsMax        float64
+	p50, p99                   time.Duration
+	wrk, proxy, replicas, rest float64 // % of one CPU
+	cpuOK                      bool
+}
+
+func summarize(runs []wrkResult) medians {
+	m := medians{n: len(runs), cpuOK: len(runs) > 0}
+	if len(runs) == 0 {
+		return m
+	}
+	var rps, wrk, proxy, reps, rest []float64
+	var p50, p99 []time.Duration
+	for _, r := range runs {
+		rps = append(rps, r.RPS)
+		p50, p99 = append(p50, r.P50), append(p99, r.P99)
+		c := r.CPU
+		m.cpuOK = m.cpuOK && c.OK
+		wrk, proxy = append(wrk, c.pct(c.Wrk)), append(proxy, c.pct(c.Proxy))
+		reps, rest = append(reps, c.pct(c.Replicas)), append(rest, c.pct(c.Rest()))
+	}
+	m.rps, m.rpsMin, m.rpsMax = median(rps), slices.Min(rps), slices.Max(rps)
+	m.p50, m.p99 = harness.Summarize(p50).Median, harness.Summarize(p99).Median
+	m.wrk, m.proxy, m.replicas, m.rest = median(wrk), median(proxy), median(reps), median(rest)
+	return m
+}
+
+// median of xs; the mean of the middle two for an even count.
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func printSummary(targets []*target) {
+	fmt.Println()
+	fmt.Println("summary, throughput and latency (medians over the rounds):")
+	rows := [][]string{{"target", "rounds", "req/s", "min", "max", "p50 ms", "p99 ms", "cpu % wrk / proxy / replicas / rest", "note"}}
+	ms := map[string]medians{}
+	for _, tg := range targets {
+		if tg.skip != "" {
+			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", "not measured: " + harness.Tail(tg.skip, 100)})
+			continue
+		}
+		m := summarize(tg.runs)
+		ms[tg.key] = m
+		if m.n == 0 {
+			rows = append(rows, []string{tg.name, "0", "-", "-", "-", "-", "-", "-", "no run succeeded"})
+			continue
+		}
+		cpu := "n/a"
+		if m.cpuOK {
+			cpu = fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", m.wrk, m.proxy, m.replicas, m.rest)
+		}
+		rows = append(rows, []string{tg.name, fmt.Sprint(m.n), fmt.Sprintf("%.0f", m.rps), fmt.Sprintf("%.0f", m.rpsMin),
+			fmt.Sprintf("%.0f", m.rpsMax), msf(m.p50), msf(m.p99), cpu, ""})
+	}
+	fmt.Print(harness.Table(rows))
+
+	fmt.Println()
+	fmt.Println("goals (medians):")
+	tend, ng, direct := ms["tend"], ms["nginx"], ms["direct"]
+	goals := [][]string{{"ratio", "value", "goal", "verdict"}}
+	goals = append(goals, ratioRow("tend / nginx, req/s", tend.rps, ng.rps, tend.n, ng.n, ">=", 1.0))
+	goals = append(goals, ratioRow("tend / nginx, p99", tend.p99.Seconds(), ng.p99.Seconds(), tend.n, ng.n, "<=", 1.0))
+	goals = append(goals, ratioRow("tend / direct, req/s", tend.rps, direct.rps, tend.n, direct.n, "", 0))
+	goals = append(goals, ratioRow("nginx / direct, req/s", ng.rps, direct.rps, ng.n, direct.n, "", 0))
+	fmt.Print(harness.Table(goals))
+
+	printAvailSummary(targets)
+}
+
+// ratioRow formats a/b and its verdict against goal (op ">=" or "<="; "" for information).
+func ratioRow(label string, a, b float64, na, nb int, op string, goal float64) []string {
+	if na == 0 || nb == 0 || b == 0 {
+		return []string{label, "n/a", goalText(op, goal), "not measured"}
+	}
+	r := a / b
+	v := "for information"
+	switch {
+	case op == ">=" && r >= goal, op == "<=" && r <= goal:
+		v = "MET"
+	case op != "":
+		v = "NOT MET"
+	}
+	return []string{label, fmt.Sprintf("%.2fx", r), goalText(op, goal), v}
+}
+
+func goalText(op string, goal float64) string {
+	if op == "" {
+		return "-"
+	}
+	return fmt.Sprintf("%s %.2fx", op, goal)
+}
+
+func printAvailSummary(targets []*target) {
+	fmt.Println()
+	fmt.Println("summary, availability (a replica killed every interval):")
+	rows := [][]string{{"target", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms", "kills", "tend restarts"}}
+	var tendAvail *availResult
+	for _, tg := range targets {
+		if tg.key == "direct" {
+			continue
+		}
+		r := tg.avail
+		if r == nil {
+			why := "not measured"
+			if tg.skip != "" {
+				why += ": " + harness.Tail(tg.skip, 100)
+			}
+			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", why})
+			continue
+		}
+		if tg.key == "tend" {
+			tendAvail = r
+		}
+		rows = append(rows, []string{tg.name, fmt.Sprint(r.Total), fmt.Sprint(r.Failed),
+			fmt.Sprintf("%.0f", float64(r.Total)/r.Elapsed.Seconds()), msf(r.P50), msf(r.P99), msf(r.Max),
+			fmt.Sprint(len(r.Kills)), fmt.Sprint(r.Restarts)})
+	}
+	fmt.Print(harness.Table(rows))
+	fmt.Println()
+	v := "not measured"
+	if tendAvail != nil {
+		v = fmt.Sprintf("%d: NOT MET", tendAvail.Failed)
+		if tendAvail.Failed == 0 && len(tendAvail.Kills) > 0 {
+			v = "0: MET"
+		}
+	}
+	fmt.Printf("goal: no request through tend fails while replicas are killed: %s\n", v)
+}
