@@ -219,7 +219,28 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 			}
 			tg.runs = append(tg.runs, r)
 			fmt.Printf("  %d/%d  %-16s  %s\n", i+1, c.rounds, tg.name, r.line())
+			if tg.key == "tend" && i == c.rounds-1 {
+				printTendView(ctx, st)
+			}
 		}
+	}
+}
+
+// printTendView prints the traffic table of `tend ps` right after a tend run: the
+// proxy's own account of the last seconds (its latencies are to the replicas' response).
+func printTendView(ctx context.Context, st *stack) {
+	out, err := st.t.Run(ctx, "ps", "-p", project)
+	if err != nil {
+		fmt.Println("        tend ps:", err)
+		return
+	}
+	_, traffic, ok := strings.Cut(out, "\n\n")
+	if !ok {
+		return
+	}
+	fmt.Println("        tend ps right after this run:")
+	for _, l := range strings.Split(strings.TrimSpace(traffic), "\n") {
+		fmt.Println("          " + l)
 	}
 }
 
