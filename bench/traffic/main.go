@@ -256,7 +256,9 @@ func printHeader(c config) {
 		ngVer = "nginx missing"
 	}
 	fmt.Printf("traffic benchmark  %s\n", time.Now().Format(time.RFC3339))
-	fmt.Printf("host: %d CPUs, kernel %s, %s; %s; %s\n", runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, wrkVer, ngVer)
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("host: %d CPUs, kernel %s, %s; %s; %s; load average %s\n", runtime.NumCPU(), strings.TrimSpace(string(kernel)),
+		ver, wrkVer, ngVer, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("stack: project %s, service web: %d replicas of %s, readiness GET /health every 1s; tend's proxy on %s\n",
 		project, c.replicas, c.image, c.tendAddr)
 	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds in the order tend, nginx, direct;\n"+
