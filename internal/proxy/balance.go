@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -113,16 +114,52 @@ type pool struct {
 
 	set       atomic.Pointer[eligible]
 	readmitAt atomic.Int64 // mono ns of the earliest ejection end; 0: none
+	hold      time.Duration
+
+	changed chan struct{} // closed (and replaced) at every rebuild; guarded by mu
 
 	mu   sync.Mutex
 	all  []*backend // in Sync order
 	gone []*backend // removed by Sync with requests still in flight
 }
 
-func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger) *pool {
-	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log}
+func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
+	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
+		changed: make(chan struct{})}
 	p.set.Store(&eligible{})
 	return p
+}
+
+// await picks a backend for a new request; when none is eligible it waits
+// up to the pool's hold for one (a replica restarting, or its readiness not
+// yet synced), so a blip of a few hundred milliseconds delays requests
+// instead of failing them. It returns nil when the hold passes or ctx ends.
+func (p *pool) await(ctx context.Context) *backend {
+	if b := p.pick(mono(), nil); b != nil || p.hold <= 0 {
+		return b
+	}
+	timer := time.NewTimer(p.hold)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		ch := p.changed
+		p.mu.Unlock()
+		if b := p.pick(mono(), nil); b != nil {
+			return b
+		}
+		var readmit <-chan time.Time
+		if t := p.readmitAt.Load(); t != 0 {
+			readmit = time.After(time.Duration(max(t-mono(), 0)))
+		}
+		select {
+		case <-ch:
+		case <-readmit:
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // pick returns a backend for a new request, never skip, or nil when none is
@@ -248,6 +285,8 @@ func (p *pool) rebuild() {
 	}
 	p.set.Store(&eligible{bs: bs})
 	p.readmitAt.Store(next)
+	close(p.changed)
+	p.changed = make(chan struct{})
 }
 
 // bestEstimate is the lowest latency estimate among the backends in

@@ -127,7 +127,11 @@ func (p *pool) eject(b *backend, f failure, streak int, probation bool, now int6
 	if b.out.until != 0 || !b.ready || b.draining || !p.has(b) {
 		return Event{}, false
 	}
-	if !canEject(p.inRotation()) {
+	ready, ejected := p.inRotation()
+	// At most half are ejected for failing requests, which may be the
+	// callers' fault; a replica that refuses connections is out regardless,
+	// as long as one other stays in rotation.
+	if !canEject(ready, ejected) && !(f == failConnect && !b.mixedFail.Load() && ready-ejected > 1) {
 		return Event{}, false
 	}
 	b.out.ejections = p.policy.priorEjections(b.out, now) + 1

@@ -98,6 +98,22 @@ func backendByID(p *pool, id string) *backend {
 	return nil
 }
 
+// A replica that refuses connections is out even beyond the half, as long
+// as one other stays in rotation.
+func TestRefusingReplicaIsEjectedBeyondTheHalf(t *testing.T) {
+	pol := ejectPolicy{after: 5, base: 10 * time.Second, max: 5 * time.Minute}
+	p := testPool(t, pol, nil, threeBackends()...)
+	now := 1000 * int64(time.Second)
+	for _, id := range []string{"a", "b", "c"} {
+		for range 5 {
+			p.failed(backendByID(p, id), failConnect, now)
+		}
+	}
+	if got := eligibleIDs(p); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("eligible = %v, want the last one kept", got)
+	}
+}
+
 // TestEjectionStory walks one backend through ejection, readmission,
 // probation and re-ejection with explicit times.
 func TestEjectionStory(t *testing.T) {
@@ -134,7 +150,7 @@ func TestEjectionStory(t *testing.T) {
 	// At most half of the ready backends: b cannot go while a is out.
 	b := backendByID(p, "b")
 	for range 10 {
-		p.failed(b, failConnect, now)
+		p.failed(b, 503, now)
 	}
 	if got := eligibleIDs(p); !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("b was ejected too: eligible = %v", got)

@@ -87,8 +87,8 @@ func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // failed in a way that allows it, once more to another.
 func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	p := h.pool
+	b := p.await(req.Context())
 	now := mono()
-	b := p.pick(now, nil)
 	if b == nil {
 		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
 		return nil, &proxyError{code: http.StatusServiceUnavailable, err: errNoBackend}
@@ -103,7 +103,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	now = mono()
 	next := p.pick(now, b)
-	if next == nil || !p.svc.takeRetry(now) {
+	if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 		return res, err
 	}
 	req2, gerr := again(req, next.host)

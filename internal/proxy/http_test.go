@@ -160,7 +160,7 @@ func TestHTTPStreamsPromptly(t *testing.T) {
 }
 
 func TestHTTPNoReadyReplicaIs503(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newHarness(t, Config{Hold: 200 * time.Millisecond})
 	var hits counter
 	be := backendServer(t, "web/1", named("web/1", &hits))
 	be.Ready = false
@@ -175,8 +175,8 @@ func TestHTTPNoReadyReplicaIs503(t *testing.T) {
 			if code != 503 || body != "tend: no ready replica of "+r.Service+"\n" {
 				t.Fatalf("got %d %q", code, body)
 			}
-			if took := time.Since(start); took > time.Second {
-				t.Fatalf("503 took %s", took)
+			if took := time.Since(start); took < 200*time.Millisecond || took > time.Second {
+				t.Fatalf("503 took %s, want the hold of 200ms", took)
 			}
 		})
 	}
@@ -443,5 +443,31 @@ func TestHTTPEjectsAndReadmits(t *testing.T) {
 	}
 	if m := scrape(t, h.m.Handler()); !strings.Contains(m, `tend_proxy_ejections_total{project="p",replica="web/1",service="web"} 2`) {
 		t.Fatal("metrics lack the ejections")
+	}
+}
+
+func TestHTTPHoldsARequestUntilAReplicaIsReady(t *testing.T) {
+	h := newHarness(t, Config{Hold: 3 * time.Second})
+	var hits counter
+	be := backendServer(t, "web/1", named("web/1", &hits))
+	be.Ready = false
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		code, _ := h.get(url(r))
+		got <- answer{code, time.Since(start)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request waits: no replica is ready
+	r.Backends[0].Ready = true
+	h.sync(r)
+	a := <-got
+	if a.code != 200 || a.took < 300*time.Millisecond || a.took > 2*time.Second {
+		t.Fatalf("held request: %d after %s, want 200 once the replica became ready", a.code, a.took)
 	}
 }

@@ -78,6 +78,11 @@ type Config struct {
 	EjectFor time.Duration
 	// EjectMax caps an ejection's length; zero: 5 min.
 	EjectMax time.Duration
+	// Hold is how long a request or connection that finds no ready replica
+	// waits for one before it is refused (503, or a closed connection);
+	// zero: 2 s, negative: no wait. It covers a replica restarting and the
+	// moment before a new replica's readiness reaches the proxy.
+	Hold time.Duration
 }
 
 // Manager holds one listener per Route and balances each over its ready
@@ -122,6 +127,9 @@ func NewManager(cfg Config) *Manager {
 	cfg.EjectAfter = orDefault(cfg.EjectAfter, 5)
 	cfg.EjectFor = orDefault(cfg.EjectFor, 10*time.Second)
 	cfg.EjectMax = orDefault(cfg.EjectMax, 5*time.Minute)
+	if cfg.Hold == 0 {
+		cfg.Hold = 2 * time.Second
+	}
 	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.Log,

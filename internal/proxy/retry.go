@@ -58,9 +58,12 @@ func (r *retryRing) count(now int64) uint64 {
 	return n
 }
 
-// takeRetry spends one retry from the service's budget, if it has one.
-func (s *service) takeRetry(now int64) bool {
-	if !budgetAllows(s.win.count(now), s.retries.count(now)) {
+// takeRetry spends one retry from the service's budget, if it has one. A
+// retry of a request that never reached a replica (free) is always allowed:
+// it adds no load to the replicas, and it is what keeps a killed replica
+// from failing requests; it is counted all the same.
+func (s *service) takeRetry(now int64, free bool) bool {
+	if !free && !budgetAllows(s.win.count(now), s.retries.count(now)) {
 		return false
 	}
 	s.retries.add(now)

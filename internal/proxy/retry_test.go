@@ -128,25 +128,28 @@ func TestTakeRetrySpendsTheBudget(t *testing.T) {
 	svc := p.svc
 	now := 100 * int64(time.Second)
 	for i := range retryFloor * windowSpan {
-		if !svc.takeRetry(now) {
+		if !svc.takeRetry(now, false) {
 			t.Fatalf("retry %d of a quiet service refused", i+1)
 		}
 	}
-	if svc.takeRetry(now) {
+	if svc.takeRetry(now, false) {
 		t.Fatal("a retry beyond the floor was allowed")
 	}
 	for range 50 { // 50 requests buy 10 more retries
 		svc.win.add(now, 200, time.Millisecond, true)
 	}
 	for i := range 10 {
-		if !svc.takeRetry(now) {
+		if !svc.takeRetry(now, false) {
 			t.Fatalf("retry %d of the 20 %% refused", i+1)
 		}
 	}
-	if svc.takeRetry(now) {
+	if svc.takeRetry(now, false) {
 		t.Fatal("a retry beyond 20 % was allowed")
 	}
-	if svc.takeRetry(now+windowSpan*int64(time.Second)) != true {
+	if !svc.takeRetry(now, true) {
+		t.Fatal("a retry of a refused connection was refused with the budget spent")
+	}
+	if svc.takeRetry(now+windowSpan*int64(time.Second), false) != true {
 		t.Fatal("the budget did not come back after the window")
 	}
 }

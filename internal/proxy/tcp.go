@@ -102,8 +102,8 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		}
 	}()
 	p := t.pool
+	b := p.await(ctx)
 	now := mono()
-	b := p.pick(now, nil)
 	if b == nil {
 		p.svc.none.record(now, 0, 0, false)
 		return

@@ -2,9 +2,9 @@ package supervisor
 
 import (
 	"fmt"
-	"time"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tend-sh/tend/internal/logwatch"
 	"github.com/tend-sh/tend/internal/probe"

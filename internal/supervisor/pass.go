@@ -50,6 +50,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 	s.cfg.Log.Debug("observed", "containers", len(all), "took", s.cfg.Clock.Now().Sub(start))
 	var wake time.Time
 	var rs []proxy.Route
+	seenNow := map[string]seenProject{}
 	for _, rec := range recs {
 		if s.isBusy(rec.Project.Name) {
 			continue
@@ -63,9 +64,11 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			continue
 		}
 		health := s.verdicts(&rec.Project, byProject[rec.Project.Name])
+		seenNow[rec.Project.Name] = seenProject{p: &rec.Project, cs: byProject[rec.Project.Name]}
 		rs = append(rs, routes(&rec.Project, byProject[rec.Project.Name], health)...)
 		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], health, seen))
 	}
+	s.remember(seenNow)
 	s.syncTraffic(rs)
 	return wake
 }

@@ -55,6 +55,9 @@ type Supervisor struct {
 	condemned  map[string]condemned // replicas a log rule condemned, by container
 	ready      map[string]bool      // readiness last seen, by running container, once it was ready
 	trafficErr string               // the proxy's last failure to serve a port, journaled once
+	// seen is the last pass's view of each project, for updating the
+	// proxy between passes (a probe verdict, a container's death).
+	seen map[string]seenProject
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with
@@ -80,8 +83,11 @@ func New(cfg Config) *Supervisor {
 	}
 	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
-		condemned: map[string]condemned{}, ready: map[string]bool{}}
-	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(string) { s.Poke() }})
+		condemned: map[string]condemned{}, ready: map[string]bool{}, seen: map[string]seenProject{}}
+	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(string) {
+		s.retraffic()
+		s.Poke()
+	}})
 	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})
 	return s
 }
@@ -135,6 +141,9 @@ func (s *Supervisor) watchEvents(ctx context.Context) error {
 		s.Poke() // anything may have happened while we were not listening
 		for e := range evs {
 			s.cfg.Log.Debug("engine event", "action", e.Action, "service", e.Service)
+			if e.Action == "die" || e.Action == "kill" || e.Action == "destroy" {
+				s.trafficGone(e.Container) // before the pass: a pass can take seconds on a busy engine
+			}
 			s.Poke()
 			delay = 100 * time.Millisecond
 		}

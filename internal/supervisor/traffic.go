@@ -2,7 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"maps"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,4 +127,55 @@ func (s *Supervisor) ProxyEvent(e proxy.Event) {
 		defer s.work.Done()
 		s.journal(entry)
 	}()
+}
+
+// seenProject is a project as the last pass saw it.
+type seenProject struct {
+	p  *spec.Project
+	cs []runtime.Container
+}
+
+// remember keeps what a pass saw, for retraffic. Deleted projects are dropped.
+func (s *Supervisor) remember(seen map[string]seenProject) {
+	s.mu.Lock()
+	s.seen = seen
+	s.mu.Unlock()
+}
+
+// trafficGone takes a container that died out of the proxy's rotation at
+// once, without waiting for the next pass.
+func (s *Supervisor) trafficGone(id string) {
+	s.mu.Lock()
+	found := false
+	for name, sp := range s.seen {
+		for i, c := range sp.cs {
+			if c.ID == id && c.State == runtime.Running {
+				cs := slices.Clone(sp.cs)
+				cs[i].State = runtime.Exited
+				s.seen[name] = seenProject{p: sp.p, cs: cs}
+				found = true
+			}
+		}
+	}
+	s.mu.Unlock()
+	if found {
+		s.retraffic()
+	}
+}
+
+// retraffic hands the proxy fresh readiness between passes: the containers
+// as the last pass saw them, the verdicts as they are now.
+func (s *Supervisor) retraffic() {
+	if s.cfg.Traffic == nil {
+		return
+	}
+	s.mu.Lock()
+	seen := maps.Clone(s.seen)
+	s.mu.Unlock()
+	var rs []proxy.Route
+	for _, name := range slices.Sorted(maps.Keys(seen)) {
+		sp := seen[name]
+		rs = append(rs, routes(sp.p, sp.cs, s.verdicts(sp.p, sp.cs))...)
+	}
+	s.syncTraffic(rs)
 }

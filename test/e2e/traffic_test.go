@@ -75,7 +75,7 @@ func (l *load) finish() (ok, failed int64, errors []string) {
 
 func TestKilledReplicasUnderLoadFailNoRequest(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, "--debug")
+	d := startDaemon(t)
 	port := freePort(t)
 	name, file := d.project(fmt.Sprintf(`
 services:
