@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,6 +84,11 @@ func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.proxy.ServeHTTP(w, r)
 }
 
+// maxAttempts bounds the replicas one request is sent to: a retry after a
+// failure that allows it, and one more only if that retry could not even
+// connect (two replicas down at once), which costs the replicas nothing.
+const maxAttempts = 3
+
 // RoundTrip sends the request to a picked backend and, when the attempt
 // failed in a way that allows it, once more to another.
 func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -98,22 +104,25 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &proxyError{code: http.StatusBadRequest, err: err}
 	}
 	res, f, err := h.try(req, b, now)
-	if f == 0 || !replay || !retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) {
-		return res, err
+	tried := []*backend{b}
+	for len(tried) < maxAttempts && f != 0 && replay && retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) &&
+		(len(tried) == 1 || f == failConnect) {
+		now = mono()
+		next := p.pick(now, b)
+		if next == nil || slices.Contains(tried, next) || !p.svc.takeRetry(now, f == failConnect) {
+			break
+		}
+		req2, gerr := again(req, next.host)
+		if gerr != nil {
+			break
+		}
+		if res != nil {
+			discard(res.Body)
+		}
+		b = next
+		tried = append(tried, b)
+		res, f, err = h.try(req2, b, now)
 	}
-	now = mono()
-	next := p.pick(now, b)
-	if next == nil || !p.svc.takeRetry(now, f == failConnect) {
-		return res, err
-	}
-	req2, gerr := again(req, next.host)
-	if gerr != nil {
-		return res, err
-	}
-	if res != nil {
-		discard(res.Body)
-	}
-	res, _, err = h.try(req2, next, now)
 	return res, err
 }
 

@@ -109,15 +109,20 @@ func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.H
 
 // noteReadiness journals a replica leaving rotation and coming back, once it
 // has been ready: a replica that is starting is not news.
-func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) {
+//
+// It weighs the evidence afresh, under the lock: both the pass and the
+// prober's news call it, and a stale verdict would journal a flap that
+// did not happen.
+func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container) {
 	var entries []store.Entry
 	s.mu.Lock()
 	for _, c := range cs {
-		hl, ok := health[c.ID]
-		if !ok {
+		svc, ok := p.Service(c.Service)
+		if !ok || c.State != runtime.Running {
 			delete(s.ready, c.ID) // not running: its next run starts unready, which is no news
 			continue
 		}
+		hl := s.verdict(svc, c)
 		was, seen := s.ready[c.ID]
 		if !seen && !hl.Ready {
 			continue
@@ -138,6 +143,27 @@ func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container, heal
 	if len(entries) > 0 {
 		s.journal(entries...)
 	}
+}
+
+// onProbeChange is the prober's news about a container: the proxy and the
+// journal learn it at once, the planner at the pass it asks for.
+func (s *Supervisor) onProbeChange(id string) {
+	s.retraffic()
+	s.mu.Lock()
+	var p *spec.Project
+	var c runtime.Container
+	for _, sp := range s.seen {
+		for _, sc := range sp.cs {
+			if sc.ID == id {
+				p, c = sp.p, sc
+			}
+		}
+	}
+	s.mu.Unlock()
+	if p != nil {
+		s.noteReadiness(p, []runtime.Container{c})
+	}
+	s.Poke()
 }
 
 // readinessEvidence says why a replica is not ready. The caller holds s.mu.

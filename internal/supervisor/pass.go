@@ -136,7 +136,7 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 		return time.Time{}
 	}
 	now := s.cfg.Clock.Now()
-	s.noteReadiness(p, cs, health)
+	s.noteReadiness(p, cs)
 	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health}, now)
 
 	// A slot with an action under way, or one that finished since this pass

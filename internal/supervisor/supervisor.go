@@ -84,10 +84,7 @@ func New(cfg Config) *Supervisor {
 	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
 		condemned: map[string]condemned{}, ready: map[string]bool{}, seen: map[string]seenProject{}}
-	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(string) {
-		s.retraffic()
-		s.Poke()
-	}})
+	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(id string) { s.onProbeChange(id) }})
 	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})
 	return s
 }

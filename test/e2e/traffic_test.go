@@ -133,9 +133,13 @@ services:
 	if last5xx > 100 {
 		t.Errorf("request %d of 200 still got a 5xx: the failing replica was not ejected", last5xx)
 	}
-	waitFor(t, 5*time.Second, "the ejection in the journal", func() bool {
-		e, ok := findEvent(d.events(name), "web", "eject", "outlier")
-		return ok && e.Slot == 2
+	waitFor(t, 5*time.Second, "the ejection of web/2 in the journal", func() bool {
+		for _, e := range d.events(name) {
+			if e.Action == "eject" && e.Reason == "outlier" && e.Slot == 2 && strings.Contains(e.Message, "500") {
+				return true
+			}
+		}
+		return false
 	})
 	out := d.mustTend("ps", "-p", name)
 	if !strings.Contains(out, "ejected") {

@@ -86,7 +86,8 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 	svc := &spec.Service{
 		Name: "db", Image: "tend-demo:dev", Command: []string{"-name", "db"},
 		Environment:     map[string]string{"B": "2", "A": "1"},
-		Ports:           []spec.Port{{HostIP: "127.0.0.1", HostPort: 5432, ContainerPort: 8080, Protocol: "tcp"}},
+		Ports: []spec.Port{{HostIP: "127.0.0.1", HostPort: 5432, ContainerPort: 8080, Protocol: "tcp"},
+			{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
 		Mounts:          []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/data"}, {Type: spec.MountBind, Source: "/etc/hosts", Target: "/h", ReadOnly: true}},
 		Networks:        []spec.NetworkAttach{{Network: "back", Aliases: []string{"database"}}, {Network: "front"}},
 		Healthcheck:     &spec.Healthcheck{Test: []string{"CMD", "/demo", "-probe", "x"}, Interval: time.Second, Retries: 3},
@@ -129,12 +130,13 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 	if cfg.Healthcheck.Retries != 3 {
 		t.Errorf("healthcheck %+v", cfg.Healthcheck)
 	}
-	// A fixed host port can be bound once: replica 1 publishes it, the others only expose it.
-	if len(host.PortBindings) != 0 || len(cfg.ExposedPorts) != 1 {
+	// TCP ports are tend's proxy's: exposed, never bound. A fixed UDP host
+	// port can be bound once: replica 1 publishes it, the others only expose it.
+	if len(host.PortBindings) != 0 || len(cfg.ExposedPorts) != 2 {
 		t.Errorf("replica 2: ports %v exposed %v; want exposed, not bound", host.PortBindings, cfg.ExposedPorts)
 	}
 	first, _, _ := createOptions(p, svc, 1)
 	if b := first.HostConfig.PortBindings; len(b) != 1 {
-		t.Errorf("replica 1 should bind the host port: %v", b)
+		t.Errorf("replica 1 should bind the UDP host port only: %v", b)
 	}
 }
