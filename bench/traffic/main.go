@@ -264,7 +264,9 @@ func printHeader(c config) {
 	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds in the order tend, nginx, direct;\n"+
 		"  nginx: worker_processes %s, upstream of the same %d container addresses with keepalive 64, HTTP/1.1 to them,\n"+
 		"  on %s; direct: wrk straight at replica 1's address. Nothing is pinned: wrk, the proxy and the\n"+
-		"  replicas share both CPUs with whatever else runs on the host.\n"+
+		"  replicas share both CPUs with whatever else runs on the host. CPU is read from /proc and the containers'\n"+
+		"  cgroups: wrk, the proxy's processes (tend's daemon; nginx's master and workers), the 3 replicas, and\n"+
+		"  rest = the host's other busy time (engine, other work, steal); proxy cpu/req = proxy CPU time / requests.\n"+
 		"  availability: %s of GET / from %d keep-alive clients (%s timeout; a non-2xx answer or an error fails),\n"+
 		"  docker kill of one replica every %s (rotating, the first after %s); tend restarts the killed one.\n",
 		c.threads, c.conns, c.duration, c.rounds, c.nginxProcs, c.replicas, c.nginxAddr,

@@ -14,6 +14,7 @@ type medians struct {
 	rps, rpsMin, rpsMax        float64
 	p50, p99                   time.Duration
 	wrk, proxy, replicas, rest float64 // % of one CPU
+	proxyPerReq                time.Duration
 	cpuOK                      bool
 }
 
@@ -23,7 +24,7 @@ func summarize(runs []wrkResult) medians {
 		return m
 	}
 	var rps, wrk, proxy, reps, rest []float64
-	var p50, p99 []time.Duration
+	var p50, p99, perReq []time.Duration
 	for _, r := range runs {
 		rps = append(rps, r.RPS)
 		p50, p99 = append(p50, r.P50), append(p99, r.P99)
@@ -31,10 +32,14 @@ func summarize(runs []wrkResult) medians {
 		m.cpuOK = m.cpuOK && c.OK
 		wrk, proxy = append(wrk, c.pct(c.Wrk)), append(proxy, c.pct(c.Proxy))
 		reps, rest = append(reps, c.pct(c.Replicas)), append(rest, c.pct(c.Rest()))
+		if r.Requests > 0 {
+			perReq = append(perReq, c.Proxy/time.Duration(r.Requests))
+		}
 	}
 	m.rps, m.rpsMin, m.rpsMax = median(rps), slices.Min(rps), slices.Max(rps)
 	m.p50, m.p99 = harness.Summarize(p50).Median, harness.Summarize(p99).Median
 	m.wrk, m.proxy, m.replicas, m.rest = median(wrk), median(proxy), median(reps), median(rest)
+	m.proxyPerReq = harness.Summarize(perReq).Median
 	return m
 }
 
@@ -51,25 +56,29 @@ func median(xs []float64) float64 {
 func printSummary(targets []*target) {
 	fmt.Println()
 	fmt.Println("summary, throughput and latency (medians over the rounds):")
-	rows := [][]string{{"target", "rounds", "req/s", "min", "max", "p50 ms", "p99 ms", "cpu % wrk / proxy / replicas / rest", "note"}}
+	rows := [][]string{{"target", "rounds", "req/s", "min", "max", "p50 ms", "p99 ms", "cpu % wrk / proxy / replicas / rest", "proxy cpu/req", "note"}}
 	ms := map[string]medians{}
 	for _, tg := range targets {
 		if tg.skip != "" {
-			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", "not measured: " + harness.Tail(tg.skip, 100)})
+			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", "-", "not measured: " + harness.Tail(tg.skip, 100)})
 			continue
 		}
 		m := summarize(tg.runs)
 		ms[tg.key] = m
 		if m.n == 0 {
-			rows = append(rows, []string{tg.name, "0", "-", "-", "-", "-", "-", "-", "no run succeeded"})
+			rows = append(rows, []string{tg.name, "0", "-", "-", "-", "-", "-", "-", "-", "no run succeeded"})
 			continue
 		}
-		cpu := "n/a"
+		cpu, perReq := "n/a", "n/a"
 		if m.cpuOK {
 			cpu = fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", m.wrk, m.proxy, m.replicas, m.rest)
+			perReq = fmt.Sprintf("%d µs", m.proxyPerReq.Microseconds())
+		}
+		if tg.proxyPids == nil {
+			perReq = "-"
 		}
 		rows = append(rows, []string{tg.name, fmt.Sprint(m.n), fmt.Sprintf("%.0f", m.rps), fmt.Sprintf("%.0f", m.rpsMin),
-			fmt.Sprintf("%.0f", m.rpsMax), msf(m.p50), msf(m.p99), cpu, ""})
+			fmt.Sprintf("%.0f", m.rpsMax), msf(m.p50), msf(m.p99), cpu, perReq, ""})
 	}
 	fmt.Print(harness.Table(rows))
 
@@ -81,6 +90,9 @@ func printSummary(targets []*target) {
 	goals = append(goals, ratioRow("tend / nginx, p99", tend.p99.Seconds(), ng.p99.Seconds(), tend.n, ng.n, "<=", 1.0))
 	goals = append(goals, ratioRow("tend / direct, req/s", tend.rps, direct.rps, tend.n, direct.n, "", 0))
 	goals = append(goals, ratioRow("nginx / direct, req/s", ng.rps, direct.rps, ng.n, direct.n, "", 0))
+	if tend.cpuOK && ng.cpuOK {
+		goals = append(goals, ratioRow("tend / nginx, proxy CPU per request", tend.proxyPerReq.Seconds(), ng.proxyPerReq.Seconds(), tend.n, ng.n, "", 0))
+	}
 	fmt.Print(harness.Table(goals))
 
 	printAvailSummary(targets)
