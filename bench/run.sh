@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Runs tend's benchmarks: builds the demo image and the tend binary, then measures
-# crash-to-serving recovery (bench/recovery) and stack start-up (bench/up) against their
-# peers in one go, printing every figure. Run as root from anywhere:
+# crash-to-serving recovery (bench/recovery), stack start-up (bench/up) and the
+# replacement of a sick replica (bench/heal) against their peers in one go, printing
+# every figure. Run as root from anywhere:
 #
 #   bench/run.sh                    # everything, defaults below
 #   TRIALS=7 ROUNDS=3 bench/run.sh  # fewer trials / rounds
 #   PEERS=always,swarm-0s bench/run.sh
+#   BENCHES=heal bench/run.sh       # only the heal benchmark
 #
-# Settings (environment): TRIALS (crashes per peer, default 9), ROUNDS (up/down rounds
-# per peer, default 3), PEERS (recovery peers, default always,swarm,swarm-0s,tend),
-# SWARM_NET (overlay or bridge, default overlay), HEALTH (services with a health check in
-# the up benchmark, default 0). Everything the benchmarks create is removed at the end.
+# Settings (environment): BENCHES (which to run, comma-separated, default
+# recovery,up,heal), TRIALS (crashes per peer, default 9), ROUNDS (up/down rounds per
+# peer, default 3), PEERS (recovery peers, default always,swarm,swarm-0s,tend), SWARM_NET
+# (overlay or bridge, default overlay), HEALTH (services with a health check in the up
+# benchmark, default 0), HEAL_TRIALS (sick replicas per peer, default 5), HEAL_PEERS
+# (heal peers, default tend,tend-hc,swarm-0s,swarm,docker). Everything the benchmarks
+# create is removed at the end.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,13 +46,25 @@ fi
 echo "== building the benchmarks"
 "$go" build -o "$tmp/recovery" ./bench/recovery
 "$go" build -o "$tmp/up" ./bench/up
+"$go" build -o "$tmp/heal" ./bench/heal
 
+benches=",${BENCHES:-recovery,up,heal},"
 rc=0
-echo
-echo "== recovery: crash -> serving again"
-"$tmp/recovery" -trials "${TRIALS:-9}" -peers "${PEERS:-always,swarm,swarm-0s,tend}" \
-	-swarm-net "${SWARM_NET:-overlay}" -tend "$tend" || rc=1
-echo
-echo "== up: 20 services / 50 containers"
-"$tmp/up" -rounds "${ROUNDS:-3}" -health "${HEALTH:-0}" -tend "$tend" || rc=1
+if [[ $benches == *,recovery,* ]]; then
+	echo
+	echo "== recovery: crash -> serving again"
+	"$tmp/recovery" -trials "${TRIALS:-9}" -peers "${PEERS:-always,swarm,swarm-0s,tend}" \
+		-swarm-net "${SWARM_NET:-overlay}" -tend "$tend" || rc=1
+fi
+if [[ $benches == *,up,* ]]; then
+	echo
+	echo "== up: 20 services / 50 containers"
+	"$tmp/up" -rounds "${ROUNDS:-3}" -health "${HEALTH:-0}" -tend "$tend" || rc=1
+fi
+if [[ $benches == *,heal,* ]]; then
+	echo
+	echo "== heal: sick replica -> replaced"
+	"$tmp/heal" -trials "${HEAL_TRIALS:-5}" -peers "${HEAL_PEERS:-tend,tend-hc,swarm-0s,swarm,docker}" \
+		-tend "$tend" || rc=1
+fi
 exit "$rc"

@@ -105,9 +105,7 @@ type ContainerState struct {
 		Running    bool      `json:"Running"`
 		StartedAt  time.Time `json:"StartedAt"`
 		FinishedAt time.Time `json:"FinishedAt"`
-		Health     *struct {
-			Status string `json:"Status"`
-		} `json:"Health"`
+		Health     *Health   `json:"Health"`
 	} `json:"State"`
 	RestartCount int `json:"RestartCount"`
 	// Networks maps network name to the container's endpoint on it. Swarm's
@@ -117,6 +115,22 @@ type ContainerState struct {
 			IPAddress string `json:"IPAddress"`
 		} `json:"Networks"`
 	} `json:"NetworkSettings"`
+}
+
+// Health is a container's health-check state, as the engine keeps it.
+type Health struct {
+	Status        string `json:"Status"` // "starting", "healthy", "unhealthy"
+	FailingStreak int    `json:"FailingStreak"`
+	// Log holds the last five checks, oldest first.
+	Log []HealthResult `json:"Log"`
+}
+
+// HealthResult is one health check the engine ran.
+type HealthResult struct {
+	Start    time.Time `json:"Start"`
+	End      time.Time `json:"End"`
+	ExitCode int       `json:"ExitCode"`
+	Output   string    `json:"Output"`
 }
 
 // Inspect returns a container's state.
