@@ -48,6 +48,11 @@ type Route struct {
 	// Idempotent lists methods that are safe to retry besides GET, HEAD and
 	// OPTIONS (HTTP mode).
 	Idempotent []string
+	// Hosts, when set, are the names (Host header, without the port) this
+	// route answers to, on a listener it shares with other HTTP routes that
+	// name theirs: how several services on one port are reached through one
+	// address. A Host no route names gets a 404.
+	Hosts []string
 }
 
 // Config configures a Manager. The zero value is ready to use.
@@ -99,7 +104,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	state    runState
-	routes   map[string]*route // by listen address
+	routes   map[string]*route // by routeKey: listen address, and service behind a front
+	fronts   map[string]*front // shared listeners of routes with Hosts, by listen address
 	services map[svcKey]*service
 	drained  map[string]bool // backend IDs taken out by Drain
 	wg       sync.WaitGroup  // route and housekeeping goroutines
@@ -136,6 +142,7 @@ func NewManager(cfg Config) *Manager {
 		policy:   ejectPolicy{after: cfg.EjectAfter, base: cfg.EjectFor, max: cfg.EjectMax},
 		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
 		routes:   make(map[string]*route),
+		fronts:   make(map[string]*front),
 		services: make(map[svcKey]*service),
 		drained:  make(map[string]bool),
 	}
@@ -164,6 +171,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.state = running
 	for _, rt := range m.routes {
 		m.start(rt)
+	}
+	for _, f := range m.fronts {
+		m.startFront(f)
 	}
 	m.wg.Add(1)
 	m.mu.Unlock()
@@ -195,6 +205,12 @@ func (m *Manager) start(rt *route) {
 // retire stops rt: its port is free when retire returns; its requests in
 // flight finish in the background. Call with mu held.
 func (m *Manager) retire(rt *route) {
+	if rt.front != nil {
+		m.leaveFront(rt)
+		m.wg.Add(1)
+		go m.stopRoute(rt, rt.started)
+		return
+	}
 	rt.ln.Close()
 	m.wg.Add(1)
 	go m.stopRoute(rt, rt.started)
@@ -262,7 +278,11 @@ func (m *Manager) Sync(routes []Route) error {
 		rt := m.routes[addr]
 		if rt == nil {
 			var err error
-			if rt, err = m.openRoute(addr, r, m.service(r.Project, r.Service)); err != nil {
+			open := m.openRoute
+		if len(r.Hosts) > 0 {
+			open = m.openMember
+		}
+		if rt, err = open(listenAddr(r.Listen), r, m.service(r.Project, r.Service)); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -277,18 +297,22 @@ func (m *Manager) Sync(routes []Route) error {
 	return errors.Join(errs...)
 }
 
-// byAddress keys routes by the address they listen on, in their order,
-// refusing a second route on an address.
+// byAddress keys routes by routeKey, in their order, refusing a second
+// route on an address unless both name their Hosts.
 func byAddress(routes []Route) (want map[string]Route, order []string, errs []error) {
 	want = make(map[string]Route, len(routes))
+	owner := map[string]Route{} // by listen address: the first route on it
 	for _, r := range routes {
 		addr := listenAddr(r.Listen)
-		if other, dup := want[addr]; dup {
+		if other, dup := owner[addr]; dup && (len(r.Hosts) == 0 || len(other.Hosts) == 0 || want[routeKey(r)].Service != "") {
 			errs = append(errs, fmt.Errorf("proxy: %s: listen %s: already published by %s", r.Service, addr, other.Service))
 			continue
 		}
-		want[addr] = r
-		order = append(order, addr)
+		if _, dup := owner[addr]; !dup {
+			owner[addr] = r
+		}
+		want[routeKey(r)] = r
+		order = append(order, routeKey(r))
 	}
 	return want, order, errs
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -32,6 +33,8 @@ type route struct {
 
 	started bool          // serve was started (guarded by Manager.mu)
 	served  chan struct{} // closed when serve returns
+
+	front *front // the shared listener of a route with Hosts; ln and srv are then nil
 }
 
 // listenAddr is the address net.Listen gets for l: an unspecified or
@@ -88,6 +91,10 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 
 // update points the route at r's backends and methods, in place.
 func (rt *route) update(r Route, drained func(string) bool) {
+	if rt.front != nil && !slices.Equal(rt.spec.Hosts, r.Hosts) {
+		rt.spec.Hosts = r.Hosts
+		rt.front.join(rt) // republishes its host table
+	}
 	rt.pool.update(r.Backends, drained)
 	if rt.http != nil {
 		methods := append([]string(nil), r.Idempotent...)
@@ -97,6 +104,9 @@ func (rt *route) update(r Route, drained func(string) bool) {
 
 // serve runs until the route stops.
 func (rt *route) serve() {
+	if rt.front != nil {
+		return // the front serves it
+	}
 	defer close(rt.served)
 	var err error
 	if rt.tcp != nil {
@@ -113,6 +123,12 @@ func (rt *route) serve() {
 // flight finish for up to grace, then cuts the rest, and returns when all
 // of the route's handlers have returned.
 func (rt *route) stop(grace time.Duration, started bool) {
+	if rt.front != nil {
+		// Its front stopped sending it requests; those in flight finish.
+		waitUntil(time.Now().Add(grace), func() bool { return rt.http.active.Load() == 0 })
+		rt.cancel()
+		return
+	}
 	rt.ln.Close()
 	if !started {
 		rt.cancel()

@@ -376,7 +376,11 @@ func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 // Rename gives a container a new name; its network aliases stay.
 func (d *Docker) Rename(ctx context.Context, id, name string) error {
 	d.forget(id)
+	defer d.forget(id) // a List during the call may have cached the old name
 	if _, err := d.c.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
+		if strings.Contains(err.Error(), "same name as its current name") {
+			return nil // done already: a pass saw the old name
+		}
 		err = fmt.Errorf("docker: rename %s to %s: %w", short(id), name, err)
 		if gone(err) {
 			return errs.Wrap(errs.NotFound, err)
