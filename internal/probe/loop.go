@@ -76,7 +76,9 @@ func (p *Prober) record(t *target, l *loop, r Result) {
 	after, id := t.health, t.w.ID
 	p.mu.Unlock()
 
-	changed := false
+	// The first failure of a passing liveness probe is news too: tend may
+	// start a standby before the threshold is reached.
+	changed := l.live && before.Live.Status == Passing && before.Live.Failures == 0 && after.Live.Failures > 0
 	for _, c := range []struct {
 		probe         string
 		before, after Status

@@ -16,7 +16,8 @@ type Config struct {
 	Exec  Execer      // runs exec probes; without it they fail
 	Clock clock.Clock // paces the checks and stamps their results; default clock.Real
 	// OnChange is called whenever the Status of a target's liveness or
-	// readiness changes through a check: from a check loop's goroutine,
+	// readiness changes through a check, and at the first failure of a
+	// passing liveness probe (tend may start a standby): from a check loop's goroutine,
 	// after the new state is visible to Status, and before that loop checks
 	// again. It must not block long. A reset by Sync does not call it.
 	OnChange func(id string)

@@ -193,9 +193,10 @@ func TestProberFailsAfterThreshold(t *testing.T) {
 		t.Errorf("failing after %d sick checks, want 3", n)
 	}
 	changes := h.changed()
-	if len(changes) != 2 {
-		t.Fatalf("OnChange called %d times, want 2 (passing, failing): %+v", len(changes), changes)
+	if len(changes) != 3 || changes[1].Live.Status != Passing || changes[1].Live.Failures != 1 {
+		t.Fatalf("OnChange called %d times, want 3 (passing, first failure, failing): %+v", len(changes), changes)
 	}
+	changes = []Health{changes[0], changes[2]}
 	for i, want := range []Status{Passing, Failing} {
 		if c := changes[i]; c.Live.Status != want || c.Ready.Status != want {
 			t.Errorf("change %d: live %q, ready %q; want both %q", i, c.Live.Status, c.Ready.Status, want)

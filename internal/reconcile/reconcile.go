@@ -130,6 +130,8 @@ const (
 	ReasonReplacementReady  Reason = "replacement-ready"   // the replacement of a sick replica can take over
 	ReasonReplacementFailed Reason = "replacement-failed"  // the replacement exited or fell sick before it took over
 	ReasonDependency        Reason = "dependency-replaced" // a service it depends on (restart: true) was replaced
+	ReasonSuspect           Reason = "suspect"             // its liveness probe began to fail: a standby starts
+	ReasonRecovered         Reason = "recovered"           // the suspect passes again: its standby goes
 )
 
 // Action is one step of a plan.

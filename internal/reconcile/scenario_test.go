@@ -42,6 +42,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the test
 //	exit SVC/SLOT [code=N]   the slot's container exits (code 1 by default)
 //	health SVC/SLOT HEALTH   set its health (healthy, unhealthy, starting)
 //	sick SVC/SLOT [CAUSE]   tend's checks condemn it (cause liveness by default)
+//	suspect SVC/SLOT / well SVC/SLOT   its liveness begins to fail / passes again
 //	ready SVC/SLOT / unready SVC/SLOT   tend's readiness verdict on it
 //	        SVC/SLOT names the slot's own container; SVC/SLOT+ its replacement (surge)
 //	delete SVC/SLOT     remove its container outside tend
@@ -180,7 +181,7 @@ func (w *world) do(cmd string) ([]string, error) {
 		return nil, nil
 	case "exit", "health", "delete", "start":
 		return nil, w.engine(f[0], args)
-	case "sick", "ready", "unready":
+	case "sick", "suspect", "well", "ready", "unready":
 		return nil, w.verdict(f[0], args)
 	case "fail-start":
 		n := 1
@@ -407,6 +408,10 @@ func (w *world) verdict(cmd string, args []string) error {
 		if len(args) > 1 {
 			h.Cause = reconcile.Reason(args[1])
 		}
+	case "suspect":
+		h.Suspect, h.Detail = true, "liveness probe failed once (threshold 3): HTTP 503: sick"
+	case "well":
+		h.Sick, h.Suspect, h.Cause, h.Detail = false, false, "", ""
 	case "ready":
 		h.Ready = true
 	default:

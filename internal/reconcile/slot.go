@@ -82,6 +82,8 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 	case runtime.Running:
 		if hl := s.health[c.ID]; hl.Sick {
 			s.sick(c, hl)
+		} else if hl.Suspect {
+			s.standby(c, hl)
 		}
 	}
 	// Running is the goal. Paused, restarting and removing are the engine's or a

@@ -21,6 +21,9 @@ type Health struct {
 	Detail string
 	// Ready means it may take traffic and may take over from a sick replica.
 	Ready bool
+	// Suspect means its liveness probe, passing until now, has begun to
+	// fail but not yet as often as its threshold: a standby may start.
+	Suspect bool
 }
 
 // splitSurges parts a slot's containers into the slot's own and the
@@ -38,42 +41,69 @@ func splitSurges(cs []runtime.Container, project string, k SlotKey) (own, surges
 }
 
 // sick starts a replacement next to a running replica that must go, so the
-// service never runs short of ready replicas. It counts as a restart: the
-// streak, its backoff and max_attempts apply as to a crash.
+// service never runs short of ready replicas. Replacing counts as a restart
+// (see count): the streak, its backoff and max_attempts apply as to a crash.
 func (s *slotPlanner) sick(c *runtime.Container, hl Health) {
+	n, delay, ok := s.mayReplace(c, hl.Detail)
+	if !ok {
+		return
+	}
+	s.act(Surge, c.ID, hl.Cause, "%s; starting a replacement next to %s (restart %d of this streak, backoff %s)",
+		hl.Detail, c.Name, n+1, delay.Round(time.Millisecond))
+}
+
+// standby starts a replacement next to a replica whose liveness probe has
+// begun to fail, before it reaches its threshold: if the replica is found
+// dead, the standby is ready to take over at once; if it recovers, the
+// standby goes. It waits for the slot's backoff like a replacement.
+func (s *slotPlanner) standby(c *runtime.Container, hl Health) {
+	if _, _, ok := s.mayReplace(c, hl.Detail); !ok {
+		return
+	}
+	s.act(Surge, c.ID, ReasonSuspect, "%s; starting a standby next to %s in case it fails", hl.Detail, c.Name)
+}
+
+// mayReplace applies the slot's restart budget to a replacement of c: it
+// says how many restarts the streak has had and the backoff, or waits (or
+// gives up) and says no.
+func (s *slotPlanner) mayReplace(c *runtime.Container, why string) (int, time.Duration, bool) {
 	h := &s.history
 	if h.GaveUp && runOf(c).Equal(h.Settled) {
 		s.wait(time.Time{}, "gave up after %s; `tend up` tries again", restarts(len(h.Streak)))
-		return
+		return 0, 0, false
 	}
 	b := s.svc.Tend.Backoff
 	if !c.StartedAt.IsZero() && s.now.Sub(c.StartedAt) >= b.ResetAfter && !s.streakSince(c) {
 		h.Streak = nil // it ran long enough before it fell sick: a new streak
 	}
 	p := s.svc.Restart
-	why := hl.Detail
 	if n := attemptsInWindow(h.Streak, p.Window, s.now); p.MaxAttempts > 0 && n >= p.MaxAttempts {
 		h.Settled, h.GaveUp = runOf(c), true
 		s.act(Settle, c.ID, ReasonMaxAttempts, "%s; left running: gave up after %s%s (max_attempts %d)",
 			why, restarts(n), windowText(p.Window), p.MaxAttempts)
-		return
+		return 0, 0, false
 	}
 	n := len(h.Streak)
 	delay := Backoff(p, b, n, s.key.String())
 	if n > 0 {
 		if due := h.Streak[n-1].Add(delay); s.now.Before(due) {
 			s.wait(due, "%s; replacement %d in %s", why, n+1, due.Sub(s.now).Round(time.Millisecond))
-			return
+			return 0, 0, false
 		}
 	}
+	return n, delay, true
+}
+
+// count records a replacement of the slot (one that took over, or one that
+// failed before it could) as a restart of its streak.
+func (s *slotPlanner) count() {
+	h := &s.history
 	h.Streak = append(slices.Clip(h.Streak), s.now)
 	if len(h.Streak) > streakCap {
 		h.Streak = h.Streak[len(h.Streak)-streakCap:]
 	}
 	h.Restarts++
 	h.GaveUp = false
-	s.act(Surge, c.ID, hl.Cause, "%s; starting a replacement next to %s (restart %d of this streak, backoff %s)",
-		why, c.Name, n+1, delay.Round(time.Millisecond))
 }
 
 // streakSince tells whether the last restart of the streak came after c
@@ -95,15 +125,24 @@ func (s *slotPlanner) surge(old *runtime.Container, next runtime.Container, heal
 	case next.State == runtime.Created:
 		s.act(Start, next.ID, ReasonNotStarted, "%s was created but not started", next.Name)
 	case next.State == runtime.Exited || next.State == runtime.Dead:
+		s.count()
 		s.act(Remove, next.ID, ReasonReplacementFailed, "the replacement %s; the old replica stays until the next try", exitText(&next))
 	case hl.Sick:
+		s.count()
 		s.act(Remove, next.ID, ReasonReplacementFailed, "the replacement is sick too (%s); the old replica stays until the next try", hl.Detail)
 	case old == nil:
 		s.takeover("", next, ReasonReplacementReady, "the replacement %s takes the slot's name", next.Name)
 	case old.State != runtime.Running:
+		s.count()
 		s.takeover(old.ID, next, ReasonReplacementReady, "%s is %s; the replacement %s takes over", old.Name, stateText(*old), next.Name)
+	case !health[old.ID].Sick && !health[old.ID].Suspect && next.State == runtime.Running:
+		s.act(Remove, next.ID, ReasonRecovered, "%s passes its checks again; the standby %s goes", old.Name, next.Name)
+	case !health[old.ID].Sick:
+		s.wait(time.Time{}, "%s is suspect; the standby %s waits", old.Name, next.Name)
 	case hl.Ready:
-		s.takeover(old.ID, next, ReasonReplacementReady, "the replacement %s is ready; stopping %s", next.Name, old.Name)
+		s.count()
+		sick := health[old.ID]
+		s.takeover(old.ID, next, sick.Cause, "%s; the replacement %s is ready; stopping %s", sick.Detail, next.Name, old.Name)
 	case next.State == runtime.Running:
 		s.wait(time.Time{}, "the replacement %s is not ready yet", next.Name)
 	}

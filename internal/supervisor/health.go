@@ -100,6 +100,11 @@ func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.H
 	case svc.Tend.Liveness != nil && probed && ph.Live.Status == probe.Failing:
 		h.Sick, h.Cause = true, reconcile.ReasonLiveness
 		h.Detail = fmt.Sprintf("liveness probe failed %s: %s", times(ph.Live.Failures), ph.Live.Last.Output)
+	case svc.Tend.Liveness != nil && probed && ph.Live.Status == probe.Passing && ph.Live.Failures > 0 && svc.Tend.Liveness.FailureThreshold > 1:
+		// It was alive and has begun to fail: a standby starts now, so a
+		// replacement is ready when (if) the threshold is reached.
+		h.Suspect = true
+		h.Detail = fmt.Sprintf("liveness probe failed %d of %d: %s", ph.Live.Failures, svc.Tend.Liveness.FailureThreshold, ph.Live.Last.Output)
 	case c.Health == runtime.HealthUnhealthy:
 		h.Sick, h.Cause = true, reconcile.ReasonUnhealthy
 		h.Detail = "health check failed: " + orNone(c.HealthOutput)
