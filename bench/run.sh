@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Runs tend's benchmarks: builds the demo image and the tend binary, then measures
-# crash-to-serving recovery (bench/recovery), stack start-up (bench/up) and the
-# replacement of a sick replica (bench/heal) against their peers in one go, printing
-# every figure. Run as root from anywhere:
+# crash-to-serving recovery (bench/recovery), stack start-up (bench/up), the
+# replacement of a sick replica (bench/heal) and tend's proxy under load and while
+# replicas are killed (bench/traffic) against their peers in one go, printing every
+# figure. Run as root from anywhere:
 #
 #   bench/run.sh                    # everything, defaults below
 #   TRIALS=7 ROUNDS=3 bench/run.sh  # fewer trials / rounds
 #   PEERS=always,swarm-0s bench/run.sh
 #   BENCHES=heal bench/run.sh       # only the heal benchmark
+#   BENCHES=traffic TRAFFIC_ROUNDS=1 bench/run.sh
 #
 # Settings (environment): BENCHES (which to run, comma-separated, default
-# recovery,up,heal), TRIALS (crashes per peer, default 9), ROUNDS (up/down rounds per
-# peer, default 3), PEERS (recovery peers, default always,swarm,swarm-0s,tend), SWARM_NET
-# (overlay or bridge, default overlay), HEALTH (services with a health check in the up
-# benchmark, default 0), HEAL_TRIALS (sick replicas per peer, default 5), HEAL_PEERS
-# (heal peers, default tend,tend-hc,swarm-0s,swarm,docker). Everything the benchmarks
-# create is removed at the end.
+# recovery,up,heal,traffic), TRIALS (crashes per peer, default 9), ROUNDS (up/down
+# rounds per peer, default 3), PEERS (recovery peers, default always,swarm,swarm-0s,tend),
+# SWARM_NET (overlay or bridge, default overlay), HEALTH (services with a health check in
+# the up benchmark, default 0), HEAL_TRIALS (sick replicas per peer, default 5),
+# HEAL_PEERS (heal peers, default tend,tend-hc,swarm-0s,swarm,docker), TRAFFIC_ROUNDS (wrk
+# rounds per target, default 3). bench/traffic drives wrk and nginx: bench/traffic/tools.sh
+# installs them with apt-get when they are missing. Everything the benchmarks create is
+# removed at the end.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,8 +51,9 @@ echo "== building the benchmarks"
 "$go" build -o "$tmp/recovery" ./bench/recovery
 "$go" build -o "$tmp/up" ./bench/up
 "$go" build -o "$tmp/heal" ./bench/heal
+"$go" build -o "$tmp/traffic" ./bench/traffic
 
-benches=",${BENCHES:-recovery,up,heal},"
+benches=",${BENCHES:-recovery,up,heal,traffic},"
 rc=0
 if [[ $benches == *,recovery,* ]]; then
 	echo
@@ -66,5 +71,15 @@ if [[ $benches == *,heal,* ]]; then
 	echo "== heal: sick replica -> replaced"
 	"$tmp/heal" -trials "${HEAL_TRIALS:-5}" -peers "${HEAL_PEERS:-tend,tend-hc,swarm-0s,swarm,docker}" \
 		-tend "$tend" || rc=1
+fi
+if [[ $benches == *,traffic,* ]]; then
+	echo
+	echo "== traffic: tend's proxy against nginx, and requests while replicas are killed"
+	if bench/traffic/tools.sh; then
+		"$tmp/traffic" -rounds "${TRAFFIC_ROUNDS:-3}" -tend "$tend" || rc=1
+	else
+		echo "bench/traffic: wrk and nginx could not be installed; not measured"
+		rc=1
+	fi
 fi
 exit "$rc"
