@@ -357,7 +357,7 @@ func (w *world) plan() ([]string, error) {
 func (w *world) execute(a reconcile.Action) error {
 	svc, _ := w.p.Service(a.Service)
 	create := func() error {
-		id, err := w.rt.Create(w.ctx, w.p, svc, a.Slot, runtime.ContainerName(w.p.Name, svc.Name, a.Slot))
+		id, err := w.rt.Create(w.ctx, w.p, svc, runtime.Replica{Slot: a.Slot, Name: runtime.ContainerName(w.p.Name, svc.Name, a.Slot)})
 		if err != nil {
 			return err
 		}
@@ -376,7 +376,7 @@ func (w *world) execute(a reconcile.Action) error {
 	case reconcile.Remove:
 		return w.rt.Remove(w.ctx, a.Container)
 	case reconcile.Surge:
-		id, err := w.rt.Create(w.ctx, w.p, svc, a.Slot, runtime.SurgeName(w.p.Name, svc.Name, a.Slot))
+		id, err := w.rt.Create(w.ctx, w.p, svc, runtime.Replica{Slot: a.Slot, Name: runtime.SurgeName(w.p.Name, svc.Name, a.Slot)})
 		if err != nil {
 			return err
 		}

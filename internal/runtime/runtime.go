@@ -76,8 +76,8 @@ type Event struct {
 type Runtime interface {
 	// List returns the containers labelled with project, or with any project when it is "".
 	List(ctx context.Context, project string) ([]Container, error)
-	// Create makes (but does not start) replica slot of svc under name and returns its ID.
-	Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error)
+	// Create makes (but does not start) replica r of svc and returns its ID.
+	Create(ctx context.Context, p *spec.Project, svc *spec.Service, r Replica) (string, error)
 	// Rename gives a container a new name.
 	Rename(ctx context.Context, id, name string) error
 	Start(ctx context.Context, id string) error
@@ -98,6 +98,9 @@ type Runtime interface {
 	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
 
 	EnsureNetwork(ctx context.Context, project string, n spec.Network) error
+	// NetworkGateway is the host's address on a network (its gateway), or
+	// "" when it has none (an internal or non-bridge network).
+	NetworkGateway(ctx context.Context, name string) (string, error)
 	RemoveNetwork(ctx context.Context, n spec.Network) error
 	EnsureVolume(ctx context.Context, project string, v spec.Volume) error
 	RemoveVolume(ctx context.Context, v spec.Volume) error
@@ -112,6 +115,16 @@ type Runtime interface {
 	// Events streams engine events about tend containers until ctx ends or the
 	// stream breaks; the error channel then yields why (nil when ctx ended).
 	Events(ctx context.Context) (<-chan Event, <-chan error)
+}
+
+// Replica says which container of a service to make: its slot, its name,
+// and what tend adds beside the spec (not part of the spec's hash).
+type Replica struct {
+	Slot int
+	Name string
+	// Hosts are added to the container's /etc/hosts: service names that
+	// resolve to tend's proxy on the network's gateway (in-stack calls).
+	Hosts []spec.ExtraHost
 }
 
 // ExecResult is how a command run in a container ended.

@@ -65,7 +65,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 		}
 		health := s.verdicts(&rec.Project, byProject[rec.Project.Name])
 		seenNow[rec.Project.Name] = seenProject{p: &rec.Project, cs: byProject[rec.Project.Name]}
-		rs = append(rs, routes(&rec.Project, byProject[rec.Project.Name], health)...)
+		rs = append(rs, s.allRoutes(ctx, &rec.Project, byProject[rec.Project.Name], health)...)
 		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], health, seen))
 	}
 	s.remember(seenNow)
@@ -307,7 +307,9 @@ func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.A
 }
 
 func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
-	id, err := s.cfg.Runtime.Create(ctx, p, svc, slot, name)
+	published := routes(p, nil, nil)
+	hosts := inStackHosts(p, svc, inStackTargets(p, s.gatewaysOf(ctx, p), published))
+	id, err := s.cfg.Runtime.Create(ctx, p, svc, runtime.Replica{Slot: slot, Name: name, Hosts: hosts})
 	if err != nil {
 		if id != "" {
 			_ = s.cfg.Runtime.Remove(ctx, id) // half made: the next pass makes it again
@@ -420,6 +422,9 @@ func (s *Supervisor) teardown(ctx context.Context, name string) {
 	}
 	s.mu.Lock()
 	delete(s.downs, p.Name)
+	for _, n := range p.Networks {
+		delete(s.gateways, n.Name) // a network made again may get another subnet
+	}
 	s.mu.Unlock()
 	s.journal(e)
 	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {

@@ -57,7 +57,8 @@ type Supervisor struct {
 	trafficErr string               // the proxy's last failure to serve a port, journaled once
 	// seen is the last pass's view of each project, for updating the
 	// proxy between passes (a probe verdict, a container's death).
-	seen map[string]seenProject
+	seen     map[string]seenProject
+	gateways map[string]string // the host's address on each network, by engine name
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with
@@ -83,7 +84,7 @@ func New(cfg Config) *Supervisor {
 	}
 	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
-		condemned: map[string]condemned{}, ready: map[string]bool{}, seen: map[string]seenProject{}}
+		condemned: map[string]condemned{}, ready: map[string]bool{}, seen: map[string]seenProject{}, gateways: map[string]string{}}
 	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(id string) { s.onProbeChange(id) }})
 	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})
 	return s

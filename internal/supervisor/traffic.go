@@ -34,17 +34,37 @@ func routes(p *spec.Project, cs []runtime.Container, health map[string]reconcile
 			if port.Protocol != "tcp" {
 				continue // UDP is published by the engine
 			}
-			r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port)}
-			for _, c := range cs {
-				ip, err := netip.ParseAddr(c.IP)
-				if c.Service != svc.Name || c.State != runtime.Running || err != nil {
-					continue
-				}
-				r.Backends = append(r.Backends, proxy.Backend{ID: c.ID, Replica: svc.Name + "/" + strconv.Itoa(c.Slot),
-					Addr: netip.AddrPortFrom(ip, port.ContainerPort), Ready: health[c.ID].Ready})
-			}
-			out = append(out, r)
+			out = append(out, routeFor(p, svc, port, cs, health))
 		}
+	}
+	return out
+}
+
+// routeFor is the route of one published port of svc over its running replicas.
+func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.Container, health map[string]reconcile.Health) proxy.Route {
+	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port)}
+	for _, c := range cs {
+		ip, err := netip.ParseAddr(c.IP)
+		if c.Service != svc.Name || c.State != runtime.Running || err != nil {
+			continue
+		}
+		r.Backends = append(r.Backends, proxy.Backend{ID: c.ID, Replica: svc.Name + "/" + strconv.Itoa(c.Slot),
+			Addr: netip.AddrPortFrom(ip, port.ContainerPort), Ready: health[c.ID].Ready})
+	}
+	return r
+}
+
+// allRoutes are a project's published routes and its in-stack ones.
+func (s *Supervisor) allRoutes(ctx context.Context, p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) []proxy.Route {
+	published := routes(p, cs, health)
+	return append(published, inStackRoutes(p, inStackTargets(p, s.gatewaysOf(ctx, p), published), cs, health)...)
+}
+
+// gatewaysOf are the known gateways of p's networks, by engine name.
+func (s *Supervisor) gatewaysOf(ctx context.Context, p *spec.Project) map[string]string {
+	out := map[string]string{}
+	for _, n := range p.Networks {
+		out[n.Name] = s.gateway(ctx, n.Name)
 	}
 	return out
 }
@@ -175,7 +195,7 @@ func (s *Supervisor) retraffic() {
 	var rs []proxy.Route
 	for _, name := range slices.Sorted(maps.Keys(seen)) {
 		sp := seen[name]
-		rs = append(rs, routes(sp.p, sp.cs, s.verdicts(sp.p, sp.cs))...)
+		rs = append(rs, s.allRoutes(context.Background(), sp.p, sp.cs, s.verdicts(sp.p, sp.cs))...)
 	}
 	s.syncTraffic(rs)
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"io"
 	"net"
 	"net/http"
@@ -237,4 +238,49 @@ func curlUnix(t *testing.T, socket, path string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+func TestInStackCallsGoThroughTheProxyByName(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	name, file := d.project(fmt.Sprintf(`
+services:
+  api:
+    image: tend-demo:dev
+    ports:
+      - {target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}
+  web:
+    image: tend-demo:dev
+    ports:
+      - {target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}
+  client:
+    image: tend-demo:dev
+    depends_on: [api, web]
+`, freePort(t), freePort(t)))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	client := name + "-client-1"
+	post(t, name+"-api-1", "/sick") // api's /health answers 503, web's 200
+	call := func(url string) (string, error) {
+		out, err := exec.Command("docker", "exec", client, "/demo", "-probe", url).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := call("http://web:8080/health"); err != nil || !strings.Contains(out, "200") {
+		t.Errorf("client -> web:8080/health: %q %v, want 200", out, err)
+	}
+	if out, _ := call("http://api:8080/health"); !strings.Contains(out, "503") {
+		t.Errorf("client -> api:8080/health: %q, want api's 503 (the Host header picks the service)", out)
+	}
+	// Nothing else sent requests: these are the client's, through tend.
+	metrics := curlUnix(t, d.socket, "/metrics")
+	for svc, code := range map[string]string{"api": "503", "web": "200"} {
+		found := false
+		for _, l := range strings.Split(metrics, "\n") {
+			if strings.HasPrefix(l, "tend_proxy_requests_total{") && strings.Contains(l, `service="`+svc+`"`) && strings.Contains(l, `code="`+code+`"`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("/metrics has no %s request of %s: the in-stack call did not go through tend\n%.3000s", code, svc, metrics)
+		}
+	}
 }

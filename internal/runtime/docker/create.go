@@ -152,6 +152,24 @@ func volumeName(p *spec.Project, key string) string {
 	return p.Name + "_" + key
 }
 
+// NetworkGateway is the gateway of a network's first IPAM pool: the host's
+// address on a bridge network.
+func (d *Docker) NetworkGateway(ctx context.Context, name string) (string, error) {
+	res, err := d.c.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker: inspect network %s: %w", name, err)
+	}
+	if res.Network.Internal {
+		return "", nil // the host is not reachable from an internal network
+	}
+	for _, c := range res.Network.IPAM.Config {
+		if c.Gateway.IsValid() && c.Gateway.Is4() {
+			return c.Gateway.String(), nil
+		}
+	}
+	return "", nil
+}
+
 func (d *Docker) EnsureNetwork(ctx context.Context, project string, n spec.Network) error {
 	_, err := d.c.NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{})
 	switch {

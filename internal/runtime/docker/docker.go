@@ -349,9 +349,13 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 	return out, errc
 }
 
-func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
-	opts, extra, err := createOptions(p, svc, slot)
+func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, r runtime.Replica) (string, error) {
+	name := r.Name
+	opts, extra, err := createOptions(p, svc, r.Slot)
 	opts.Name = name
+	for _, h := range r.Hosts {
+		opts.HostConfig.ExtraHosts = append(opts.HostConfig.ExtraHosts, h.Host+":"+h.IP)
+	}
 	if err != nil {
 		return "", fmt.Errorf("docker: create %s: %w", name, err)
 	}

@@ -9,7 +9,7 @@
 //
 //	rt := fake.New()
 //	rt.SetClock(clk.Now)                        // e.g. a clock.Fake
-//	id, _ := rt.Create(ctx, p, svc, 1)          // "web-1", state created
+//	id, _ := rt.Create(ctx, p, svc, runtime.Replica{Slot: 1, Name: "demo-web-1"}) // state created
 //	_ = rt.Start(ctx, id)                       // running
 //	rt.Exit(id, 1)                              // exited with code 1, a "die" event
 //	rt.FailNext(fake.MethodStart, errBoom)      // the next Start returns errBoom

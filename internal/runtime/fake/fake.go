@@ -160,7 +160,8 @@ func (f *Fake) List(_ context.Context, project string) ([]runtime.Container, err
 	return out, nil
 }
 
-func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, slot int, name string) (string, error) {
+func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, r runtime.Replica) (string, error) {
+	slot, name := r.Slot, r.Name
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	args := []string{p.Name, svc.Name, strconv.Itoa(slot)}
@@ -312,6 +313,16 @@ func (f *Fake) EnsureNetwork(_ context.Context, project string, n spec.Network) 
 	}
 	f.networks[n.Name] = true
 	return nil
+}
+
+// NetworkGateway answers 10.99.0.1 for every network the fake has.
+func (f *Fake) NetworkGateway(_ context.Context, name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.networks[name] {
+		return "", errs.E(errs.NotFound, "fake: network %s not found", name)
+	}
+	return "10.99.0.1", nil
 }
 
 func (f *Fake) RemoveNetwork(_ context.Context, n spec.Network) error {

@@ -37,13 +37,13 @@ func TestLifecycle(t *testing.T) {
 	rt := fake.New()
 	rt.SetClock(clk.Now)
 
-	if _, err := rt.Create(ctx, p, web, 1, "demo-web-1"); errs.KindOf(err) != errs.NotFound {
+	if _, err := rt.Create(ctx, p, web, runtime.Replica{Slot: 1, Name: "demo-web-1"}); errs.KindOf(err) != errs.NotFound {
 		t.Fatalf("create before its network exists: err = %v, want not-found", err)
 	}
 	if err := rt.EnsureNetwork(ctx, p.Name, p.Networks[0]); err != nil {
 		t.Fatal(err)
 	}
-	id, err := rt.Create(ctx, p, web, 1, "demo-web-1")
+	id, err := rt.Create(ctx, p, web, runtime.Replica{Slot: 1, Name: "demo-web-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +96,15 @@ func TestCreateRefusesATakenName(t *testing.T) {
 	p := project()
 	api, _ := p.Service("api")
 	rt := fake.New()
-	first, err := rt.Create(ctx, p, api, 1, "demo-api-1")
+	first, err := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.Create(ctx, p, api, 1, "demo-api-1"); errs.KindOf(err) != errs.Conflict {
+	if _, err := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"}); errs.KindOf(err) != errs.Conflict {
 		t.Fatalf("second create of demo-api-1: err = %v, want conflict", err)
 	}
 	mustDo(t, rt.Delete(first))
-	if _, err := rt.Create(ctx, p, api, 1, "demo-api-1"); err != nil {
+	if _, err := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"}); err != nil {
 		t.Fatalf("create after the first was deleted: %v", err)
 	}
 }
@@ -114,7 +114,7 @@ func TestFailNext(t *testing.T) {
 	p := project()
 	api, _ := p.Service("api")
 	rt := fake.New()
-	id, _ := rt.Create(ctx, p, api, 1, "demo-api-1")
+	id, _ := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
 	boom := errors.New("boom")
 	rt.FailNext(fake.MethodStart, boom)
 	rt.FailNext(fake.MethodStart, boom)
@@ -137,7 +137,7 @@ func TestHealth(t *testing.T) {
 	p := project()
 	api, _ := p.Service("api")
 	rt := fake.New()
-	id, _ := rt.Create(ctx, p, api, 1, "demo-api-1")
+	id, _ := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
 	if err := rt.SetHealth(id, runtime.HealthHealthy); errs.KindOf(err) != errs.Conflict {
 		t.Errorf("health of a created container: err = %v, want conflict", err)
 	}
@@ -193,7 +193,7 @@ func TestEvents(t *testing.T) {
 	rt := fake.New()
 	events, errc := rt.Events(ctx)
 
-	id, _ := rt.Create(ctx, p, api, 1, "demo-api-1")
+	id, _ := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
 	mustDo(t, rt.Start(ctx, id))
 	mustDo(t, rt.SetHealth(id, runtime.HealthHealthy))
 	mustDo(t, rt.Exit(id, 1))
@@ -221,7 +221,7 @@ func TestBreakEvents(t *testing.T) {
 	api, _ := p.Service("api")
 	rt := fake.New()
 	events, errc := rt.Events(ctx)
-	rt.Create(ctx, p, api, 1, "demo-api-1")
+	rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
 	lost := errors.New("connection lost")
 	rt.BreakEvents(lost)
 	if e := <-events; e.Action != "create" {
