@@ -19,6 +19,7 @@ if [ "${1:-}" = down ]; then
     "$TEND" down -p "$PROJECT" --volumes || true
     [ -f "$STATE/tend.pid" ] && kill "$(cat "$STATE/tend.pid")" 2>/dev/null || true
   fi
+  pkill -f "serve --data $STATE/data" 2>/dev/null || true # a daemon whose socket is gone
   rm -rf "$STATE"
   echo "demo removed"
   exit 0
