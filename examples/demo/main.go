@@ -18,6 +18,7 @@
 //	POST /fail         GET / answers 500 from now on (a replica that errors while its /health is fine)
 //	POST /heal         undo /sick, /fail and /slow
 //	POST /log?line=T   print T as one line on stdout
+//	GET  /ws           WebSocket echo: each text message comes back as "<hostname>: <message>"
 //	POST /flood?mb=N[&line=T]   print N MiB of filler lines as fast as it can, then T
 //
 // The control endpoints (POST) are never slowed down, so a test can always undo a fault
@@ -222,6 +223,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /heal", s.handleHeal)
 	mux.HandleFunc("POST /log", s.handleLog)
 	mux.HandleFunc("POST /flood", s.handleFlood)
+	mux.HandleFunc("GET /ws", s.handleWS)
 	return mux
 }
 

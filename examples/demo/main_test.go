@@ -331,3 +331,47 @@ func TestBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestWebSocketEcho(t *testing.T) {
+	_, _, ts := newTestServer(t)
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/ws", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// RFC 6455's example key and its answer.
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("handshake: %d %v", resp.StatusCode, resp.Header)
+	}
+	rw, ok := resp.Body.(io.ReadWriter)
+	if !ok {
+		t.Fatal("101 response body is not writable")
+	}
+	msg := "hi"
+	frame := []byte{0x81, 0x80 | byte(len(msg)), 9, 8, 7, 6}
+	for i := range len(msg) {
+		frame = append(frame, msg[i]^[]byte{9, 8, 7, 6}[i%4])
+	}
+	if _, err := rw.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	h := make([]byte, 2)
+	if _, err := io.ReadFull(rw, h); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, h[1]&0x7f)
+	if _, err := io.ReadFull(rw, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(p), ": hi") || h[0] != 0x81 {
+		t.Errorf("echo: %x %q", h, p)
+	}
+	if code, _ := do(t, ts, "GET", "/ws"); code != http.StatusBadRequest {
+		t.Errorf("GET /ws without an upgrade = %d, want 400", code)
+	}
+}
