@@ -339,3 +339,38 @@ services:
 		return ok && strings.Contains(e.Message, "connection refused")
 	})
 }
+
+func TestLogRuleRestartsDependents(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	name, file := d.project(`
+services:
+  db:
+    image: tend-demo:dev
+    x-tend:
+      logs:
+        - {pattern: "connections reset", action: restart-dependents}
+  api:
+    image: tend-demo:dev
+    depends_on: [db]
+  cron:
+    image: tend-demo:dev
+`)
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	db := containerID(t, name+"-db-1")
+	apiStart, cronStart := startedAt(t, name+"-api-1"), startedAt(t, name+"-cron-1")
+	post(t, name+"-db-1", "/log?line=all+connections+reset")
+	waitFor(t, 15*time.Second, "api restarted", func() bool {
+		_, ok := findEvent(d.events(name), "api", "restart", "dependency-replaced")
+		return ok && startedAt(t, name+"-api-1").After(apiStart)
+	})
+	if containerID(t, name+"-db-1") != db {
+		t.Error("db itself was replaced; the rule asks only for its dependents")
+	}
+	if !startedAt(t, name+"-cron-1").Equal(cronStart) {
+		t.Error("cron, which does not depend on db, was restarted")
+	}
+	if e, ok := findEvent(d.events(name), "db", "log-match", "restart-dependents"); !ok || !strings.Contains(e.Message, "all connections reset") {
+		t.Errorf("want the matching line in the journal, got %+v", d.events(name))
+	}
+}
