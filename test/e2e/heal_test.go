@@ -26,6 +26,14 @@ func TestKilledAndRemovedContainersComeBack(t *testing.T) {
 		reps := d.ps(name)
 		return len(reps) == 2 && reps[0].State == "running" && reps[1].State == "running"
 	})
+	// The journal entry is written once the action returns, a moment after
+	// the engine reports the container running.
+	waitFor(t, 5*time.Second, "the journal of both heals", func() bool {
+		es := d.events(name)
+		_, restarted := findEvent(es, "web", "restart", "exited")
+		_, created := findEvent(es, "web", "create", "missing")
+		return restarted && created
+	})
 	es := d.events(name)
 	if e, ok := findEvent(es, "web", "restart", "exited"); !ok || !strings.Contains(e.Message, "code 137") {
 		t.Errorf("docker kill: want a restart with exit code 137 in the journal, got %+v", es)
