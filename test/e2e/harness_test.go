@@ -191,15 +191,16 @@ func (d *daemon) ps(project string) []replica {
 }
 
 type entry struct {
-	Seq     uint64    `json:"seq"`
-	Time    time.Time `json:"time"`
-	Project string    `json:"project"`
-	Service string    `json:"service"`
-	Slot    int       `json:"slot"`
-	Action  string    `json:"action"`
-	Reason  string    `json:"reason"`
-	Message string    `json:"message"`
-	Error   string    `json:"error"`
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Project   string    `json:"project"`
+	Service   string    `json:"service"`
+	Slot      int       `json:"slot"`
+	Container string    `json:"container"`
+	Action    string    `json:"action"`
+	Reason    string    `json:"reason"`
+	Message   string    `json:"message"`
+	Error     string    `json:"error"`
 }
 
 func (d *daemon) events(project string) []entry {

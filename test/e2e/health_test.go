@@ -26,6 +26,15 @@ func replaced(t *testing.T, d *daemon, project, container, old string, timeout t
 		id = containerID(t, container)
 		return id != "" && id != old && containerID(t, container+"-next") == "" && !containerExists(t, old)
 	})
+	// The journal entry is written once the takeover returns, a moment later.
+	waitFor(t, 5*time.Second, "the takeover of "+container+" in the journal", func() bool {
+		for _, e := range d.events(project) {
+			if e.Action == "takeover" && strings.HasPrefix(old, e.Container) && e.Container != "" {
+				return true
+			}
+		}
+		return false
+	})
 	return id
 }
 

@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
