@@ -13,9 +13,9 @@ import (
 	"strconv"
 
 	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/store"
-	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 

@@ -279,10 +279,10 @@ func (m *Manager) Sync(routes []Route) error {
 		if rt == nil {
 			var err error
 			open := m.openRoute
-		if len(r.Hosts) > 0 {
-			open = m.openMember
-		}
-		if rt, err = open(listenAddr(r.Listen), r, m.service(r.Project, r.Service)); err != nil {
+			if len(r.Hosts) > 0 {
+				open = m.openMember
+			}
+			if rt, err = open(listenAddr(r.Listen), r, m.service(r.Project, r.Service)); err != nil {
 				errs = append(errs, err)
 				continue
 			}

@@ -85,7 +85,7 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 	}
 	svc := &spec.Service{
 		Name: "db", Image: "tend-demo:dev", Command: []string{"-name", "db"},
-		Environment:     map[string]string{"B": "2", "A": "1"},
+		Environment: map[string]string{"B": "2", "A": "1"},
 		Ports: []spec.Port{{HostIP: "127.0.0.1", HostPort: 5432, ContainerPort: 8080, Protocol: "tcp"},
 			{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
 		Mounts:          []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/data"}, {Type: spec.MountBind, Source: "/etc/hosts", Target: "/h", ReadOnly: true}},
