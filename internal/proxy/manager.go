@@ -195,10 +195,15 @@ func (m *Manager) Run(ctx context.Context) error {
 // start serves rt. Call with mu held, while running.
 func (m *Manager) start(rt *route) {
 	rt.started = true
+	m.spawn(rt.serve)
+}
+
+// spawn runs fn in a goroutine Run waits for.
+func (m *Manager) spawn(fn func()) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		rt.serve()
+		fn()
 	}()
 }
 
@@ -207,18 +212,11 @@ func (m *Manager) start(rt *route) {
 func (m *Manager) retire(rt *route) {
 	if rt.front != nil {
 		m.leaveFront(rt)
-		m.wg.Add(1)
-		go m.stopRoute(rt, rt.started)
-		return
+	} else {
+		rt.ln.Close()
 	}
-	rt.ln.Close()
-	m.wg.Add(1)
-	go m.stopRoute(rt, rt.started)
-}
-
-func (m *Manager) stopRoute(rt *route, started bool) {
-	defer m.wg.Done()
-	rt.stop(m.cfg.Grace, started)
+	started := rt.started
+	m.spawn(func() { rt.stop(m.cfg.Grace, started) })
 }
 
 // housekeep brings ejected backends back on time even when no request

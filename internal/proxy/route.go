@@ -75,18 +75,24 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 		return rt, nil
 	}
 	rt.http = newHTTPRoute(rt.pool, m.transport, &m.bufs, lg)
+	rt.srv = newHTTPServer(rt.http, lg, rt.ctx)
+	return rt, nil
+}
+
+// newHTTPServer serves h to clients speaking HTTP/1.1 or cleartext HTTP/2;
+// base is the context every request starts from.
+func newHTTPServer(h http.Handler, log *slog.Logger, base context.Context) *http.Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	rt.srv = &http.Server{
-		Handler:           rt.http,
+	return &http.Server{
+		Handler:           h,
 		Protocols:         &protos,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(lg.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return rt.ctx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
-	return rt, nil
 }
 
 // update points the route at r's backends and methods, in place.

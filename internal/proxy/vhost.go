@@ -49,16 +49,7 @@ func (m *Manager) openFront(addr string, service string) (*front, error) {
 	}
 	f := &front{addr: addr, ln: ln, members: map[*route]bool{}, served: make(chan struct{})}
 	f.routes.Store(&map[string]*httpRoute{})
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	f.srv = &http.Server{
-		Handler:           f,
-		Protocols:         &protos,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
-	}
+	f.srv = newHTTPServer(f, m.log, context.Background())
 	return f, nil
 }
 
@@ -154,11 +145,7 @@ func (m *Manager) openMember(addr string, r Route, svc *service) (*route, error)
 // startFront serves f. Call with m.mu held, while running.
 func (m *Manager) startFront(f *front) {
 	f.started = true
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		f.serve()
-	}()
+	m.spawn(f.serve)
 }
 
 // leaveFront takes a retired route from its front and stops the front when
@@ -170,9 +157,6 @@ func (m *Manager) leaveFront(rt *route) {
 	}
 	delete(m.fronts, f.addr)
 	f.ln.Close()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		f.stop(m.cfg.Grace, f.started)
-	}()
+	started := f.started
+	m.spawn(func() { f.stop(m.cfg.Grace, started) })
 }
