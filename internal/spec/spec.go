@@ -164,6 +164,17 @@ const (
 	DefaultBackoffResetAfter = 10 * time.Second
 )
 
+// NetworkName is the engine's name of the project network keyed key in
+// the compose file: its declared name, or <project>_<key>.
+func (p *Project) NetworkName(key string) string {
+	for _, n := range p.Networks {
+		if n.Key == key {
+			return n.Name
+		}
+	}
+	return p.Name + "_" + key
+}
+
 // Service returns the named service, or false.
 func (p *Project) Service(name string) (*Service, bool) {
 	for i := range p.Services {

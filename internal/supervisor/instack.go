@@ -72,7 +72,7 @@ func inStackTargets(p *spec.Project, gateways map[string]string, published []pro
 				continue
 			}
 			for _, na := range svc.Networks {
-				name := networkEngineName(p, na.Network)
+				name := p.NetworkName(na.Network)
 				gw, err := netip.ParseAddr(gateways[name])
 				if err != nil {
 					continue
@@ -86,15 +86,6 @@ func inStackTargets(p *spec.Project, gateways map[string]string, published []pro
 		}
 	}
 	return out
-}
-
-func networkEngineName(p *spec.Project, key string) string {
-	for _, n := range p.Networks {
-		if n.Key == key {
-			return n.Name
-		}
-	}
-	return p.Name + "_" + key
 }
 
 // inStackRoutes are the routes of the targets, over the same replicas as
@@ -117,7 +108,7 @@ func inStackRoutes(p *spec.Project, targets []inStackTarget, cs []runtime.Contai
 func inStackHosts(p *spec.Project, svc *spec.Service, targets []inStackTarget) []spec.ExtraHost {
 	var out []spec.ExtraHost
 	for _, na := range svc.Networks {
-		name := networkEngineName(p, na.Network)
+		name := p.NetworkName(na.Network)
 		for _, t := range targets {
 			if t.network != name || slices.ContainsFunc(out, func(h spec.ExtraHost) bool { return h.Host == t.svc.Name }) {
 				continue

@@ -70,7 +70,7 @@ func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.Contain
 	endpoints := map[string]*network.EndpointSettings{}
 	var first string
 	for i, a := range svc.Networks {
-		name := networkName(p, a.Network)
+		name := p.NetworkName(a.Network)
 		endpoints[name] = &network.EndpointSettings{Aliases: append([]string{svc.Name}, a.Aliases...)}
 		if i == 0 {
 			first = name
@@ -132,15 +132,6 @@ func ports(svc *spec.Service, slot int, cfg *container.Config, host *container.H
 		host.PortBindings[port] = append(host.PortBindings[port], b)
 	}
 	return nil
-}
-
-func networkName(p *spec.Project, key string) string {
-	for _, n := range p.Networks {
-		if n.Key == key {
-			return n.Name
-		}
-	}
-	return p.Name + "_" + key
 }
 
 func volumeName(p *spec.Project, key string) string {

@@ -177,7 +177,7 @@ func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, r r
 		}
 	}
 	for _, a := range svc.Networks {
-		if n := networkName(p, a.Network); !f.networks[n] {
+		if n := p.NetworkName(a.Network); !f.networks[n] {
 			return "", errs.E(errs.NotFound, "fake: create %s: network %s not found", name, n)
 		}
 	}
@@ -195,15 +195,6 @@ func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, r r
 	f.containers[c.ID] = &container{c: c, hasHealth: svc.Healthcheck != nil && !svc.Healthcheck.Disable}
 	f.emit(c, "create")
 	return c.ID, nil
-}
-
-func networkName(p *spec.Project, key string) string {
-	for _, n := range p.Networks {
-		if n.Key == key {
-			return n.Name
-		}
-	}
-	return p.Name + "_" + key
 }
 
 func (f *Fake) Start(_ context.Context, id string) error {
