@@ -22,11 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"runtime"
-	"slices"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -42,7 +37,7 @@ const (
 
 type config struct {
 	trials         int
-	peers          []string
+	peers          []harness.Peer
 	image          string
 	tendBin        string
 	settle         time.Duration
@@ -55,12 +50,12 @@ type config struct {
 }
 
 // allPeers is the order peers are listed in.
-var allPeers = []struct{ key, name string }{
-	{"tend", "tend (x-tend liveness)"},
-	{"tend-hc", "tend (healthcheck only)"},
-	{"swarm-0s", "swarm (delay 0s)"},
-	{"swarm", "swarm (default delay)"},
-	{"docker", "docker restart=always"},
+var allPeers = []harness.Peer{
+	{Key: "tend", Name: "tend (x-tend liveness)"},
+	{Key: "tend-hc", Name: "tend (healthcheck only)"},
+	{Key: "swarm-0s", Name: "swarm (delay 0s)"},
+	{Key: "swarm", Name: "swarm (default delay)"},
+	{Key: "docker", Name: "docker restart=always"},
 }
 
 func main() {
@@ -78,34 +73,22 @@ func main() {
 	flag.DurationVar(&c.linger, "linger", time.Second, "after a trial, keep following events this long for the sick container's removal (not part of the time)")
 	flag.BoolVar(&c.neigh, "neigh-reset", true, "delete the new container's neighbour (ARP) entry after each failed attempt (see bench/recovery)")
 	flag.Parse()
-	c.peers = strings.Split(peers, ",")
-	for _, k := range c.peers {
-		if !slices.ContainsFunc(allPeers, func(p struct{ key, name string }) bool { return p.key == k }) {
-			fmt.Fprintf(os.Stderr, "heal: unknown peer %q\n", k)
-			os.Exit(2)
-		}
+	var err error
+	if c.peers, err = harness.PickPeers(allPeers, peers); err != nil {
+		fmt.Fprintf(os.Stderr, "heal: %v\n", err)
+		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, c)
-	stop()
-	os.Exit(code)
+	harness.Main(func(ctx context.Context) int { return run(ctx, c) })
 }
 
 func run(ctx context.Context, c config) (code int) {
 	d := harness.NewDocker()
-	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
-		fmt.Fprintf(os.Stderr, "heal: image %s: %v (build it with examples/demo/build.sh)\n", c.image, err)
+	neigh, err := harness.Preflight(ctx, d, c.image, c.neigh)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "heal: %v\n", err)
 		return 1
 	}
-	var neigh *harness.Neighbours
-	if c.neigh {
-		var err error
-		if neigh, err = harness.OpenNeighbours(); err != nil {
-			fmt.Fprintf(os.Stderr, "heal: %v (run as root, or -neigh-reset=false)\n", err)
-			return 1
-		}
-		defer neigh.Close()
-	}
+	defer neigh.Close()
 	m := newMeter(c, neigh, d)
 	e := &env{d: d, image: c.image, tendBin: c.tendBin, startupMax: 90 * time.Second, settle: c.settle}
 
@@ -113,10 +96,8 @@ func run(ctx context.Context, c config) (code int) {
 	sweepLeftovers(ctx, d)
 
 	var peers []*peer
-	for _, p := range allPeers {
-		if slices.Contains(c.peers, p.key) {
-			peers = append(peers, &peer{key: p.key, name: p.name})
-		}
+	for _, p := range c.peers {
+		peers = append(peers, &peer{key: p.Key, name: p.Name})
 	}
 	// Cleanup runs even after ^C, under its own deadline, which starts when it does.
 	defer func() {
@@ -205,11 +186,9 @@ func runTrial(ctx context.Context, e *env, m *meter, p *peer) trial {
 }
 
 func printHeader(c config) {
-	ver, _ := harness.Run(context.Background(), "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	host := harness.Host()
 	fmt.Printf("heal benchmark  %s\n", time.Now().Format(time.RFC3339))
-	fmt.Printf("host: %d CPUs, kernel %s, %s; image %s; %d trials per peer; cap %s\n",
-		runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, c.image, c.trials, c.limit)
+	fmt.Printf("host: %s; image %s; %d trials per peer; cap %s\n", host, c.image, c.trials, c.limit)
 	fmt.Printf("health settings, every peer: GET /health every %s, timeout %s, unhealthy after %d failures\n"+
 		"  (tend: x-tend liveness http probe, or a compose healthcheck; swarm and docker: the engine's exec check\n"+
 		"  [\"CMD\", \"/demo\", \"-probe\", %q]).\n", checkInterval, checkTimeout, failureThreshold, probeURL)

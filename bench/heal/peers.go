@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -22,26 +20,12 @@ const (
 type peer struct {
 	key, name string
 	skip      string // why it was not measured; empty when it was
-	// labels select the peer's replica containers (all must match): in the event-stream
-	// filter during a trial, and in container listings between trials.
-	labels []string
-	// addr looks up a replica container's address, once per start event; "" when the
-	// container has none (yet).
-	addr func(ctx context.Context, id string) (string, error)
+	// Replicas finds the peer's containers; its setup fills it in.
+	harness.Replicas
 	// project is the tend project of a tend peer, whose journal is read after each trial.
 	project  string
 	teardown func(ctx context.Context) error
 	trials   []trial
-}
-
-// target returns the address of container id as a Target the meter may poll.
-func (p *peer) target(ctx context.Context, id string) (t harness.Target, ok bool, err error) {
-	ip, err := p.addr(ctx, id)
-	if err != nil || ip == "" {
-		return t, false, err
-	}
-	t, err = harness.LocalTarget(id, ip)
-	return t, err == nil, err
 }
 
 // env is what the peers share: the engine, one tend daemon for both tend peers, and the
@@ -76,7 +60,7 @@ func (e *env) teardown(ctx context.Context, peers []*peer) error {
 		note("tend serve", e.tend.Stop())
 	}
 	note("swarm", e.swarm.Leave(ctx, e.d))
-	return firstErr(errs...)
+	return harness.FirstErr(errs...)
 }
 
 // waitHealthy waits until the peer has exactly one running replica, which answers
@@ -114,7 +98,7 @@ func (e *env) waitHealthy(ctx context.Context, p *peer, m *meter, settled bool) 
 // healthy checks once: one running replica, its engine health check (if any) healthy,
 // tend's verdict ready (tend peers), and GET /health answered with 200.
 func (e *env) healthy(ctx context.Context, p *peer, m *meter) (harness.Target, error) {
-	cs, err := e.d.Containers(ctx, false, p.labels...)
+	cs, err := e.d.Containers(ctx, false, p.Labels...)
 	if err != nil {
 		return harness.Target{}, err
 	}
@@ -124,7 +108,7 @@ func (e *env) healthy(ctx context.Context, p *peer, m *meter) (harness.Target, e
 	if st := cs[0].Status; strings.Contains(st, "(") && !strings.Contains(st, "(healthy)") {
 		return harness.Target{}, fmt.Errorf("%s: %s", cs[0].Name(), st)
 	}
-	t, ok, err := p.target(ctx, cs[0].ID)
+	t, ok, err := p.Target(ctx, cs[0].ID)
 	if err != nil {
 		return t, err
 	}
@@ -201,39 +185,14 @@ func (e *env) setupTend(ctx context.Context, p *peer, compose string) error {
 	project := prefix + "-" + p.key
 	p.teardown = func(ctx context.Context) error {
 		_, err1 := t.Run(ctx, "down", "-p", project)
-		return firstErr(err1, e.sweepTend(ctx, project))
+		return harness.FirstErr(err1, harness.SweepTend(ctx, e.d, project))
 	}
-	file := filepath.Join(t.Dir, p.key+".yaml")
 	body := fmt.Sprintf(compose, e.image, checkInterval, checkTimeout, failureThreshold)
-	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+	if err := t.Up(ctx, project, p.key+".yaml", body, 2*time.Minute); err != nil {
 		return err
 	}
-	upCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if _, err := t.Run(upCtx, "up", "-f", file, "-p", project, "--wait"); err != nil {
-		return err
-	}
-	p.labels, p.addr, p.project = []string{"io.tend.project=" + project, "io.tend.service=demo"}, e.d.BridgeAddress, project
-	return nil
-}
-
-// sweepTend removes whatever `tend down` left of the project, and says so: a leftover
-// is a tend bug worth reporting, not something to hide.
-func (e *env) sweepTend(ctx context.Context, project string) error {
-	var left []string
-	cs, _ := e.d.Containers(ctx, true, "io.tend.project="+project)
-	for _, c := range cs {
-		harness.Run(ctx, "docker", "rm", "-f", c.ID)
-		left = append(left, "container "+c.Name())
-	}
-	ns, _ := e.d.Networks(ctx, map[string][]string{"label": {"io.tend.project=" + project}})
-	for _, n := range ns {
-		harness.Run(ctx, "docker", "network", "rm", n.ID)
-		left = append(left, "network "+n.Name)
-	}
-	if len(left) > 0 {
-		return fmt.Errorf("tend down left %s (removed by the harness)", strings.Join(left, ", "))
-	}
+	p.Replicas = harness.Replicas{Labels: []string{"io.tend.project=" + project, "io.tend.service=demo"}, Addr: e.d.BridgeAddress}
+	p.project = project
 	return nil
 }
 
@@ -244,7 +203,7 @@ func (e *env) setupDocker(ctx context.Context, p *peer) error {
 	p.teardown = func(ctx context.Context) error {
 		_, err1 := harness.Run(ctx, "docker", "rm", "-f", name)
 		_, err2 := harness.Run(ctx, "docker", "network", "rm", net)
-		return firstErr(err1, err2)
+		return harness.FirstErr(err1, err2)
 	}
 	if _, err := harness.Run(ctx, "docker", "network", "create", "--label", benchLabel, net); err != nil {
 		return err
@@ -255,15 +214,6 @@ func (e *env) setupDocker(ctx context.Context, p *peer) error {
 		Health: &harness.Healthcheck{Test: []string{"CMD", "/demo", "-probe", probeURL},
 			Interval: checkInterval, Timeout: checkTimeout, Retries: failureThreshold},
 	})
-	p.labels, p.addr = []string{"io.tend.bench.peer=docker"}, e.d.BridgeAddress
+	p.Replicas = harness.Replicas{Labels: []string{"io.tend.bench.peer=docker"}, Addr: e.d.BridgeAddress}
 	return err
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
 )
@@ -70,7 +69,7 @@ func (e *env) setupSwarm(ctx context.Context, p *peer, zeroDelay bool) error {
 	if _, err := harness.Run(ctx, "docker", "stack", "deploy", "-c", file, "--resolve-image", "never", stack); err != nil {
 		return err
 	}
-	p.labels, p.addr = []string{"com.docker.swarm.service.name=" + stack + "_demo"}, e.d.GWBridgeAddress
+	p.Replicas = harness.Replicas{Labels: []string{"com.docker.swarm.service.name=" + stack + "_demo"}, Addr: e.d.GWBridgeAddress}
 	return nil
 }
 
@@ -78,31 +77,8 @@ func (e *env) setupSwarm(ctx context.Context, p *peer, zeroDelay bool) error {
 // itself after 30 s), then makes sure its network is gone.
 func (e *env) removeStack(ctx context.Context, stack string) error {
 	_, err1 := harness.Run(ctx, "docker", "stack", "rm", stack)
-	label := "com.docker.stack.namespace=" + stack
-	for i := 0; i < 150; i++ {
-		cs, err := e.d.Containers(ctx, true, label)
-		if err != nil || len(cs) == 0 {
-			break
-		}
-		if i == 149 {
-			for _, c := range cs {
-				harness.Run(ctx, "docker", "rm", "-f", c.ID)
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	net := stack + "_default"
-	var err2 error
-	for i := 0; i < 20 && e.d.NetworkExists(ctx, net); i++ { // busy for a moment after its last task
-		if _, err2 = harness.Run(ctx, "docker", "network", "rm", net); err2 == nil {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if !e.d.NetworkExists(ctx, net) {
-		err2 = nil
-	}
-	return firstErr(err1, err2)
+	harness.AwaitNoContainers(ctx, e.d, "com.docker.stack.namespace="+stack)
+	return harness.FirstErr(err1, harness.RemoveNetwork(ctx, e.d, stack+"_default"))
 }
 
 // sweepLeftovers removes what an interrupted earlier run may have left behind.
@@ -119,18 +95,7 @@ func sweepLeftovers(ctx context.Context, d *harness.Docker) {
 	}
 	labels := []string{benchLabel}
 	for _, p := range allPeers {
-		labels = append(labels, "io.tend.project="+prefix+"-"+p.key)
+		labels = append(labels, "io.tend.project="+prefix+"-"+p.Key)
 	}
-	for _, l := range labels {
-		cs, _ := d.Containers(ctx, true, l)
-		for _, c := range cs {
-			fmt.Println("removing leftover container", c.Name())
-			harness.Run(ctx, "docker", "rm", "-f", c.ID)
-		}
-		ns, _ := d.Networks(ctx, map[string][]string{"label": {l}})
-		for _, n := range ns {
-			fmt.Println("removing leftover network", n.Name)
-			harness.Run(ctx, "docker", "network", "rm", n.ID)
-		}
-	}
+	harness.SweepLeftovers(ctx, d, labels...)
 }

@@ -24,7 +24,7 @@ func (m *meter) measure(ctx context.Context, p *peer, old harness.Target) trial 
 	defer stop()
 	// since: replay anything logged from here on, so nothing is lost between the engine
 	// answering the subscription and registering it.
-	evs, err := m.docker.Events(evCtx, time.Now(), map[string][]string{"type": {"container"}, "label": p.labels})
+	evs, err := m.docker.Events(evCtx, time.Now(), map[string][]string{"type": {"container"}, "label": p.Labels})
 	if err != nil {
 		return trial{Err: fmt.Errorf("subscribe to events: %w", err)}
 	}
@@ -132,7 +132,7 @@ func (w *watch) event(ctx context.Context, ev harness.Event) error {
 		if !w.answered.IsZero() {
 			return nil // already replaced; a later start is not what the trial waits for
 		}
-		t, ok, err := w.p.target(ctx, id)
+		t, ok, err := w.p.Target(ctx, id)
 		if err != nil {
 			return fmt.Errorf("address of started container %.12s: %w", id, err)
 		}

@@ -15,11 +15,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -27,7 +24,7 @@ import (
 
 type config struct {
 	trials         int
-	peers          []string
+	peers          []harness.Peer
 	image          string
 	tendBin        string
 	swarmNet       string
@@ -42,11 +39,11 @@ type config struct {
 }
 
 // allPeers is the order peers are listed in.
-var allPeers = []struct{ key, name string }{
-	{"always", "restart=always"},
-	{"swarm", "swarm (default delay)"},
-	{"swarm-0s", "swarm (delay 0s)"},
-	{"tend", "tend"},
+var allPeers = []harness.Peer{
+	{Key: "always", Name: "restart=always"},
+	{Key: "swarm", Name: "swarm (default delay)"},
+	{Key: "swarm-0s", Name: "swarm (delay 0s)"},
+	{Key: "tend", Name: "tend"},
 }
 
 func main() {
@@ -66,38 +63,26 @@ func main() {
 	flag.BoolVar(&c.neigh, "neigh-reset", true, "delete the target's neighbour (ARP) entry after each failed attempt; false shows the ~1 s stall")
 	flag.BoolVar(&c.pollOld, "poll-old", true, "poll the replica's address from the crash on, as well as following start events to a new container: a restart in place (tend's shim) produces no engine event; with -neigh-reset=false it shows the neighbour-cache stall")
 	flag.Parse()
-	c.peers = strings.Split(peers, ",")
-	for _, k := range c.peers {
-		if !slices.ContainsFunc(allPeers, func(p struct{ key, name string }) bool { return p.key == k }) {
-			fmt.Fprintf(os.Stderr, "recovery: unknown peer %q\n", k)
-			os.Exit(2)
-		}
+	var err error
+	if c.peers, err = harness.PickPeers(allPeers, peers); err != nil {
+		fmt.Fprintf(os.Stderr, "recovery: %v\n", err)
+		os.Exit(2)
 	}
 	if c.swarmNet != "bridge" && c.swarmNet != "overlay" {
 		fmt.Fprintln(os.Stderr, "recovery: -swarm-net must be bridge or overlay")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, c)
-	stop()
-	os.Exit(code)
+	harness.Main(func(ctx context.Context) int { return run(ctx, c) })
 }
 
 func run(ctx context.Context, c config) (code int) {
 	d := harness.NewDocker()
-	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
-		fmt.Fprintf(os.Stderr, "recovery: image %s: %v (build it with examples/demo/build.sh)\n", c.image, err)
+	neigh, err := harness.Preflight(ctx, d, c.image, c.neigh)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "recovery: %v\n", err)
 		return 1
 	}
-	var neigh *harness.Neighbours
-	if c.neigh {
-		var err error
-		if neigh, err = harness.OpenNeighbours(); err != nil {
-			fmt.Fprintf(os.Stderr, "recovery: %v (run as root, or -neigh-reset=false)\n", err)
-			return 1
-		}
-		defer neigh.Close()
-	}
+	defer neigh.Close()
 	pr := newProber(c.dialTimeout, c.requestTimeout, c.gap, c.timeout, c.eventWait, neigh, d)
 	pr.pollOld = c.pollOld
 	e := &env{d: d, image: c.image, swarmNet: c.swarmNet, tendBin: c.tendBin, startupMax: 90 * time.Second}
@@ -106,15 +91,13 @@ func run(ctx context.Context, c config) (code int) {
 	sweepLeftovers(ctx, d)
 
 	var peers []*peer
-	for _, p := range allPeers {
-		if slices.Contains(c.peers, p.key) {
-			peers = append(peers, &peer{key: p.key, name: p.name})
-		}
+	for _, p := range c.peers {
+		peers = append(peers, &peer{key: p.Key, name: p.Name})
 	}
 	// Cleanup runs even after ^C, under its own deadline.
 	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
-	var sw *swarmMode
+	var sw *harness.SwarmMode
 	defer func() {
 		for _, p := range slices.Backward(peers) {
 			if p.teardown == nil {
@@ -125,21 +108,20 @@ func run(ctx context.Context, c config) (code int) {
 				code = 1
 			}
 		}
-		if err := sw.leave(cleanCtx, d); err != nil {
+		if err := sw.Leave(cleanCtx, d); err != nil {
 			fmt.Printf("cleanup swarm: %v\n", err)
 			code = 1
 		}
 	}()
 
 	if slices.ContainsFunc(peers, func(p *peer) bool { return strings.HasPrefix(p.key, "swarm") }) {
-		var err error
-		if sw, err = ensureSwarm(ctx, d); err != nil {
+		if sw, err = harness.EnsureSwarm(ctx, d); err != nil {
 			for _, p := range peers {
 				if strings.HasPrefix(p.key, "swarm") {
 					p.skip = "swarm unavailable: " + err.Error()
 				}
 			}
-		} else if sw.initialized {
+		} else if sw.Initialized {
 			fmt.Println("swarm: initialized a single-node swarm on 127.0.0.1 (left again at the end)")
 		}
 	}
@@ -228,11 +210,9 @@ func runTrial(ctx context.Context, e *env, pr *prober, p *peer, settle time.Dura
 }
 
 func printHeader(c config) {
-	ver, _ := harness.Run(context.Background(), "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	host := harness.Host()
 	fmt.Printf("recovery benchmark  %s\n", time.Now().Format(time.RFC3339))
-	fmt.Printf("host: %d CPUs, kernel %s, %s; image %s; %d trials per peer; swarm network: %s\n",
-		runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, c.image, c.trials, c.swarmNet)
+	fmt.Printf("host: %s; image %s; %d trials per peer; swarm network: %s\n", host, c.image, c.trials, c.swarmNet)
 	reset := "after each failed attempt the address's neighbour (ARP) entry is deleted, so the next attempt resolves afresh"
 	if !c.neigh {
 		reset = "neighbour cache left alone (-neigh-reset=false): expect ~1 s stalls"

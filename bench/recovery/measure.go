@@ -138,7 +138,7 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 	// since: replay anything logged from here on, so no start is lost between the
 	// engine answering the subscription and registering it.
 	evs, err := p.docker.Events(evCtx, time.Now(), map[string][]string{
-		"type": {"container"}, "event": {"start"}, "label": pr.labels,
+		"type": {"container"}, "event": {"start"}, "label": pr.Labels,
 	})
 	if err != nil {
 		tr.Err = fmt.Errorf("subscribe to events: %w", err)
@@ -151,12 +151,19 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 	}
 	deadline, eventDeadline := t0.Add(p.timeout), t0.Add(p.eventWait)
 	var tgt harness.Target // the started container's address; IP nil until a start event
-	// started handles a start event: one address lookup, then polling moves there.
-	started := func(ev harness.Event) error {
+	// started handles what the stream delivers: a start event (one address lookup, then
+	// polling moves there), or its end.
+	started := func(ev harness.Event, ok bool) error {
+		if !ok {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("event stream ended: %v", evs.Err())
+		}
 		tr.Starts++
 		tr.Event = ev.Received.Sub(t0)
 		s := time.Now()
-		t, ok, err := pr.target(ctx, ev.Actor.ID)
+		t, ok, err := pr.Target(ctx, ev.Actor.ID)
 		tr.Lookup = time.Since(s)
 		if err != nil {
 			return fmt.Errorf("address of started container %.12s: %w", ev.Actor.ID, err)
@@ -167,12 +174,6 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 		tgt = t
 		return nil
 	}
-	ended := func() error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("event stream ended: %v", evs.Err())
-	}
 	for {
 		if tgt.IP == nil && !p.pollOld {
 			// Nothing to poll until the engine reports a start: wait on the stream.
@@ -180,16 +181,12 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 			select {
 			case ev, ok := <-evs.C:
 				wait.Stop()
-				if !ok {
-					tr.Err = ended()
-					return tr
-				}
-				if err := started(ev); err != nil {
+				if err := started(ev, ok); err != nil {
 					tr.Err = err
 					return tr
 				}
 			case <-wait.C:
-				tr.Err = fmt.Errorf("no start event for %s within %s of the crash; not polling without one", strings.Join(pr.labels, ","), p.eventWait)
+				tr.Err = fmt.Errorf("no start event for %s within %s of the crash; not polling without one", strings.Join(pr.Labels, ","), p.eventWait)
 				return tr
 			case <-ctx.Done():
 				wait.Stop()
@@ -202,11 +199,7 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 		for {
 			select {
 			case ev, ok := <-evs.C:
-				if !ok {
-					tr.Err = ended()
-					return tr
-				}
-				if err := started(ev); err != nil {
+				if err := started(ev, ok); err != nil {
 					tr.Err = err
 					return tr
 				}
@@ -220,7 +213,7 @@ func (p *prober) measure(ctx context.Context, pr *peer, cur harness.Target) tria
 			return tr
 		}
 		if tgt.IP == nil && now.After(eventDeadline) { // -poll-old
-			tr.Err = fmt.Errorf("no start event for %s within %s of the crash", strings.Join(pr.labels, ","), p.eventWait)
+			tr.Err = fmt.Errorf("no start event for %s within %s of the crash", strings.Join(pr.Labels, ","), p.eventWait)
 			return tr
 		}
 		if now.After(deadline) {

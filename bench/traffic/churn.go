@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tend-sh/tend/bench/internal/harness"
 )
 
 // availability runs the kill rotation once per proxy, each time from a settled stack
@@ -111,7 +113,7 @@ func accountTend(ctx context.Context, st *stack) func() string {
 	before, err := read()
 	return func() string {
 		after, err2 := read()
-		if err = firstErr(err, err2); err != nil {
+		if err = harness.FirstErr(err, err2); err != nil {
 			return "tend's metrics: " + err.Error()
 		}
 		d := after.minus(before)

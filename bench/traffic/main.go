@@ -19,10 +19,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -77,10 +74,7 @@ func main() {
 	flag.DurationVar(&c.startupWait, "startup-timeout", 2*time.Minute, "limit for tend up --wait and for replicas to be ready again")
 	flag.StringVar(&c.tendLog, "tend-log", "", "copy the tend daemon's log to this file at the end")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, c)
-	stop()
-	os.Exit(code)
+	harness.Main(func(ctx context.Context) int { return run(ctx, c) })
 }
 
 // target is one way to reach the service: its URL and whose processes proxy it.
@@ -174,8 +168,8 @@ func run(ctx context.Context, c config) (code int) {
 
 // preflight checks what the benchmark cannot run without, before it creates anything.
 func preflight(ctx context.Context, d *harness.Docker, c config) error {
-	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
-		return fmt.Errorf("image %s: %v (build it with examples/demo/build.sh)", c.image, err)
+	if _, err := harness.Preflight(ctx, d, c.image, false); err != nil {
+		return err
 	}
 	if why := harness.TendMissing(c.tendBin); why != "" {
 		return fmt.Errorf("%s; tend runs the replicas every target serves", why)
@@ -246,8 +240,7 @@ func printTendView(ctx context.Context, st *stack) {
 
 func printHeader(c config) {
 	bg := context.Background()
-	ver, _ := harness.Run(bg, "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	host := harness.Host()
 	wrkVer, _ := harness.Run(bg, c.wrkBin, "-v")
 	wrkVer, _, _ = strings.Cut(wrkVer, " [")
 	ngVer, _ := harness.Run(bg, c.nginxBin, "-v")
@@ -257,8 +250,7 @@ func printHeader(c config) {
 	}
 	fmt.Printf("traffic benchmark  %s\n", time.Now().Format(time.RFC3339))
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("host: %d CPUs, kernel %s, %s; %s; %s; load average %s\n", runtime.NumCPU(), strings.TrimSpace(string(kernel)),
-		ver, wrkVer, ngVer, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("host: %s; %s; %s; load average %s\n", host, wrkVer, ngVer, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("stack: project %s, service web: %d replicas of %s, readiness GET /health every 1s; tend's proxy on %s\n",
 		project, c.replicas, c.image, c.tendAddr)
 	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds in the order tend, nginx, direct;\n"+

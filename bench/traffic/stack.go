@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,14 +45,7 @@ type replica struct {
 func (r replica) short() string { return strings.TrimPrefix(r.name, project+"-") }
 
 func (s *stack) up(ctx context.Context) error {
-	file := filepath.Join(s.t.Dir, "compose.yaml")
-	if err := os.WriteFile(file, []byte(fmt.Sprintf(composeFile, s.c.image, s.c.tendAddr, s.c.replicas)), 0o644); err != nil {
-		return err
-	}
-	upCtx, cancel := context.WithTimeout(ctx, s.c.startupWait)
-	defer cancel()
-	_, err := s.t.Run(upCtx, "up", "-f", file, "-p", project, "--wait")
-	return err
+	return s.t.Up(ctx, project, "compose.yaml", fmt.Sprintf(composeFile, s.c.image, s.c.tendAddr, s.c.replicas), s.c.startupWait)
 }
 
 // replicaList returns the service's containers by slot, with their addresses as the
@@ -176,24 +168,13 @@ func (s *stack) teardown(ctx context.Context) error {
 	if left := sweep(ctx, s.d); len(left) > 0 {
 		err3 = fmt.Errorf("tend down left %s (removed by the harness)", strings.Join(left, ", "))
 	}
-	return firstErr(err1, err2, err3)
+	return harness.FirstErr(err1, err2, err3)
 }
 
 // sweep removes the project's containers and networks, which an interrupted earlier
 // run, or a failed tend down, may have left, and names them.
 func sweep(ctx context.Context, d *harness.Docker) []string {
-	var left []string
-	label := "io.tend.project=" + project
-	cs, _ := d.Containers(ctx, true, label)
-	for _, c := range cs {
-		harness.Run(ctx, "docker", "rm", "-f", c.ID)
-		left = append(left, "container "+c.Name())
-	}
-	ns, _ := d.Networks(ctx, map[string][]string{"label": {label}})
-	for _, n := range ns {
-		harness.Run(ctx, "docker", "network", "rm", n.ID)
-		left = append(left, "network "+n.Name)
-	}
+	left := harness.RemoveLabelled(ctx, d, "io.tend.project="+project)
 	if len(left) > 0 {
 		fmt.Printf("removed leftovers: %s\n", strings.Join(left, ", "))
 	}
@@ -206,13 +187,4 @@ func replicasLine(reps []replica) string {
 		parts = append(parts, r.short()+" "+r.ip)
 	}
 	return strings.Join(parts, ", ")
-}
-
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

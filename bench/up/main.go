@@ -11,11 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -48,10 +45,7 @@ func main() {
 	flag.StringVar(&c.compose, "compose", "docker-compose", "docker-compose binary (v1)")
 	flag.DurationVar(&c.pause, "pause", 3*time.Second, "pause after each down, so the engine is idle when the next up starts")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, c)
-	stop()
-	os.Exit(code)
+	harness.Main(func(ctx context.Context) int { return run(ctx, c) })
 }
 
 // peer brings the stack up and down one way.
@@ -64,8 +58,8 @@ type peer struct {
 
 func run(ctx context.Context, c config) int {
 	d := harness.NewDocker()
-	if _, err := d.ImageHealthcheck(ctx, c.image); err != nil {
-		fmt.Fprintf(os.Stderr, "up: image %s: %v (build it with examples/demo/build.sh)\n", c.image, err)
+	if _, err := harness.Preflight(ctx, d, c.image, false); err != nil {
+		fmt.Fprintf(os.Stderr, "up: %v\n", err)
 		return 1
 	}
 	counts, err := replicaCounts(c.services, c.containers)
@@ -238,15 +232,14 @@ func sweep(ctx context.Context, d *harness.Docker) {
 }
 
 func printHeader(c config, counts []int) {
-	ver, _ := harness.Run(context.Background(), "docker", "version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
+	host := harness.Host()
 	cv, _ := harness.Run(context.Background(), c.compose, "version", "--short")
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	var cs []string
 	for _, n := range counts {
 		cs = append(cs, fmt.Sprint(n))
 	}
 	fmt.Printf("up benchmark  %s\n", time.Now().Format(time.RFC3339))
-	fmt.Printf("host: %d CPUs, kernel %s, %s, docker-compose %s\n", runtime.NumCPU(), strings.TrimSpace(string(kernel)), ver, cv)
+	fmt.Printf("host: %s, docker-compose %s\n", host, cv)
 	health := "none"
 	if c.health > 0 {
 		health = fmt.Sprintf("exec check (interval 1s) on %d services", c.health)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,14 +13,9 @@ import (
 // nanoseconds, restart policy, network) and the start that follows, against a fake
 // engine on a unix socket.
 func TestRunContainer(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var calls []string
 	var body map[string]any
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	d := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
 		calls = append(calls, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
 		switch r.URL.Path {
 		case "/containers/create":
@@ -37,12 +30,8 @@ func TestRunContainer(t *testing.T) {
 		default:
 			http.NotFound(w, r)
 		}
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	t.Setenv("DOCKER_HOST", "unix://"+sock)
-
-	id, err := NewDocker().RunContainer(context.Background(), ContainerSpec{
+	})
+	id, err := d.RunContainer(context.Background(), ContainerSpec{
 		Name: "web", Image: "demo:dev", Network: "net", Restart: "always",
 		Labels: map[string]string{"k": "v"},
 		Health: &Healthcheck{Test: []string{"CMD", "/demo", "-probe", "u"}, Interval: time.Second, Timeout: 2 * time.Second, Retries: 3},

@@ -14,14 +14,9 @@ import (
 // TestEvents checks the subscription's query (since, filters) and the stream's decoding
 // against a fake engine on a unix socket.
 func TestEvents(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gotQuery := make(chan map[string]string, 1)
 	release := make(chan struct{})
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	d := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/events" {
 			http.NotFound(w, r)
 			return
@@ -32,15 +27,13 @@ func TestEvents(t *testing.T) {
 		fmt.Fprintln(w, `{"Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"io.tend.bench.peer":"always"}},"timeNano":1700000000123456789}`)
 		w.(http.Flusher).Flush()
 		<-release // a stream stays open until the client goes
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { close(release); srv.Close() })
-	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	})
+	t.Cleanup(func() { close(release) }) // before the server closes: cleanups run last first
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	since := time.Unix(1700000000, 5)
-	s, err := NewDocker().Events(ctx, since, map[string][]string{"type": {"container"}, "label": {"a=b", "c=d"}})
+	s, err := d.Events(ctx, since, map[string][]string{"type": {"container"}, "label": {"a=b", "c=d"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,4 +66,19 @@ func TestEvents(t *testing.T) {
 	if s.Err() == nil {
 		t.Error("Err() = nil after the stream ended")
 	}
+}
+
+// fakeEngine serves h on a unix socket for the rest of the test and returns a client of it.
+func fakeEngine(t *testing.T, h http.HandlerFunc) *Docker {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	return NewDocker()
 }

@@ -36,8 +36,13 @@ func OpenNeighbours() (*Neighbours, error) {
 	return &Neighbours{fd: fd}, nil
 }
 
-// Close releases the socket.
-func (n *Neighbours) Close() error { return syscall.Close(n.fd) }
+// Close releases the socket. A nil Neighbours (the reset is off) has none.
+func (n *Neighbours) Close() error {
+	if n == nil {
+		return nil
+	}
+	return syscall.Close(n.fd)
+}
 
 // Delete removes t's entry from the neighbour cache, like `ip neigh del IP dev IFACE`.
 // A missing entry is not an error.

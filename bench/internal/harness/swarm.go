@@ -3,11 +3,10 @@ package harness
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // SwarmMode remembers what EnsureSwarm changed to put the engine in swarm mode, so Leave
-// can undo exactly that. (bench/recovery keeps its own copy of the same steps.)
+// can undo exactly that.
 type SwarmMode struct {
 	// Initialized is true when EnsureSwarm ran `docker swarm init`.
 	Initialized bool
@@ -48,12 +47,5 @@ func (s *SwarmMode) Leave(ctx context.Context, d *Docker) error {
 	if s.hadGWBridge {
 		return nil
 	}
-	var err error
-	for i := 0; i < 20; i++ {
-		if _, err = Run(ctx, "docker", "network", "rm", "docker_gwbridge"); err == nil || !d.NetworkExists(ctx, "docker_gwbridge") {
-			return nil
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	return err
+	return RemoveNetwork(ctx, d, "docker_gwbridge")
 }

@@ -131,3 +131,16 @@ func (t *Tend) Stop() error {
 	os.RemoveAll(t.Dir)
 	return err
 }
+
+// Up writes compose to the daemon's directory as file and runs `tend up --wait` on it as
+// project, for at most limit.
+func (t *Tend) Up(ctx context.Context, project, file, compose string, limit time.Duration) error {
+	path := filepath.Join(t.Dir, file)
+	if err := os.WriteFile(path, []byte(compose), 0o644); err != nil {
+		return err
+	}
+	upCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	_, err := t.Run(upCtx, "up", "-f", path, "-p", project, "--wait")
+	return err
+}
