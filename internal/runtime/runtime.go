@@ -53,6 +53,10 @@ type Container struct {
 	Hash    string `json:"hash"`
 	State   State  `json:"state"`
 	Health  Health `json:"health,omitempty"`
+	// HealthFailing counts the engine's health checks that failed in a row
+	// since the last that passed: a healthy container with failures is on
+	// its way to unhealthy.
+	HealthFailing int `json:"health_failing,omitempty"`
 	// HealthOutput is what the engine's last health check printed, trimmed.
 	HealthOutput string    `json:"health_output,omitempty"`
 	IP           string    `json:"ip,omitempty"` // the address on its first network, while it runs

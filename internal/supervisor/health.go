@@ -105,6 +105,11 @@ func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.H
 		// replacement is ready when (if) the threshold is reached.
 		h.Suspect = true
 		h.Detail = fmt.Sprintf("liveness probe failed %d of %d: %s", ph.Live.Failures, svc.Tend.Liveness.FailureThreshold, ph.Live.Last.Output)
+	case hasCheck && c.Health == runtime.HealthHealthy && c.HealthFailing > 0 && checkRetries(svc.Healthcheck) > 1:
+		// The engine's check has begun to fail: the same standby as for a
+		// liveness probe, before the engine calls it unhealthy.
+		h.Suspect = true
+		h.Detail = fmt.Sprintf("health check failed %d of %d in a row", c.HealthFailing, checkRetries(svc.Healthcheck))
 	case c.Health == runtime.HealthUnhealthy:
 		h.Sick, h.Cause = true, reconcile.ReasonUnhealthy
 		h.Detail = "health check failed: " + orNone(c.HealthOutput)
@@ -245,4 +250,13 @@ func orNone(s string) string {
 		return "(no output)"
 	}
 	return s
+}
+
+// checkRetries is the failures in a row that make the engine call a
+// container unhealthy: compose's retries, 3 by default as in the engine.
+func checkRetries(h *spec.Healthcheck) int {
+	if h.Retries > 0 {
+		return h.Retries
+	}
+	return 3
 }

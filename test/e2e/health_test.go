@@ -137,8 +137,13 @@ services:
 	post(t, api, "/sick")
 	replaced(t, d, name, api, old, 30*time.Second)
 	es := d.events(name)
-	if e, ok := findEvent(es, "api", "replace", "unhealthy"); !ok || !strings.Contains(e.Message, "health check failed") {
-		t.Errorf("want a replace with reason unhealthy in the journal, got %+v", es)
+	// A standby starts at the engine's first failing check; it takes over
+	// once the engine calls the replica unhealthy.
+	if e, ok := findEvent(es, "api", "replace", ""); !ok || !strings.Contains(e.Message, "health check failed") {
+		t.Errorf("want the replacement started with the check's output in the journal, got %+v", es)
+	}
+	if e, ok := findEvent(es, "api", "takeover", "unhealthy"); !ok || !strings.Contains(e.Message, "health check failed") {
+		t.Errorf("want a takeover with reason unhealthy in the journal, got %+v", es)
 	}
 }
 

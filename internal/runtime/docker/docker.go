@@ -34,6 +34,7 @@ type Docker struct {
 	shimBinary string               // the copy of tend's binary replicas mount
 	holds      map[string]*held     // exits shims wait on a verdict for, by container
 	runStarted map[string]time.Time // when a shim last started its command, by container
+	checks     map[string]bool      // execs that run a health check, by exec ID, until they end
 	shimEvents chan runtime.Event   // shims' reports, merged into Events
 }
 
@@ -42,6 +43,7 @@ type cached struct {
 	health runtime.Health
 	c      runtime.Container
 	token  string // the shim's token, from the container's labels
+	check  string // the health check's command as exec events name it; "" without one
 	// died: learned from a die event. The engine's list keeps saying
 	// "running" until its clean-up of the container is done; the event is newer.
 	died bool
@@ -60,7 +62,7 @@ type Config struct {
 // local socket) and negotiates the API version.
 func New(ctx context.Context, cfg Config) (*Docker, error) {
 	d := &Docker{inspected: map[string]cached{}, shim: cfg.Shim, holds: map[string]*held{},
-		runStarted: map[string]time.Time{}, shimEvents: make(chan runtime.Event, 64)}
+		runStarted: map[string]time.Time{}, shimEvents: make(chan runtime.Event, 64), checks: map[string]bool{}}
 	if cfg.Shim.Dir != "" {
 		bin, err := prepareShim(cfg.Shim)
 		if err != nil {
@@ -187,6 +189,7 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 			if n := len(st.Health.Log); n > 0 && st.Health.Log[n-1] != nil {
 				c.HealthOutput = oneLine(st.Health.Log[n-1].Output, 300)
 			}
+			c.HealthFailing = st.Health.FailingStreak
 		}
 	}
 	if c.State == runtime.Running {
@@ -197,6 +200,7 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 	e := cached{state: container.ContainerState(c.State), health: c.Health, c: c}
 	if in.Config != nil {
 		e.token = in.Config.Labels[LabelShim]
+		e.check = checkCommand(in.Config.Healthcheck)
 	}
 	if t, ok := d.runStarted[id]; ok && (c.State == runtime.Running || c.State == runtime.Exited) {
 		// The shim ran the command again since the engine started the
@@ -319,9 +323,14 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 			case m := <-res.Messages:
 				action := string(m.Action)
 				if strings.HasPrefix(action, "exec_") {
-					continue
+					// Health checks run as execs: their results, read from the
+					// events, tell a failing streak before the engine's verdict.
+					if !d.noteExec(m, action) {
+						continue
+					}
 				}
 				switch action {
+				case "exec_die": // the cache holds the new count
 				case "die":
 					d.noteExit(m.Actor.ID, m)
 				case "start", "destroy":
@@ -421,4 +430,53 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "..."
 	}
 	return s
+}
+
+// checkCommand is how exec events name a health check's command.
+func checkCommand(h *container.HealthConfig) string {
+	if h == nil || len(h.Test) < 2 {
+		return ""
+	}
+	switch h.Test[0] {
+	case "CMD":
+		return strings.Join(h.Test[1:], " ")
+	case "CMD-SHELL":
+		return "/bin/sh -c " + strings.Join(h.Test[1:], " ")
+	}
+	return ""
+}
+
+// noteExec follows the engine's health checks through exec events: it
+// remembers which exec runs a container's check, and counts the checks that
+// fail in a row. It tells whether the count went from none to some or back
+// (the supervisor is told: a standby may start, or go).
+func (d *Docker) noteExec(m events.Message, action string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, exec := m.Actor.ID, m.Actor.Attributes["execID"]
+	if cmd, ok := strings.CutPrefix(action, "exec_create: "); ok {
+		if e, cached := d.inspected[id]; cached && e.check != "" && cmd == e.check {
+			if len(d.checks) > 4096 {
+				clear(d.checks) // execs whose end was never seen (a stream lost mid-way)
+			}
+			d.checks[exec] = true
+		}
+		return false
+	}
+	if action != "exec_die" || !d.checks[exec] {
+		return false
+	}
+	delete(d.checks, exec)
+	e, ok := d.inspected[id]
+	if !ok {
+		return false
+	}
+	was := e.c.HealthFailing
+	if m.Actor.Attributes["exitCode"] == "0" {
+		e.c.HealthFailing = 0
+	} else {
+		e.c.HealthFailing++
+	}
+	d.inspected[id] = e
+	return (was == 0) != (e.c.HealthFailing == 0)
 }
