@@ -198,3 +198,27 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 func mustAddrPort(a net.Addr) netip.AddrPort { return netip.MustParseAddrPort(a.String()) }
 
 func testingProcs() int { return goruntime.GOMAXPROCS(0) }
+
+// rawServer accepts TCP connections on 127.0.0.1 until the test ends and
+// hands each to handle, closing it afterwards.
+func rawServer(t testing.TB, handle func(net.Conn)) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return mustAddrPort(ln.Addr())
+}

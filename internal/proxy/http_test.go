@@ -63,31 +63,17 @@ func TestHTTPServesCleartextHTTP2(t *testing.T) {
 // wsEcho is a backend that does an upgrade handshake by hand and then
 // echoes bytes.
 func wsEcho(t *testing.T) Backend {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Header.Get("Upgrade") != "websocket" {
-					io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-				io.Copy(c, br)
-			}()
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil || req.Header.Get("Upgrade") != "websocket" {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			return
 		}
-	}()
-	return Backend{ID: "ws", Replica: "ws/1", Addr: mustAddrPort(ln.Addr()), Ready: true}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(c, br)
+	})
+	return Backend{ID: "ws", Replica: "ws/1", Addr: addr, Ready: true}
 }
 
 func TestHTTPWebSocketUpgrade(t *testing.T) {

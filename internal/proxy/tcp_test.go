@@ -13,29 +13,15 @@ import (
 // tcpBackend answers each connection, once the client has finished
 // sending, with its name and what it read, then closes.
 func tcpBackend(t *testing.T, name string) Backend {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(testwait.For))
-				b, err := io.ReadAll(c) // until the client's half-close
-				if err != nil {
-					return
-				}
-				io.WriteString(c, name+": "+string(b))
-			}()
+	addr := rawServer(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(testwait.For))
+		b, err := io.ReadAll(c) // until the client's half-close
+		if err != nil {
+			return
 		}
-	}()
-	return Backend{ID: "id-" + name, Replica: name, Addr: mustAddrPort(ln.Addr()), Ready: true}
+		io.WriteString(c, name+": "+string(b))
+	})
+	return Backend{ID: "id-" + name, Replica: name, Addr: addr, Ready: true}
 }
 
 // roundTrip sends msg, half-closes, and reads the answer to the end.
