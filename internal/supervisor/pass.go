@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tend-sh/tend/internal/errs"
-	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
@@ -49,7 +48,6 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 	s.watch(live, byProject)
 	s.cfg.Log.Debug("observed", "containers", len(all), "took", s.cfg.Clock.Now().Sub(start))
 	var wake time.Time
-	var rs []proxy.Route
 	seenNow := map[string]seenProject{}
 	for _, rec := range recs {
 		if s.isBusy(rec.Project.Name) {
@@ -65,11 +63,10 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 		}
 		health := s.verdicts(&rec.Project, byProject[rec.Project.Name])
 		seenNow[rec.Project.Name] = seenProject{p: &rec.Project, cs: byProject[rec.Project.Name]}
-		rs = append(rs, s.allRoutes(ctx, &rec.Project, byProject[rec.Project.Name], health)...)
 		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], health, seen))
 	}
 	s.remember(seenNow)
-	s.syncTraffic(rs)
+	s.retraffic()
 	return wake
 }
 

@@ -59,6 +59,9 @@ type Supervisor struct {
 	// proxy between passes (a probe verdict, a container's death).
 	seen     map[string]seenProject
 	gateways map[string]string // the host's address on each network, by engine name
+	// trafficMu orders the proxy's updates: routes are computed and synced
+	// under it, so an update weighed on older verdicts never lands last.
+	trafficMu sync.Mutex
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with

@@ -95,8 +95,7 @@ func mode(svc *spec.Service, port spec.Port) proxy.Mode {
 	return proxy.TCP
 }
 
-// syncTraffic hands the proxy every route of the projects this pass planned,
-// and journals a failure to bind once, not at every pass.
+// syncTraffic hands the proxy every route, and journals a failure to bind once, not at every pass.
 func (s *Supervisor) syncTraffic(rs []proxy.Route) {
 	if s.cfg.Traffic == nil {
 		return
@@ -183,12 +182,15 @@ func (s *Supervisor) trafficGone(id string) {
 	}
 }
 
-// retraffic hands the proxy fresh readiness between passes: the containers
-// as the last pass saw them, the verdicts as they are now.
+// retraffic hands the proxy the containers as the last pass saw them and
+// the verdicts as they are now: at the end of every pass, and between
+// passes when a probe verdict changes or a container dies.
 func (s *Supervisor) retraffic() {
 	if s.cfg.Traffic == nil {
 		return
 	}
+	s.trafficMu.Lock()
+	defer s.trafficMu.Unlock()
 	s.mu.Lock()
 	seen := maps.Clone(s.seen)
 	s.mu.Unlock()
