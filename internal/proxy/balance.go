@@ -41,6 +41,7 @@ type backend struct {
 	addr    netip.AddrPort
 	host    string // addr.String(), set once: the URL host and dial address
 	stats   *replicaStats
+	conns   idleConns // keep-alive connections (HTTP mode)
 
 	inflight  atomic.Int64
 	ewma      atomic.Uint64 // float64 bits: latency estimate in ns
@@ -217,6 +218,9 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 		seen[w.ID] = true
 		b := old[w.ID]
 		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
+			if b != nil {
+				b.conns.close()
+			}
 			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: p.svc.replica(w.Replica)}
 			b.reset(now, best)
 		}
@@ -226,11 +230,24 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 		next = append(next, b)
 	}
 	for _, b := range old {
+		b.conns.close()
 		p.gone = append(p.gone, b)
 	}
 	p.all = next
 	p.pruneGone()
 	p.rebuild()
+}
+
+// closeConns closes the backends' connections: the route is gone.
+func (p *pool) closeConns() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, bs := range [][]*backend{p.all, p.gone} {
+		for _, b := range bs {
+			b.conns.close()
+			b.conns.cut()
+		}
+	}
 }
 
 // pruneGone forgets removed backends whose last request has finished.

@@ -32,21 +32,25 @@ type proxyError struct {
 func (e *proxyError) Error() string { return e.err.Error() }
 func (e *proxyError) Unwrap() error { return e.err }
 
-// httpRoute proxies one HTTP route: httputil.ReverseProxy does the HTTP
-// (headers, upgrades, flushing, trailers); httpRoute is its Transport and
-// picks the backend for each attempt.
+// httpRoute proxies one HTTP route. HTTP/1.x requests take the lean path
+// of forward.go; the connections net/http serves (cleartext HTTP/2,
+// upgrades; see httpServer) go through httputil.ReverseProxy, which does
+// the HTTP (headers, upgrades, flushing, trailers) with httpRoute as its
+// Transport, picking the backend for each attempt.
 type httpRoute struct {
-	pool       *pool
-	transport  http.RoundTripper
-	idempotent atomic.Pointer[[]string]
-	proxy      *httputil.ReverseProxy
-	log        *slog.Logger
-	active     atomic.Int64 // handlers running
-	bodies     map[int][]byte
+	pool            *pool
+	dialer          *net.Dialer
+	responseTimeout time.Duration
+	transport       http.RoundTripper
+	idempotent      atomic.Pointer[[]string]
+	proxy           *httputil.ReverseProxy
+	log             *slog.Logger
+	active          atomic.Int64 // handlers running
+	bodies          map[int][]byte
 }
 
-func newHTTPRoute(p *pool, t http.RoundTripper, bufs httputil.BufferPool, log *slog.Logger) *httpRoute {
-	h := &httpRoute{pool: p, transport: t, log: log}
+func (m *Manager) newHTTPRoute(p *pool, log *slog.Logger) *httpRoute {
+	h := &httpRoute{pool: p, dialer: m.dialer, responseTimeout: m.cfg.ResponseTimeout, transport: m.transport, log: log}
 	h.idempotent.Store(new([]string))
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:   rewrite,
@@ -57,7 +61,7 @@ func newHTTPRoute(p *pool, t http.RoundTripper, bufs httputil.BufferPool, log *s
 		// response pay a timer goroutine and a separate write for its
 		// headers: 12-15 % more CPU per small request, measured.
 		FlushInterval: 0,
-		BufferPool:    bufs,
+		BufferPool:    &m.bufs,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ErrorHandler:  h.answerError,
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -27,9 +26,9 @@ type route struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	http *httpRoute // HTTP mode
-	srv  *http.Server
-	tcp  *tcpRoute // TCP mode
+	http *httpRoute  // HTTP mode
+	srv  *httpServer // HTTP mode, on a listener of its own
+	tcp  *tcpRoute   // TCP mode
 
 	started bool          // serve was started (guarded by Manager.mu)
 	served  chan struct{} // closed when serve returns
@@ -74,26 +73,16 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 		rt.tcp = newTCPRoute(rt.pool, m.dialer, lg)
 		return rt, nil
 	}
-	rt.http = newHTTPRoute(rt.pool, m.transport, &m.bufs, lg)
-	rt.srv = newHTTPServer(rt.http, lg, rt.ctx)
+	rt.http = m.newHTTPRoute(rt.pool, lg)
+	rt.srv = newHTTPServer(ln, only{rt.http}, lg)
+	rt.srv.std.BaseContext = func(net.Listener) context.Context { return rt.ctx }
 	return rt, nil
 }
 
-// newHTTPServer serves h to clients speaking HTTP/1.1 or cleartext HTTP/2;
-// base is the context every request starts from.
-func newHTTPServer(h http.Handler, log *slog.Logger, base context.Context) *http.Server {
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           h,
-		Protocols:         &protos,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return base },
-	}
-}
+// only is the lookup of a listener with one route: every host is its.
+type only struct{ h *httpRoute }
+
+func (o only) route([]byte) *httpRoute { return o.h }
 
 // update points the route at r's backends and methods, in place.
 func (rt *route) update(r Route, drained func(string) bool) {
@@ -114,13 +103,11 @@ func (rt *route) serve() {
 		return // the front serves it
 	}
 	defer close(rt.served)
-	var err error
-	if rt.tcp != nil {
-		err = rt.tcp.serve(rt.ctx, rt.ln)
-	} else {
-		err = rt.srv.Serve(rt.ln)
+	if rt.srv != nil {
+		rt.srv.serve()
+		return
 	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+	if err := rt.tcp.serve(rt.ctx, rt.ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		rt.log.Error("proxy: listener failed", "err", err)
 	}
 }
@@ -129,6 +116,7 @@ func (rt *route) serve() {
 // flight finish for up to grace, then cuts the rest, and returns when all
 // of the route's handlers have returned.
 func (rt *route) stop(grace time.Duration, started bool) {
+	defer rt.pool.closeConns()
 	if rt.front != nil {
 		// Its front stopped sending it requests; those in flight finish.
 		waitUntil(time.Now().Add(grace), func() bool { return rt.http.active.Load() == 0 })
@@ -142,19 +130,16 @@ func (rt *route) stop(grace time.Duration, started bool) {
 	}
 	deadline := time.Now().Add(grace)
 	if rt.srv != nil {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		rt.srv.Shutdown(ctx) // waits for active connections; hijacked ones are not tracked
-		cancel()
-	} else {
-		waitUntil(deadline, rt.tcp.idle)
-	}
-	rt.cancel()
-	<-rt.served
-	if rt.srv != nil {
-		rt.srv.Close()
-		// Handlers of hijacked connections end once their context is cancelled.
+		rt.srv.stop(deadline, true) // cuts what outlives the grace; upgraded connections are the route's
+		rt.pool.closeConns()
+		rt.cancel()
+		<-rt.served
+		// Handlers of upgraded connections end once their context is cancelled.
 		waitUntil(time.Now().Add(grace), func() bool { return rt.http.active.Load() == 0 })
 	} else {
+		waitUntil(deadline, rt.tcp.idle)
+		rt.cancel()
+		<-rt.served
 		rt.tcp.cut()
 		rt.tcp.wg.Wait()
 	}

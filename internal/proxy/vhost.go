@@ -2,11 +2,8 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +18,7 @@ import (
 type front struct {
 	addr   string
 	ln     net.Listener
-	srv    *http.Server
+	srv    *httpServer
 	routes atomic.Pointer[map[string]*httpRoute] // by host name, lower case
 
 	mu      sync.Mutex // guards members
@@ -49,23 +46,22 @@ func (m *Manager) openFront(addr string, service string) (*front, error) {
 	}
 	f := &front{addr: addr, ln: ln, members: map[*route]bool{}, served: make(chan struct{})}
 	f.routes.Store(&map[string]*httpRoute{})
-	f.srv = newHTTPServer(f, m.log, context.Background())
+	f.srv = newHTTPServer(ln, f, m.log.With("listen", addr))
 	return f, nil
 }
 
-// ServeHTTP hands the request to the route its Host names.
-func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host := strings.ToLower(r.Host)
+// route is the route the Host header names.
+func (f *front) route(host []byte) *httpRoute {
+	return (*f.routes.Load())[hostOnly(string(host))]
+}
+
+// hostOnly is a Host header's name, lower case, without the port.
+func hostOnly(host string) string {
+	host = strings.ToLower(host)
 	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+		return h
 	}
-	if h := (*f.routes.Load())[host]; h != nil {
-		h.ServeHTTP(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusNotFound)
-	fmt.Fprintf(w, "tend: no service named %q behind %s\n", host, f.addr)
+	return host
 }
 
 // join puts rt behind f; leave takes it away and tells whether f is empty.
@@ -97,22 +93,15 @@ func (f *front) publish() {
 
 func (f *front) serve() {
 	defer close(f.served)
-	if err := f.srv.Serve(f.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-		slog.Default().Error("proxy: listener failed", "listen", f.addr, "err", err)
-	}
+	f.srv.serve()
 }
 
 // stop closes the listener and lets requests in flight finish for up to grace.
 func (f *front) stop(grace time.Duration, started bool) {
-	f.ln.Close()
-	if !started {
-		return
+	f.srv.stop(time.Now().Add(grace), started)
+	if started {
+		<-f.served
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	f.srv.Shutdown(ctx)
-	cancel()
-	<-f.served
-	f.srv.Close()
 }
 
 // openMember makes the route of r behind the front on addr, opening the
@@ -136,7 +125,7 @@ func (m *Manager) openMember(addr string, r Route, svc *service) (*route, error)
 	rt := &route{addr: addr, spec: r, log: lg, served: make(chan struct{}), front: f}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.pool = newPool(r.Project, r.Service, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
-	rt.http = newHTTPRoute(rt.pool, m.transport, &m.bufs, lg)
+	rt.http = m.newHTTPRoute(rt.pool, lg)
 	close(rt.served) // the front serves it
 	f.join(rt)
 	return rt, nil

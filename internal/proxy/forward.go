@@ -1,0 +1,349 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// maxBuffered is the largest response body read whole before it is sent
+// on; a larger one, or one of unknown length, streams through.
+const maxBuffered = 64 << 10
+
+// serve proxies one HTTP/1.x request: to a picked backend and, when the
+// attempt failed in a way that allows it, once more to another (see
+// maxAttempts).
+func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
+	h.active.Add(1)
+	defer h.active.Add(-1)
+	p := h.pool
+	b := p.await(ctx)
+	now := mono()
+	if b == nil {
+		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
+		h.answer(ctx, http.StatusServiceUnavailable)
+		return
+	}
+	out := outbound{ctx: ctx}
+	if err := out.prepare(); err != nil {
+		h.answer(ctx, http.StatusBadRequest)
+		return
+	}
+	idempotent := isIdempotent(string(ctx.Method()), *h.idempotent.Load())
+	f, code := h.exchange(&out, b, now)
+	var tried [maxAttempts]*backend
+	tried[0] = b
+	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, idempotent) && (n == 1 || f == failConnect); n++ {
+		now = mono()
+		next := p.pick(now, b)
+		if next == nil || contains(tried[:n], next) || !p.svc.takeRetry(now, f == failConnect) {
+			break
+		}
+		ctx.Response.Reset() // closes a failed answer's body, if streaming
+		b, tried[n] = next, next
+		f, code = h.exchange(&out, b, now)
+	}
+	if code != 0 {
+		h.answer(ctx, code)
+	}
+}
+
+func contains(bs []*backend, b *backend) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// outbound is the request as sent to backends.
+type outbound struct {
+	ctx    *fasthttp.RequestCtx
+	body   []byte    // the whole body, when it was small enough to keep
+	stream io.Reader // a large body, sent once as it arrives
+	length int       // body length; -1: unknown (sent chunked)
+}
+
+// prepare takes the body: whole when it is small (so the request can be
+// sent again), as a stream otherwise.
+func (o *outbound) prepare() error {
+	req := &o.ctx.Request
+	if !req.IsBodyStream() {
+		o.body = req.Body()
+		o.length = len(o.body)
+		return nil
+	}
+	n := req.Header.ContentLength()
+	if n >= 0 && n <= maxReplayBody {
+		o.body = make([]byte, n)
+		if _, err := io.ReadFull(o.ctx.RequestBodyStream(), o.body); err != nil {
+			return err
+		}
+		o.length = n
+		return nil
+	}
+	// A long upload: the server's read deadline bounds request heads, not this.
+	o.ctx.Conn().SetReadDeadline(time.Time{})
+	o.stream = &clientBody{r: o.ctx.RequestBodyStream()}
+	o.length = max(n, -1)
+	return nil
+}
+
+// replayable reports whether the request may be sent again.
+func (o *outbound) replayable() bool { return o.stream == nil }
+
+// send writes the request on uc.
+func (o *outbound) send(uc *upConn) error {
+	writeHead(uc.bw, o.ctx, o.length)
+	switch {
+	case o.stream == nil:
+		uc.bw.Write(o.body)
+	case o.length < 0:
+		if err := writeChunked(uc.bw, o.stream); err != nil {
+			return err
+		}
+	default:
+		if _, err := io.CopyN(uc.bw, o.stream, int64(o.length)); err != nil {
+			return err
+		}
+	}
+	return uc.bw.Flush()
+}
+
+// clientBody is a client's streamed request body; it remembers whether
+// reading it failed, which is the client's doing, not the backend's.
+type clientBody struct {
+	r      io.Reader
+	failed bool
+}
+
+func (c *clientBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.failed = true
+	}
+	return n, err
+}
+
+// exchange makes one attempt on b: the response head goes to the client's
+// response, and its body whole or as a stream. It returns the failure, if
+// any, and the status tend must answer with itself (0: the backend's
+// answer stands).
+func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int) {
+	ctx := o.ctx
+	resp := &ctx.Response
+	b.begin()
+	uc := b.conns.get()
+	var err error
+	for {
+		if uc == nil {
+			var c net.Conn
+			if c, err = h.dial(b); err != nil {
+				break
+			}
+			uc = newUpConn(c)
+			if !b.conns.using(uc) {
+				uc.close()
+				err = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("the replica left rotation")}
+				break
+			}
+		}
+		stop := watchClient(ctx.Conn(), uc.c)
+		if err = o.send(uc); err == nil {
+			err = readHead(uc, &resp.Header, h.responseTimeout)
+		}
+		if stop() {
+			err = errClientGone
+		}
+		if err == nil {
+			break
+		}
+		b.conns.drop(uc)
+		if uc.reused && o.replayable() && !errors.Is(err, errClientGone) && !isTimeout(err) {
+			uc = nil // closed by the backend while idle: once more on a new connection
+			continue
+		}
+		break
+	}
+	now := mono()
+	took := time.Duration(now - start)
+	if err != nil {
+		b.end()
+		f, code := h.classify(o, err)
+		b.stats.record(now, code, took, f != 0)
+		if f != 0 {
+			b.observe(now, max(took, failSample))
+			h.pool.failed(b, f, now)
+			h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "err", err)
+		}
+		return f, code
+	}
+	code := resp.Header.StatusCode()
+	var f failure
+	switch {
+	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+		b.observe(now, max(took, failSample))
+		f = failure(code)
+		h.pool.failed(b, f, now)
+	case code >= 500:
+		b.observe(now, took)
+		f = failure(code)
+		h.pool.failed(b, f, now)
+	default:
+		b.observe(now, took)
+		h.pool.succeeded(b)
+	}
+	h.forwardBody(ctx, uc, b, start, code)
+	return f, 0
+}
+
+// dial connects to b; its error is marked as a failed connection.
+func (h *httpRoute) dial(b *backend) (net.Conn, error) {
+	c, err := h.dialer.Dial("tcp", b.host)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	}
+	return c, nil
+}
+
+// classify names the failure behind a failed exchange and the status the
+// client gets for it. A client that left is no backend's fault.
+func (h *httpRoute) classify(o *outbound, err error) (failure, int) {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, errClientGone):
+		return 0, statusClientGone
+	case o.stream != nil && o.stream.(*clientBody).failed:
+		return 0, statusClientGone
+	case errors.As(err, &op) && op.Op == "dial":
+		return failConnect, http.StatusBadGateway
+	case isTimeout(err):
+		return failTimeout, http.StatusGatewayTimeout
+	}
+	return failBroken, http.StatusBadGateway
+}
+
+// forwardBody hands the response body to the client's response: read
+// whole when small, streamed otherwise; hop headers are dropped.
+func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend, start int64, code int) {
+	resp := &ctx.Response
+	rh := &resp.Header
+	keep := !rh.ConnectionClose()
+	if c := rh.Peek("Connection"); len(c) > 0 {
+		for _, t := range connectionTokens(c) {
+			rh.DelBytes(t)
+		}
+	}
+	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade", "Trailer"} {
+		rh.Del(k)
+	}
+	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
+		resp.SkipBody = true
+		h.finish(uc, b, start, code, keep)
+		return
+	}
+	n := rh.ContentLength()
+	if n >= 0 && n <= maxBuffered {
+		if err := resp.ReadBody(uc.br, 0); err != nil {
+			keep = false
+			resp.SetBodyRaw(nil)
+			ctx.SetConnectionClose() // the client must not take a cut body for whole
+		}
+		h.finish(uc, b, start, code, keep)
+		return
+	}
+	u := &upBody{uc: uc, b: b, start: start, code: code, keep: keep}
+	switch {
+	case n >= 0:
+		u.r = io.LimitReader(uc.br, int64(n))
+	case n == -1:
+		u.r, u.chunks = httputil.NewChunkedReader(uc.br), true
+	default: // until the backend closes
+		u.r, u.keep, n = uc.br, false, -1
+	}
+	resp.SetBodyStream(u, n)
+}
+
+// finish ends an exchange whose body is in memory.
+func (h *httpRoute) finish(uc *upConn, b *backend, start int64, code int, keep bool) {
+	if keep {
+		b.conns.put(uc)
+	} else {
+		b.conns.drop(uc)
+	}
+	now := mono()
+	b.end()
+	b.stats.record(now, code, time.Duration(now-start), true)
+}
+
+// answer is tend's own short plain-text answer.
+func (h *httpRoute) answer(ctx *fasthttp.RequestCtx, code int) {
+	if code == statusClientGone {
+		code = http.StatusBadGateway // nobody is listening; keep it valid anyway
+	}
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(code)
+	resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp.Header.Set("X-Content-Type-Options", "nosniff")
+	resp.SetBodyRaw(h.bodies[code])
+}
+
+// clientWatchAfter is how long an exchange waits for its backend before
+// the client's connection is watched: a quick exchange pays for a timer
+// only.
+const clientWatchAfter = time.Second
+
+// watchClient notices a client that closes its connection while its
+// request waits for the backend, and cuts the backend connection so the
+// exchange ends. stop ends the watch and reports whether the client left.
+func watchClient(client, backend net.Conn) (stop func() bool) {
+	if sc, ok := client.(*sniffConn); ok {
+		client = sc.Conn
+	}
+	raw, ok := client.(syscall.Conn)
+	if !ok {
+		return func() bool { return false }
+	}
+	var gone, stopped atomic.Bool
+	done := make(chan struct{})
+	t := time.AfterFunc(clientWatchAfter, func() {
+		defer close(done)
+		rc, err := raw.SyscallConn()
+		if err != nil {
+			return
+		}
+		rc.Read(func(fd uintptr) bool {
+			if stopped.Load() {
+				return true
+			}
+			var b [1]byte
+			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if err == syscall.EAGAIN || err == syscall.EINTR {
+				return false // nothing yet: wait until the connection is readable
+			}
+			if n == 0 || err != nil { // closed or reset
+				gone.Store(true)
+				backend.SetDeadline(time.Now())
+			}
+			return true // or bytes: a pipelined request, so the client is there
+		})
+	})
+	return func() bool {
+		stopped.Store(true)
+		if !t.Stop() {
+			client.SetReadDeadline(time.Now()) // wakes the watch
+			<-done
+			client.SetReadDeadline(time.Time{})
+		}
+		return gone.Load()
+	}
+}

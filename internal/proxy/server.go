@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// httpServer serves one HTTP listener. fasthttp serves HTTP/1.x: it
+// parses and writes without allocating per request, which is what makes
+// the proxy as cheap per request as nginx (bench/README.md). What fasthttp
+// does not speak, cleartext HTTP/2 (detected by its preface) and protocol
+// upgrades (WebSocket), net/http serves: those connections are handed to
+// it whole, with the bytes already read.
+type httpServer struct {
+	ln       net.Listener
+	fast     *fasthttp.Server
+	std      *http.Server
+	handoffs *connQueue
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // fasthttp's open connections, to cut at the end
+
+	served chan struct{} // closed when both servers have returned
+}
+
+// lookup finds the route of a request by its Host header (without port);
+// nil: none, and the client gets a 404.
+type lookup interface {
+	route(host []byte) *httpRoute
+}
+
+func newHTTPServer(ln net.Listener, routes lookup, log *slog.Logger) *httpServer {
+	s := &httpServer{ln: ln, log: log, handoffs: newConnQueue(ln.Addr()), conns: map[net.Conn]struct{}{},
+		served: make(chan struct{})}
+	s.fast = &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if isUpgrade(&ctx.Request.Header) {
+				s.handOver(ctx)
+				return
+			}
+			h := routes.route(ctx.Host())
+			if h == nil {
+				ctx.SetStatusCode(http.StatusNotFound)
+				ctx.SetContentType("text/plain; charset=utf-8")
+				ctx.SetBodyString("tend: no service named " + string(ctx.Host()) + " behind " + ln.Addr().String() + "\n")
+				return
+			}
+			h.serve(ctx)
+		},
+		Name:                          "",
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+		DisablePreParseMultipartForm:  true,
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            maxReplayBody, // larger bodies stream through
+		ReadBufferSize:                16 << 10,      // the largest request head
+		ReadTimeout:                   30 * time.Second,
+		IdleTimeout:                   2 * time.Minute,
+		KeepHijackedConns:             true, // handed to net/http
+		// Its idle-worker reaper notices the server's end only this long
+		// after: kept short so stopping leaves nothing running for long.
+		MaxIdleWorkerDuration: 200 * time.Millisecond,
+		CloseOnShutdown:       true,
+		Logger:                fastLogger{log},
+		ConnState:             s.track,
+	}
+	s.std = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := routes.route([]byte(hostOnly(r.Host)))
+			if h == nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "tend: no service named "+hostOnly(r.Host)+" behind "+ln.Addr().String()+"\n")
+				return
+			}
+			h.ServeHTTP(w, r)
+		}),
+		Protocols:         h1h2c(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+func h1h2c() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
+
+// fastLogger sends fasthttp's complaints (malformed requests, mostly) to
+// the debug log.
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Debug("proxy: http server", "msg", fmt.Sprintf(format, args...))
+}
+
+// serve runs both servers until stop.
+func (s *httpServer) serve() {
+	defer close(s.served)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.std.Serve(s.handoffs); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("proxy: http/2 server failed", "err", err)
+		}
+	}()
+	if err := s.fast.Serve(sniffing{s.ln, s}); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("proxy: listener failed", "err", err)
+	}
+	<-done
+}
+
+// stop closes the listener, lets requests in flight finish until the
+// deadline, then cuts every connection.
+func (s *httpServer) stop(deadline time.Time, started bool) {
+	s.ln.Close()
+	s.handoffs.Close()
+	if !started {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.fast.ShutdownWithContext(ctx) })
+	wg.Go(func() { s.std.Shutdown(ctx) }) // hijacked (upgraded) ones are the routes' to cut
+	wg.Wait()
+	s.std.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	<-s.served
+}
+
+// track keeps fasthttp's open connections, for stop to cut.
+func (s *httpServer) track(c net.Conn, state fasthttp.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch state {
+	case fasthttp.StateNew:
+		s.conns[c] = struct{}{}
+	case fasthttp.StateHijacked, fasthttp.StateClosed:
+		delete(s.conns, c)
+	}
+}
+
+// isUpgrade reports whether a request asks to switch protocols.
+func isUpgrade(h *fasthttp.RequestHeader) bool {
+	return h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0
+}
+
+// handOver gives an upgrade request's connection to net/http, which
+// serves it (and what follows on it) from the request on.
+func (s *httpServer) handOver(ctx *fasthttp.RequestCtx) {
+	head := append(ctx.Request.Header.Header(), ctx.Request.Body()...)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		if !s.handoffs.push(&replayConn{Conn: c, pending: head}) {
+			c.Close()
+		}
+	})
+}
+
+// http2Preface is what a client speaking cleartext HTTP/2 sends first.
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// sniffing is the listener fasthttp serves: its connections look at their
+// first bytes, and a cleartext HTTP/2 one goes to net/http.
+type sniffing struct {
+	net.Listener
+	s *httpServer
+}
+
+func (l sniffing) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &sniffConn{Conn: c, s: l.s}, nil
+}
+
+// sniffConn is a client connection whose first bytes have not yet been
+// looked at.
+type sniffConn struct {
+	net.Conn
+	s       *httpServer
+	sniffed bool
+	handed  atomic.Bool // given to net/http: fasthttp's Close must not close it
+}
+
+func (c *sniffConn) Read(p []byte) (int, error) {
+	if c.sniffed {
+		return c.Conn.Read(p)
+	}
+	n := 0
+	for {
+		m, err := c.Conn.Read(p[n:])
+		n += m
+		prefix := min(n, len(http2Preface))
+		switch {
+		case !bytes.Equal(p[:prefix], []byte(http2Preface[:prefix])):
+			c.sniffed = true // HTTP/1.x, or garbage for fasthttp to answer
+			return n, err
+		case n >= len(http2Preface):
+			c.sniffed = true
+			c.handed.Store(true)
+			if !c.s.handoffs.push(&replayConn{Conn: c.Conn, pending: bytes.Clone(p[:n])}) {
+				c.Conn.Close()
+			}
+			return 0, io.EOF
+		case err != nil || n == len(p):
+			c.sniffed = true
+			return n, err
+		}
+	}
+}
+
+func (c *sniffConn) Close() error {
+	if c.handed.Load() {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// replayConn reads pending before the rest of the connection.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// connQueue is a listener whose connections are pushed, not accepted.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{}
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to the server; false when the queue is closed.
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }

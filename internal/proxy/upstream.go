@@ -1,0 +1,344 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The proxy's HTTP/1.1 client to its backends. It is its own, not
+// http.Transport or fasthttp.HostClient, because a proxy needs what
+// neither gives together: the whole exchange on the request's goroutine
+// (Transport hands every request to two per-connection goroutines, which
+// cost more CPU than the proxying itself), a deadline on the response
+// header alone (a stream may run for hours), and a way to abandon an
+// exchange whose client left (close its connection). fasthttp parses and
+// writes the heads; this file only keeps the connections.
+
+// maxIdlePerBackend bounds the idle keep-alive connections kept per
+// backend; the proxy's own load decides how many it needs.
+const maxIdlePerBackend = 256
+
+// upConn is one connection to a backend.
+type upConn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool // it served an exchange before: it may have been closed while idle
+}
+
+// idleConns is a backend's connections: the idle keep-alive ones, and
+// those in use, so a route that ends can cut them.
+type idleConns struct {
+	mu     sync.Mutex
+	idle   []*upConn
+	inUse  map[*upConn]struct{}
+	closed bool // the backend is gone: connections are closed, not kept
+}
+
+// get takes the most recently used idle connection, or nil.
+func (ic *idleConns) get() *upConn {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	n := len(ic.idle)
+	if n == 0 {
+		return nil
+	}
+	uc := ic.idle[n-1]
+	ic.idle[n-1] = nil
+	ic.idle = ic.idle[:n-1]
+	ic.inUse[uc] = struct{}{}
+	return uc
+}
+
+// using counts a new connection as in use; false when the backend is gone.
+func (ic *idleConns) using(uc *upConn) bool {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.closed {
+		return false
+	}
+	if ic.inUse == nil {
+		ic.inUse = map[*upConn]struct{}{}
+	}
+	ic.inUse[uc] = struct{}{}
+	return true
+}
+
+// put keeps uc for the next exchange, or closes it when the pool is full
+// or closed.
+func (ic *idleConns) put(uc *upConn) {
+	uc.reused = true
+	ic.mu.Lock()
+	delete(ic.inUse, uc)
+	if !ic.closed && len(ic.idle) < maxIdlePerBackend {
+		ic.idle = append(ic.idle, uc)
+		ic.mu.Unlock()
+		return
+	}
+	ic.mu.Unlock()
+	uc.close()
+}
+
+// drop closes uc, which failed or cannot serve another exchange.
+func (ic *idleConns) drop(uc *upConn) {
+	ic.mu.Lock()
+	delete(ic.inUse, uc)
+	ic.mu.Unlock()
+	uc.close()
+}
+
+// close closes the idle connections, and those in use as they come back.
+func (ic *idleConns) close() {
+	ic.mu.Lock()
+	idle := ic.idle
+	ic.idle, ic.closed = nil, true
+	ic.mu.Unlock()
+	for _, uc := range idle {
+		uc.close()
+	}
+}
+
+// cut ends the exchanges under way: their connections' reads and writes
+// fail at once, and the exchanges close them.
+func (ic *idleConns) cut() {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	for uc := range ic.inUse {
+		uc.c.SetDeadline(time.Now())
+	}
+}
+
+var (
+	readers sync.Pool // *bufio.Reader
+	writers sync.Pool // *bufio.Writer
+)
+
+func newUpConn(c net.Conn) *upConn {
+	br, _ := readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(c, 4<<10)
+	} else {
+		br.Reset(c)
+	}
+	bw, _ := writers.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(c, 4<<10)
+	} else {
+		bw.Reset(c)
+	}
+	return &upConn{c: c, br: br, bw: bw}
+}
+
+// close closes the connection and recycles its buffers.
+func (uc *upConn) close() {
+	uc.c.Close()
+	uc.br.Reset(nil)
+	uc.bw.Reset(nil)
+	readers.Put(uc.br)
+	writers.Put(uc.bw)
+}
+
+// errStale is an exchange on a reused connection that the backend had
+// closed while it was idle: nothing reached it, so it is no failure and
+// the request goes again on a new connection.
+var errStale = errors.New("the backend closed an idle connection")
+
+// errClientGone ends an exchange whose client left.
+var errClientGone = errors.New("the client left")
+
+// hopHeaders are the headers of one connection, not forwarded: RFC 9110
+// section 7.6.1 and the ones HTTP/1.1 proxies have always dropped; the
+// X-Forwarded ones tend sets itself (tend is the edge: a client's are not
+// trusted); Host, Content-Length and Transfer-Encoding are written anew.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Host",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+}
+
+// skipHeader reports whether the header line's name is one not forwarded:
+// a hop header, or one the request's Connection header names.
+func skipHeader(name []byte, connTokens [][]byte) bool {
+	for _, h := range hopHeaders {
+		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
+			return true
+		}
+	}
+	for _, t := range connTokens {
+		if bytes.EqualFold(name, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionTokens are the header names a Connection header lists, other
+// than close and keep-alive.
+func connectionTokens(v []byte) [][]byte {
+	var out [][]byte
+	for len(v) > 0 {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte(","))
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// writeHead writes the request head for a backend: the client's request
+// line and headers, less the hop ones, with Host and X-Forwarded-*. length
+// is the body's length, or -1 for a chunked body.
+func writeHead(bw *bufio.Writer, ctx *fasthttp.RequestCtx, length int) {
+	h := &ctx.Request.Header
+	bw.Write(h.Method())
+	bw.WriteByte(' ')
+	bw.Write(h.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	host := h.Host()
+	bw.Write(host)
+	var tokens [][]byte
+	if c := h.Peek("Connection"); len(c) > 0 {
+		tokens = connectionTokens(c)
+	}
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		var line []byte
+		line, raw, _ = bytes.Cut(raw, []byte("\n"))
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if !ok || skipHeader(bytes.TrimSpace(name), tokens) {
+			continue
+		}
+		bw.WriteString("\r\n")
+		bw.Write(bytes.TrimRight(line, "\r"))
+	}
+	bw.WriteString("\r\nX-Forwarded-For: ")
+	var ip [64]byte
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		bw.Write(a.AddrPort().Addr().Unmap().AppendTo(ip[:0]))
+	}
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	bw.Write(host)
+	bw.WriteString("\r\nX-Forwarded-Proto: http")
+	switch {
+	case length > 0:
+		bw.WriteString("\r\nContent-Length: ")
+		bw.WriteString(strconv.Itoa(length))
+	case length < 0:
+		bw.WriteString("\r\nTransfer-Encoding: chunked")
+	}
+	bw.WriteString("\r\n\r\n")
+}
+
+// writeBody sends a body of unknown length (a client's large upload) in
+// chunks.
+func writeChunked(bw *bufio.Writer, r io.Reader) error {
+	cw := httputil.NewChunkedWriter(bw)
+	if _, err := io.Copy(cw, r); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	_, err := bw.WriteString("\r\n")
+	return err
+}
+
+// readHead reads the response head into resp, skipping interim answers
+// (100 Continue and the like), within timeout.
+func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	uc.c.SetReadDeadline(deadline)
+	defer uc.c.SetReadDeadline(time.Time{})
+	for {
+		if err := resp.Read(uc.br); err != nil {
+			if !time.Now().Before(deadline) {
+				// fasthttp's read errors do not all wrap the deadline's.
+				return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+			}
+			return err
+		}
+		if c := resp.StatusCode(); c < 100 || c > 199 || c == 101 {
+			return nil
+		}
+	}
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// upBody streams a response body from its backend to the client, and
+// when the server has written it (or given up), ends the backend's
+// request and keeps or closes the connection.
+type upBody struct {
+	r      io.Reader // the body's bytes on uc.br, framed
+	uc     *upConn
+	b      *backend
+	start  int64
+	code   int
+	chunks bool // chunked: a trailer follows the last chunk
+	keep   bool // the connection may serve another exchange once the body is read
+	eof    bool
+	done   atomic.Bool
+}
+
+func (u *upBody) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if err == io.EOF {
+		u.eof = true
+	}
+	return n, err
+}
+
+// Close is called by the server once it has written the body, or failed to.
+func (u *upBody) Close() error {
+	if !u.done.CompareAndSwap(false, true) {
+		return nil
+	}
+	if u.eof && u.keep && (!u.chunks || skipTrailer(u.uc.br) == nil) {
+		u.b.conns.put(u.uc)
+	} else {
+		u.b.conns.drop(u.uc)
+	}
+	now := mono()
+	u.b.end()
+	code := u.code
+	if !u.eof {
+		code = statusClientGone // cut short: by the client or by the backend
+	}
+	u.b.stats.record(now, code, time.Duration(now-u.start), true)
+	return nil
+}
+
+// skipTrailer reads what follows a chunked body's last chunk, up to the
+// empty line, so the connection is at the next response.
+func skipTrailer(br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return nil
+		}
+	}
+}
