@@ -141,7 +141,10 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 	ctx := o.ctx
 	resp := &ctx.Response
 	b.begin()
-	uc := b.conns.get()
+	var uc *upConn
+	if o.replayable() {
+		uc = b.conns.get() // a body sent once goes on a new connection: an idle one may be stale
+	}
 	var err error
 	for {
 		if uc == nil {
@@ -187,6 +190,15 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 		return f, code
 	}
 	code := resp.Header.StatusCode()
+	if err := h.forwardBody(ctx, uc, b, start, code); err != nil {
+		// Nothing has reached the client yet: as if the backend had not answered.
+		now = mono()
+		b.stats.record(now, http.StatusBadGateway, time.Duration(now-start), true)
+		b.observe(now, failSample)
+		h.pool.failed(b, failBroken, now)
+		resp.Reset()
+		return failBroken, http.StatusBadGateway
+	}
 	var f failure
 	switch {
 	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
@@ -201,7 +213,6 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 		b.observe(now, took)
 		h.pool.succeeded(b)
 	}
-	h.forwardBody(ctx, uc, b, start, code)
 	return f, 0
 }
 
@@ -232,8 +243,9 @@ func (h *httpRoute) classify(o *outbound, err error) (failure, int) {
 }
 
 // forwardBody hands the response body to the client's response: read
-// whole when small, streamed otherwise; hop headers are dropped.
-func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend, start int64, code int) {
+// whole when small, streamed otherwise; hop headers are dropped. An error
+// is a small body that could not be read: the exchange failed.
+func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend, start int64, code int) error {
 	resp := &ctx.Response
 	rh := &resp.Header
 	keep := !rh.ConnectionClose()
@@ -248,17 +260,17 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
 		resp.SkipBody = true
 		h.finish(uc, b, start, code, keep)
-		return
+		return nil
 	}
 	n := rh.ContentLength()
 	if n >= 0 && n <= maxBuffered {
 		if err := resp.ReadBody(uc.br, 0); err != nil {
-			keep = false
-			resp.SetBodyRaw(nil)
-			ctx.SetConnectionClose() // the client must not take a cut body for whole
+			b.conns.drop(uc)
+			b.end()
+			return err
 		}
 		h.finish(uc, b, start, code, keep)
-		return
+		return nil
 	}
 	u := &upBody{uc: uc, b: b, start: start, code: code, keep: keep}
 	switch {
@@ -270,6 +282,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 		u.r, u.keep, n = uc.br, false, -1
 	}
 	resp.SetBodyStream(u, n)
+	return nil
 }
 
 // finish ends an exchange whose body is in memory.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -455,5 +457,89 @@ func TestHTTPHoldsARequestUntilAReplicaIsReady(t *testing.T) {
 	a := <-got
 	if a.code != 200 || a.took < 300*time.Millisecond || a.took > 2*time.Second {
 		t.Fatalf("held request: %d after %s, want 200 once the replica became ready", a.code, a.took)
+	}
+}
+
+// TestHTTPCutBodyIsAFailedAttempt: a replica that dies halfway through a
+// small answer has sent the client nothing yet, so the GET goes to another
+// replica; with no other, the client gets a 502, never a short 200.
+func TestHTTPCutBodyIsAFailedAttempt(t *testing.T) {
+	h := newHarness(t, Config{})
+	cut := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	r := routeOf(t, "web", HTTP, cut)
+	h.sync(r)
+	if code, body := h.get(url(r)); code != 502 {
+		t.Fatalf("alone, the cut replica's answer came through as %d %q", code, body)
+	}
+	r.Backends = append(r.Backends, backendServer(t, "web/2", named("web/2", nil)))
+	h.sync(r)
+	for range 20 {
+		backendByID(h.pool(r), cut.ID).reset(mono(), 0) // cheapest: picked first
+		if code, body := h.get(url(r)); code != 200 || body != "web/2" {
+			t.Fatalf("got %d %q; want the other replica's answer", code, body)
+		}
+	}
+}
+
+// TestHTTPLargeBodiesStreamBothWays: an upload larger than what is kept
+// for a retry, of known and of unknown length, and a large answer.
+func TestHTTPLargeBodiesStreamBothWays(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		fmt.Fprintf(w, "%d %s\n", n, r.Header.Get("X-Test"))
+		io.WriteString(w, strings.Repeat("y", 1<<20))
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	size := 5 << 20
+	for _, known := range []bool{true, false} {
+		var body io.Reader = strings.NewReader(strings.Repeat("x", size))
+		if !known {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+		req, _ := http.NewRequest("PUT", url(r), body)
+		req.Header.Set("X-Test", "kept")
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		want := fmt.Sprintf("%d kept\n", size)
+		if res.StatusCode != 200 || !strings.HasPrefix(string(got), want) || len(got) != len(want)+1<<20 {
+			t.Fatalf("known length %v: %d, %d bytes starting %.40q", known, res.StatusCode, len(got), got)
+		}
+	}
+}
+
+// TestHTTPStaleIdleConnectionIsNoFailure: a replica that closes its
+// keep-alive connections while idle costs no request and no failure.
+func TestHTTPStaleIdleConnectionIsNoFailure(t *testing.T) {
+	h := newHarness(t, Config{EjectAfter: 1})
+	srv := httptest.NewUnstartedServer(named("web/1", nil))
+	srv.Config.IdleTimeout = 20 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	be := Backend{ID: "web/1", Replica: "web/1", Addr: netip.MustParseAddrPort(srv.Listener.Addr().String()), Ready: true}
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	for range 5 {
+		if code, body := h.get(url(r)); code != 200 || body != "web/1" {
+			t.Fatalf("got %d %q", code, body)
+		}
+		time.Sleep(60 * time.Millisecond) // the replica closes the idle connection
+	}
+	if got := backendByID(h.pool(r), be.ID).streak.Load(); got != 0 || len(h.eventsOf(EventEject)) != 0 {
+		t.Fatalf("stale connections counted as failures: streak %d, %d ejections", got, len(h.eventsOf(EventEject)))
 	}
 }
