@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -87,6 +88,24 @@ func (pol ejectPolicy) priorEjections(o outlier, now int64) int {
 		return 0
 	}
 	return o.ejections
+}
+
+// answered accounts for an answer with status code from b, which took
+// took: a 5xx is a failure (returned), and a 502, 503 or 504, which a
+// replica says when it cannot work, also counts as slow.
+func (p *pool) answered(b *backend, code int, now int64, took time.Duration) failure {
+	switch {
+	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
+		b.observe(now, max(took, failSample))
+	case code >= 500:
+		b.observe(now, took)
+	default:
+		b.observe(now, took)
+		p.succeeded(b)
+		return 0
+	}
+	p.failed(b, failure(code), now)
+	return failure(code)
 }
 
 // succeeded ends b's failure streak and its probation. The common case,

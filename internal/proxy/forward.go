@@ -36,11 +36,11 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 		h.answer(ctx, http.StatusBadRequest)
 		return
 	}
-	idempotent := isIdempotent(string(ctx.Method()), *h.idempotent.Load())
+	out.idempotent = isIdempotent(string(ctx.Method()), *h.idempotent.Load())
 	f, code := h.exchange(&out, b, now)
 	var tried [maxAttempts]*backend
 	tried[0] = b
-	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, idempotent) && (n == 1 || f == failConnect); n++ {
+	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, out.idempotent) && (n == 1 || f == failConnect); n++ {
 		now = mono()
 		next := p.pick(now, b)
 		if next == nil || contains(tried[:n], next) || !p.svc.takeRetry(now, f == failConnect) {
@@ -70,6 +70,8 @@ type outbound struct {
 	body   []byte    // the whole body, when it was small enough to keep
 	stream io.Reader // a large body, sent once as it arrives
 	length int       // body length; -1: unknown (sent chunked)
+
+	idempotent bool // the request may be sent twice
 }
 
 // prepare takes the body: whole when it is small (so the request can be
@@ -159,18 +161,19 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 				break
 			}
 		}
-		stop := watchClient(ctx.Conn(), uc.c)
+		sent := false
 		if err = o.send(uc); err == nil {
-			err = readHead(uc, &resp.Header, h.responseTimeout)
-		}
-		if stop() {
-			err = errClientGone
+			sent = true
+			err = readHead(uc, &resp.Header, h.responseTimeout, ctx.Conn())
 		}
 		if err == nil {
 			break
 		}
 		b.conns.drop(uc)
-		if uc.reused && o.replayable() && !errors.Is(err, errClientGone) && !isTimeout(err) {
+		// A connection the backend closed while idle fails at once, before
+		// any answer: sent again on a new one if nothing reached the
+		// backend, or if the request may be sent twice anyway.
+		if uc.reused && o.replayable() && (!sent || o.idempotent) && !errors.Is(err, errClientGone) && !isTimeout(err) {
 			uc = nil // closed by the backend while idle: once more on a new connection
 			continue
 		}
@@ -199,21 +202,7 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 		resp.Reset()
 		return failBroken, http.StatusBadGateway
 	}
-	var f failure
-	switch {
-	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
-		b.observe(now, max(took, failSample))
-		f = failure(code)
-		h.pool.failed(b, f, now)
-	case code >= 500:
-		b.observe(now, took)
-		f = failure(code)
-		h.pool.failed(b, f, now)
-	default:
-		b.observe(now, took)
-		h.pool.succeeded(b)
-	}
-	return f, 0
+	return h.pool.answered(b, code, now, took), 0
 }
 
 // dial connects to b; its error is marked as a failed connection.
@@ -272,6 +261,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 		h.finish(uc, b, start, code, keep)
 		return nil
 	}
+	uc.c.SetReadDeadline(time.Time{}) // a stream may run for hours
 	u := &upBody{uc: uc, b: b, start: start, code: code, keep: keep}
 	switch {
 	case n >= 0:
@@ -310,9 +300,9 @@ func (h *httpRoute) answer(ctx *fasthttp.RequestCtx, code int) {
 	resp.SetBodyRaw(h.bodies[code])
 }
 
-// clientWatchAfter is how long an exchange waits for its backend before
-// the client's connection is watched: a quick exchange pays for a timer
-// only.
+// clientWatchAfter is how long an exchange waits for its backend's answer
+// before the client's connection is watched: a quick exchange pays for
+// nothing.
 const clientWatchAfter = time.Second
 
 // watchClient notices a client that closes its connection while its
@@ -326,14 +316,14 @@ func watchClient(client, backend net.Conn) (stop func() bool) {
 	if !ok {
 		return func() bool { return false }
 	}
+	rc, err := raw.SyscallConn()
+	if err != nil {
+		return func() bool { return false }
+	}
 	var gone, stopped atomic.Bool
 	done := make(chan struct{})
-	t := time.AfterFunc(clientWatchAfter, func() {
+	go func() {
 		defer close(done)
-		rc, err := raw.SyscallConn()
-		if err != nil {
-			return
-		}
 		rc.Read(func(fd uintptr) bool {
 			if stopped.Load() {
 				return true
@@ -349,14 +339,12 @@ func watchClient(client, backend net.Conn) (stop func() bool) {
 			}
 			return true // or bytes: a pipelined request, so the client is there
 		})
-	})
+	}()
 	return func() bool {
 		stopped.Store(true)
-		if !t.Stop() {
-			client.SetReadDeadline(time.Now()) // wakes the watch
-			<-done
-			client.SetReadDeadline(time.Time{})
-		}
+		client.SetReadDeadline(time.Now()) // wakes the watch
+		<-done
+		client.SetReadDeadline(time.Time{})
 		return gone.Load()
 	}
 }

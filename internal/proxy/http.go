@@ -148,19 +148,7 @@ func (h *httpRoute) try(req *http.Request, b *backend, start int64) (res *http.R
 		}
 		return nil, f, &proxyError{code: code, err: err}
 	}
-	switch code := res.StatusCode; {
-	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
-		b.observe(now, max(took, failSample))
-		f = failure(code)
-		h.pool.failed(b, f, now)
-	case code >= 500:
-		b.observe(now, took)
-		f = failure(code)
-		h.pool.failed(b, f, now)
-	default:
-		b.observe(now, took)
-		h.pool.succeeded(b)
-	}
+	f = h.pool.answered(b, res.StatusCode, now, took)
 	if res.StatusCode == http.StatusSwitchingProtocols {
 		return h.upgraded(req, res, b, start)
 	}

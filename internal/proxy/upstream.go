@@ -258,17 +258,31 @@ func writeChunked(bw *bufio.Writer, r io.Reader) error {
 }
 
 // readHead reads the response head into resp, skipping interim answers
-// (100 Continue and the like), within timeout.
-func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+// (100 Continue and the like), within timeout. An answer slower than
+// clientWatchAfter has the client's connection watched meanwhile, and
+// errClientGone is the error when the client left. The read deadline
+// stays set: whoever reads on without one (a stream) clears it.
+func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration, client net.Conn) error {
+	now := time.Now()
+	deadline := now.Add(timeout)
+	uc.c.SetReadDeadline(now.Add(min(timeout, clientWatchAfter)))
+	err := readHeadOnce(uc, resp)
+	if err == nil || !isTimeout(err) || !time.Now().Before(deadline) {
+		return deadlineErr(err, deadline)
+	}
+	// Slow: what is read so far stays buffered; read on while watching.
+	stop := watchClient(client, uc.c)
 	uc.c.SetReadDeadline(deadline)
-	defer uc.c.SetReadDeadline(time.Time{})
+	err = readHeadOnce(uc, resp)
+	if stop() {
+		return errClientGone
+	}
+	return deadlineErr(err, deadline)
+}
+
+func readHeadOnce(uc *upConn, resp *fasthttp.ResponseHeader) error {
 	for {
 		if err := resp.Read(uc.br); err != nil {
-			if !time.Now().Before(deadline) {
-				// fasthttp's read errors do not all wrap the deadline's.
-				return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
-			}
 			return err
 		}
 		if c := resp.StatusCode(); c < 100 || c > 199 || c == 101 {
@@ -277,13 +291,22 @@ func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration) 
 	}
 }
 
+// deadlineErr marks err as the deadline's when it has passed: fasthttp's
+// read errors do not all wrap it.
+func deadlineErr(err error, deadline time.Time) error {
+	if err != nil && !time.Now().Before(deadline) && !isTimeout(err) {
+		return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+	}
+	return err
+}
+
 // isTimeout reports whether err is a deadline passing.
 func isTimeout(err error) bool {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var t interface{ Timeout() bool } // fasthttp's ErrTimeout is no net.Error
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // upBody streams a response body from its backend to the client, and
