@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, out.idempotent) && (n == 1 || f == failConnect); n++ {
 		now = mono()
 		next := p.pick(now, b)
-		if next == nil || contains(tried[:n], next) || !p.svc.takeRetry(now, f == failConnect) {
+		if next == nil || slices.Contains(tried[:n], next) || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
 		ctx.Response.Reset() // closes a failed answer's body, if streaming
@@ -53,15 +54,6 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	if code != 0 {
 		h.answer(ctx, code)
 	}
-}
-
-func contains(bs []*backend, b *backend) bool {
-	for _, x := range bs {
-		if x == b {
-			return true
-		}
-	}
-	return false
 }
 
 // outbound is the request as sent to backends.
