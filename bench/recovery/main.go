@@ -94,11 +94,11 @@ func run(ctx context.Context, c config) (code int) {
 	for _, p := range c.peers {
 		peers = append(peers, &peer{key: p.Key, name: p.Name})
 	}
-	// Cleanup runs even after ^C, under its own deadline.
-	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
 	var sw *harness.SwarmMode
+	// Cleanup runs even after ^C, under its own deadline, which starts when it does.
 	defer func() {
+		cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
 		for _, p := range slices.Backward(peers) {
 			if p.teardown == nil {
 				continue

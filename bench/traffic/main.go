@@ -94,10 +94,14 @@ func run(ctx context.Context, c config) (code int) {
 		return 1
 	}
 	printHeader(c)
-	// Cleanup runs even after ^C, under its own deadline.
-	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
-	defer cancel()
-	sweep(cleanCtx, d)
+	// Cleanup runs even after ^C, under its own deadline, counted from
+	// when it starts (a run with many rounds outlasts any fixed one).
+	cleanCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
+	}
+	sctx, cancel := cleanCtx()
+	sweep(sctx, d)
+	cancel()
 
 	t, err := harness.StartTend(ctx, c.tendBin)
 	if err != nil {
@@ -106,7 +110,9 @@ func run(ctx context.Context, c config) (code int) {
 	}
 	st := &stack{d: d, t: t, c: c}
 	defer func() {
-		if err := st.teardown(cleanCtx); err != nil {
+		tctx, cancel := cleanCtx()
+		defer cancel()
+		if err := st.teardown(tctx); err != nil {
 			fmt.Println("cleanup:", err)
 			code = 1
 		}

@@ -79,10 +79,14 @@ func run(ctx context.Context, c config) int {
 		return 1
 	}
 	printHeader(c, counts)
-	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
-	sweep(cleanCtx, d)
-	defer sweep(cleanCtx, d)
+	// Cleanup runs even after ^C, under its own deadline, which starts when it does.
+	clean := func() {
+		cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+		defer cancel()
+		sweep(cleanCtx, d)
+	}
+	clean()
+	defer clean()
 
 	compose := &peer{name: "docker-compose up -d", label: "com.docker.compose.project=" + composeProject}
 	compose.up = func(ctx context.Context) error {
