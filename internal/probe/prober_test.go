@@ -188,6 +188,8 @@ func TestProberFailsAfterThreshold(t *testing.T) {
 	h.wait(t, "passing", live(Passing))
 	a.live.Store(false)
 	h.await(t, "failing", live(Failing))
+	// Status shows the verdict a moment before OnChange has run; hits is stored last.
+	testwait.Eventually(t, "OnChange to see the failing verdict", func() bool { return hitsAtChange.Load() != 0 })
 
 	if n := sickAtChange.Load(); n != 3 {
 		t.Errorf("failing after %d sick checks, want 3", n)
