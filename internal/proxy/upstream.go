@@ -271,8 +271,8 @@ func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration, 
 		return deadlineErr(err, deadline)
 	}
 	// Slow: what is read so far stays buffered; read on while watching.
+	uc.c.SetReadDeadline(deadline) // before the watch, which may cut it at once
 	stop := watchClient(client, uc.c)
-	uc.c.SetReadDeadline(deadline)
 	err = readHeadOnce(uc, resp)
 	if stop() {
 		return errClientGone
