@@ -53,7 +53,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.IntVar(&c.rounds, "rounds", 3, "throughput rounds; each runs wrk against tend, nginx and one replica direct, in that order")
+	flag.IntVar(&c.rounds, "rounds", 3, "throughput rounds; each runs wrk against tend, nginx and one replica direct, the order rotating each round (a multiple of 3 gives each target each place equally often)")
 	flag.DurationVar(&c.duration, "duration", 10*time.Second, "wrk -d of each measured run")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "an unrecorded wrk run of this length against each target before the rounds (0: none)")
 	flag.IntVar(&c.threads, "threads", 2, "wrk -t")
@@ -208,7 +208,10 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 	}
 	fmt.Printf("rounds (wrk -t%d -c%d -d%s --latency; cpu = CPU time / wall time, 200%% = both CPUs):\n", c.threads, c.conns, c.duration)
 	for i := 0; i < c.rounds && ctx.Err() == nil; i++ {
-		for _, tg := range targets {
+		// The order rotates every round, so no target always follows the
+		// same one (direct leaves the replicas hot; a round after it may pay).
+		for k := range targets {
+			tg := targets[(i+k)%len(targets)]
 			if tg.skip != "" || ctx.Err() != nil {
 				continue
 			}
@@ -259,7 +262,8 @@ func printHeader(c config) {
 	fmt.Printf("host: %s; %s; %s; load average %s\n", host, wrkVer, ngVer, strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Printf("stack: project %s, service web: %d replicas of %s, readiness GET /health every 1s; tend's proxy on %s\n",
 		project, c.replicas, c.image, c.tendAddr)
-	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds in the order tend, nginx, direct;\n"+
+	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds, the order rotating each round\n"+
+		"  (tend, nginx, direct; then nginx, direct, tend; then direct, tend, nginx; ...);\n"+
 		"  nginx: worker_processes %s, upstream of the same %d container addresses with keepalive 64, HTTP/1.1 to them,\n"+
 		"  on %s; direct: wrk straight at replica 1's address. Nothing is pinned: wrk, the proxy and the\n"+
 		"  replicas share both CPUs with whatever else runs on the host. CPU is read from /proc and the containers'\n"+

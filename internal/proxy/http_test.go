@@ -82,30 +82,73 @@ func TestHTTPWebSocketUpgrade(t *testing.T) {
 	h := newHarness(t, Config{})
 	r := routeOf(t, "ws", HTTP, wsEcho(t))
 	h.sync(r)
-	c, err := net.Dial("tcp", r.Listen.String())
+	// Header names are case-insensitive: some clients send them in lower case.
+	for _, head := range []string{"Connection: Upgrade\r\nUpgrade: websocket", "connection: upgrade\r\nupgrade: websocket"} {
+		c, err := net.Dial("tcp", r.Listen.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testwait.For))
+		io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\n"+head+"\r\n\r\n")
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake with %q: %v %v", head, res, err)
+		}
+		for _, msg := range []string{"hello\n", "again\n"} {
+			io.WriteString(c, msg)
+			got, err := br.ReadString('\n')
+			if err != nil || got != msg {
+				t.Fatalf("echo %q: got %q, %v", msg, got, err)
+			}
+		}
+		if n := inflight(h.m, "ws"); n != 1 {
+			t.Errorf("in flight during the session: %d", n)
+		}
+		c.Close()
+		testwait.Eventually(t, "the session to end", func() bool { return inflight(h.m, "ws") == 0 })
+	}
+}
+
+// TestHTTPDropsHopHeaders: the headers of one connection, in any case,
+// and those its Connection header names, stay on their side of the proxy.
+func TestHTTPDropsHopHeaders(t *testing.T) {
+	h := newHarness(t, Config{})
+	heard := make(chan http.Header, 1)
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			heard <- req.Header
+			io.WriteString(c, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=5\r\n"+
+				"connection: keep-alive, x-hop\r\nx-hop: 1\r\nx-end: 2\r\n\r\nok")
+		}
+	})
+	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
+	h.sync(r)
+	req, _ := http.NewRequest("GET", url(r), nil)
+	req.Header.Set("Connection", "x-secret")
+	req.Header.Set("X-Secret", "1")
+	req.Header.Set("Keep-Alive", "timeout=9")
+	req.Header.Set("X-End", "kept")
+	res, err := h.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(testwait.For))
-	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", res, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	got := <-heard
+	if got.Get("X-Secret") != "" || got.Get("Keep-Alive") != "" || got.Get("X-End") != "kept" {
+		t.Errorf("the replica heard %v", got)
 	}
-	for _, msg := range []string{"hello\n", "again\n"} {
-		io.WriteString(c, msg)
-		got, err := br.ReadString('\n')
-		if err != nil || got != msg {
-			t.Fatalf("echo %q: got %q, %v", msg, got, err)
-		}
+	if res.StatusCode != 200 || string(body) != "ok" || res.Header.Get("X-Hop") != "" ||
+		res.Header.Get("Keep-Alive") != "" || res.Header.Get("X-End") != "2" {
+		t.Errorf("the client got %d %q with %v", res.StatusCode, body, res.Header)
 	}
-	if n := inflight(h.m, "ws"); n != 1 {
-		t.Errorf("in flight during the session: %d", n)
-	}
-	c.Close()
-	testwait.Eventually(t, "the session to end", func() bool { return inflight(h.m, "ws") == 0 })
 }
 
 func inflight(m *Manager, service string) int64 {

@@ -59,18 +59,17 @@ func newHTTPServer(ln net.Listener, routes lookup, log *slog.Logger) *httpServer
 			}
 			h.serve(ctx)
 		},
-		Name:                          "",
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		StreamRequestBody:             true,
-		MaxRequestBodySize:            maxReplayBody, // larger bodies stream through
-		ReadBufferSize:                16 << 10,      // the largest request head
-		ReadTimeout:                   30 * time.Second,
-		IdleTimeout:                   2 * time.Minute,
-		KeepHijackedConns:             true, // handed to net/http
+		Name:                         "",
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           maxReplayBody, // larger bodies stream through
+		ReadBufferSize:               16 << 10,      // the largest request head
+		ReadTimeout:                  30 * time.Second,
+		IdleTimeout:                  2 * time.Minute,
+		KeepHijackedConns:            true, // handed to net/http
 		// Its idle-worker reaper notices the server's end only this long
 		// after: kept short so stopping leaves nothing running for long.
 		MaxIdleWorkerDuration: 200 * time.Millisecond,
