@@ -20,7 +20,7 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		Max:        spec.DefaultBackoffMax,
 		ResetAfter: spec.DefaultBackoffResetAfter,
 	}}
-	block, err := mapping(service, spec.ExtensionKey, raw, "backoff", "liveness", "readiness", "logs")
+	block, err := mapping(service, spec.ExtensionKey, raw, "backoff", "liveness", "readiness", "logs", "idempotent")
 	if err != nil {
 		return spec.Extension{}, err
 	}
@@ -31,6 +31,9 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		return spec.Extension{}, err
 	}
 	if ext.Logs, err = parseLogRules(service, block["logs"]); err != nil {
+		return spec.Extension{}, err
+	}
+	if ext.Idempotent, err = parseMethods(service, spec.ExtensionKey+".idempotent", block["idempotent"]); err != nil {
 		return spec.Extension{}, err
 	}
 	const key = spec.ExtensionKey + ".backoff"
@@ -55,6 +58,29 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		return spec.Extension{}, errorf(service, key, "initial %s is greater than max %s", b.Initial, b.Max)
 	}
 	return ext, nil
+}
+
+// parseMethods reads a list of HTTP methods. Methods are case-sensitive
+// and the standard ones upper case: "put" would never match a request.
+func parseMethods(service, key string, raw any) ([]string, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return nil, errorf(service, key, "want a list of HTTP methods, e.g. [PUT, DELETE] (got %v)", raw)
+	}
+	var out []string
+	for i, v := range list {
+		m, ok := v.(string)
+		if !ok || m == "" || strings.ToUpper(m) != m || strings.IndexFunc(m, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+			return nil, errorf(service, fmt.Sprintf("%s[%d]", key, i), "want an HTTP method in upper case, e.g. PUT (got %v)", v)
+		}
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }
 
 // mapping reads raw as a mapping whose keys are all known; nil (absent or `key:` with

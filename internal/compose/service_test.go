@@ -113,6 +113,14 @@ func TestLoadExtension(t *testing.T) {
 	}
 }
 
+func TestLoadIdempotentMethods(t *testing.T) {
+	s, err := loadService(t, "    x-tend:\n      idempotent: [PUT, DELETE, PUT]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "idempotent", s.Tend.Idempotent, []string{"PUT", "DELETE"})
+}
+
 func TestLoadExtensionErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -125,6 +133,8 @@ func TestLoadExtensionErrors(t *testing.T) {
 			want: `compose.yaml: service "app": x-tend.backoff.initial: invalid duration 500 (want e.g. 500ms or 1m30s)`},
 		{name: "zero", keys: "    x-tend:\n      backoff: {reset_after: 0s}",
 			want: `compose.yaml: service "app": x-tend.backoff.reset_after: must be positive (got 0s)`},
+		{name: "methods not a list", keys: "    x-tend:\n      idempotent: PUT",
+			want: `compose.yaml: service "app": x-tend.idempotent: want a list of HTTP methods, e.g. [PUT, DELETE] (got PUT)`},
 		{name: "max below the default initial", keys: "    x-tend:\n      backoff: {max: 100ms}",
 			want: `compose.yaml: service "app": x-tend.backoff: initial 500ms is greater than max 100ms`},
 	}

@@ -145,6 +145,10 @@ type Extension struct {
 	Liveness  *Probe    `json:"liveness,omitempty"`  // failing: the replica is replaced
 	Readiness *Probe    `json:"readiness,omitempty"` // failing: out of rotation; nil: the liveness probe
 	Logs      []LogRule `json:"logs,omitempty"`      // log patterns that heal, in file order
+	// Idempotent lists HTTP methods besides GET, HEAD and OPTIONS that the
+	// proxy may send twice (a retry on another replica after a 502, 503
+	// or a broken connection).
+	Idempotent []string `json:"idempotent,omitempty"`
 }
 
 // Backoff shapes crash-loop restarts: the first restart of a streak is immediate,

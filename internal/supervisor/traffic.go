@@ -42,7 +42,8 @@ func routes(p *spec.Project, cs []runtime.Container, health map[string]reconcile
 
 // routeFor is the route of one published port of svc over its running replicas.
 func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.Container, health map[string]reconcile.Health) proxy.Route {
-	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port)}
+	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port),
+		Idempotent: svc.Tend.Idempotent}
 	for _, c := range cs {
 		ip, err := netip.ParseAddr(c.IP)
 		if c.Service != svc.Name || c.State != runtime.Running || err != nil {

@@ -17,7 +17,7 @@ func trafficProject() *spec.Project {
 		Networks: []spec.Network{{Key: "back", Name: "shop_back"}, {Key: "default", Name: "shop_default"}},
 		Services: []spec.Service{
 			{Name: "api", Ports: []spec.Port{{HostIP: "127.0.0.1", HostPort: 18080, ContainerPort: 8080, Protocol: "tcp"}},
-				Networks: []spec.NetworkAttach{{Network: "default"}}, Tend: spec.Extension{Readiness: httpProbe}},
+				Networks: []spec.NetworkAttach{{Network: "default"}}, Tend: spec.Extension{Readiness: httpProbe, Idempotent: []string{"PUT"}}},
 			{Name: "db", Ports: []spec.Port{{HostPort: 5432, ContainerPort: 5432, Protocol: "tcp"}},
 				Networks: []spec.NetworkAttach{{Network: "back"}}},
 			{Name: "dns", Ports: []spec.Port{{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
@@ -43,6 +43,9 @@ func TestRoutesPublishTCPPortsOverRunningReplicas(t *testing.T) {
 	api := rs[0]
 	if api.Listen != netip.MustParseAddrPort("127.0.0.1:18080") || api.Mode != proxy.HTTP {
 		t.Errorf("api route: %v %v, want 127.0.0.1:18080 in HTTP mode (its readiness probe is HTTP on 8080)", api.Listen, api.Mode)
+	}
+	if !slices.Equal(api.Idempotent, []string{"PUT"}) {
+		t.Errorf("api route's idempotent methods: %v, want x-tend's [PUT]", api.Idempotent)
 	}
 	want := []proxy.Backend{
 		{ID: "a1", Replica: "api/1", Addr: netip.MustParseAddrPort("172.18.0.2:8080"), Ready: true},
