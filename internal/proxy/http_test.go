@@ -586,3 +586,31 @@ func TestHTTPStaleIdleConnectionIsNoFailure(t *testing.T) {
 		t.Fatalf("stale connections counted as failures: streak %d, %d ejections", got, len(h.eventsOf(EventEject)))
 	}
 }
+
+// TestHTTPEmptyPostSaysItsLength: an empty POST reaches the replica with
+// Content-Length: 0, as net/http's client sends it; a GET with none.
+func TestHTTPEmptyPostSaysItsLength(t *testing.T) {
+	h := newHarness(t, Config{})
+	heard := make(chan string, 4)
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			heard <- req.Method + " " + strings.Join(req.Header["Content-Length"], ",") + " " + strings.Join(req.TransferEncoding, ",")
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
+	h.sync(r)
+	for method, want := range map[string]string{"POST": "POST 0 ", "GET": "GET  "} {
+		if code, _ := h.do(method, url(r), ""); code != 200 {
+			t.Fatalf("%s: %d", method, code)
+		}
+		if got := <-heard; got != want {
+			t.Errorf("the replica heard %q, want %q", got, want)
+		}
+	}
+}

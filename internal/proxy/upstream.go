@@ -23,8 +23,8 @@ import (
 // (Transport hands every request to two per-connection goroutines, which
 // cost more CPU than the proxying itself), a deadline on the response
 // header alone (a stream may run for hours), and a way to abandon an
-// exchange whose client left (close its connection). fasthttp parses and
-// writes the heads; this file only keeps the connections.
+// exchange whose client left (close its connection). fasthttp parses the
+// answers' heads; this file writes the requests and keeps the connections.
 
 // maxIdlePerBackend bounds the idle keep-alive connections kept per
 // backend; the proxy's own load decides how many it needs.
@@ -234,17 +234,19 @@ func writeHead(bw *bufio.Writer, ctx *fasthttp.RequestCtx, length int) {
 	bw.Write(host)
 	bw.WriteString("\r\nX-Forwarded-Proto: http")
 	switch {
-	case length > 0:
-		bw.WriteString("\r\nContent-Length: ")
-		bw.WriteString(strconv.Itoa(length))
 	case length < 0:
 		bw.WriteString("\r\nTransfer-Encoding: chunked")
+	case length > 0 || h.IsPost() || h.IsPut() || h.IsPatch():
+		// An empty POST, PUT or PATCH says so, as net/http does: some
+		// servers answer 411 to one without a length.
+		bw.WriteString("\r\nContent-Length: ")
+		bw.WriteString(strconv.Itoa(length))
 	}
 	bw.WriteString("\r\n\r\n")
 }
 
-// writeBody sends a body of unknown length (a client's large upload) in
-// chunks.
+// writeChunked sends a body of unknown length (a client's large upload)
+// in chunks.
 func writeChunked(bw *bufio.Writer, r io.Reader) error {
 	cw := httputil.NewChunkedWriter(bw)
 	if _, err := io.Copy(cw, r); err != nil {
