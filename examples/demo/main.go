@@ -11,11 +11,13 @@
 // Endpoints while serving:
 //
 //	GET  /             200 JSON {name, instance, pid, started, hostname}
+//	PUT  /             the same (a method tend retries only when x-tend marks it idempotent)
 //	GET  /health       200 "ok", or 503 "sick" after POST /sick
 //	POST /crash        202, then the process exits with status 1
 //	POST /sick         /health fails from now on
 //	POST /slow?ms=N    GET / and GET /health take N ms longer (0 turns it off)
-//	POST /fail         GET / answers 500 from now on (a replica that errors while its /health is fine)
+//	POST /fail[?code=N]  GET / and PUT / answer N (default 500) from now on (a replica that errors
+//	                   while its /health is fine)
 //	POST /heal         undo /sick, /fail and /slow
 //	POST /log?line=T   print T as one line on stdout
 //	GET  /ws           WebSocket echo: each text message comes back as "<hostname>: <message>"
@@ -191,7 +193,7 @@ type server struct {
 	started  time.Time
 
 	sick atomic.Bool
-	fail atomic.Bool
+	fail atomic.Int32 // the status GET / answers with; 0: none
 	slow atomic.Int64 // extra latency in nanoseconds
 
 	outMu sync.Mutex
@@ -215,6 +217,7 @@ func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Patterns with a method make the mux answer 405 with an Allow header for other methods.
 	mux.Handle("GET /{$}", s.slowed(s.handleIndex))
+	mux.Handle("PUT /{$}", s.slowed(s.handleIndex))
 	mux.Handle("GET /health", s.slowed(s.handleHealth))
 	mux.HandleFunc("POST /crash", s.handleCrash)
 	mux.HandleFunc("POST /sick", s.handleSick)
@@ -259,8 +262,8 @@ type info struct {
 }
 
 func (s *server) handleIndex(w http.ResponseWriter, r *http.Request) {
-	if s.fail.Load() {
-		text(w, http.StatusInternalServerError, "failing")
+	if code := s.fail.Load(); code != 0 {
+		text(w, int(code), "failing")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -295,7 +298,16 @@ func (s *server) handleSick(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleFail(w http.ResponseWriter, r *http.Request) {
-	s.fail.Store(true)
+	code := http.StatusInternalServerError
+	if v := r.URL.Query().Get("code"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 400 || n > 599 {
+			text(w, http.StatusBadRequest, "code: want an error status 400..599")
+			return
+		}
+		code = n
+	}
+	s.fail.Store(int32(code))
 	text(w, http.StatusOK, "failing")
 }
 
@@ -311,7 +323,7 @@ func (s *server) handleSlow(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleHeal(w http.ResponseWriter, r *http.Request) {
 	s.sick.Store(false)
-	s.fail.Store(false)
+	s.fail.Store(0)
 	s.slow.Store(0)
 	text(w, http.StatusOK, "ok")
 }

@@ -96,7 +96,11 @@ func TestSickAndHeal(t *testing.T) {
 		{"POST", "/fail", 200, "failing"},
 		{"GET", "/", 500, "failing"},
 		{"GET", "/health", 503, "sick"},
+		{"POST", "/fail?code=503", 200, "failing"},
+		{"PUT", "/", 503, "failing"},
+		{"POST", "/fail?code=200", 400, ""},
 		{"POST", "/heal", 200, "ok"},
+		{"PUT", "/", 200, ""},
 		{"GET", "/health", 200, "ok"},
 		{"GET", "/", 200, ""},
 	}

@@ -284,3 +284,49 @@ services:
 		}
 	}
 }
+
+// TestIdempotentMethodsAreRetried: a PUT that a replica answers with 503
+// goes to the other replica when x-tend marks PUT idempotent, and reaches
+// the client otherwise (a PUT is not retried by default).
+func TestIdempotentMethodsAreRetried(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	marked, plain := freePort(t), freePort(t)
+	name, file := d.project(fmt.Sprintf(`
+services:
+  marked:
+    image: tend-demo:dev
+    ports: [{target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}]
+    deploy: {replicas: 2}
+    x-tend:
+      idempotent: [PUT]
+  plain:
+    image: tend-demo:dev
+    ports: [{target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}]
+    deploy: {replicas: 2}
+`, marked, plain))
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	post(t, name+"-marked-1", "/fail?code=503")
+	post(t, name+"-plain-1", "/fail?code=503")
+	unavailable := func(port int) (n int) {
+		for range 40 {
+			req, _ := http.NewRequest("PUT", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				n++
+			}
+		}
+		return n
+	}
+	if n := unavailable(marked); n != 0 {
+		t.Errorf("%d of 40 PUTs got the failing replica's 503 although x-tend marks PUT idempotent", n)
+	}
+	if n := unavailable(plain); n == 0 {
+		t.Errorf("no PUT to the unmarked service got the failing replica's 503: was it retried?")
+	}
+}
