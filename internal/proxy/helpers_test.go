@@ -124,6 +124,19 @@ func (h *harness) do(method, url, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// send does req, failing the test if it gets no answer, and returns the
+// answer with its body.
+func (h *harness) send(req *http.Request) (*http.Response, []byte) {
+	h.t.Helper()
+	res, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, body
+}
+
 // freePort returns a loopback address nothing listens on (for now).
 func freePort(t testing.TB) netip.AddrPort {
 	t.Helper()

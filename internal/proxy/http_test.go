@@ -114,34 +114,17 @@ func TestHTTPWebSocketUpgrade(t *testing.T) {
 // and those its Connection header names, stay on their side of the proxy.
 func TestHTTPDropsHopHeaders(t *testing.T) {
 	h := newHarness(t, Config{})
-	heard := make(chan http.Header, 1)
-	addr := rawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			heard <- req.Header
-			io.WriteString(c, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=5\r\n"+
-				"connection: keep-alive, x-hop\r\nx-hop: 1\r\nx-end: 2\r\n\r\nok")
-		}
-	})
-	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
+	be, heard := recordingReplica(t, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=5\r\n"+
+		"connection: keep-alive, x-hop\r\nx-hop: 1\r\nx-end: 2\r\n\r\nok")
+	r := routeOf(t, "web", HTTP, be)
 	h.sync(r)
 	req, _ := http.NewRequest("GET", url(r), nil)
 	req.Header.Set("Connection", "x-secret")
 	req.Header.Set("X-Secret", "1")
 	req.Header.Set("Keep-Alive", "timeout=9")
 	req.Header.Set("X-End", "kept")
-	res, err := h.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	got := <-heard
+	res, body := h.send(req)
+	got := (<-heard).Header
 	if got.Get("X-Secret") != "" || got.Get("Keep-Alive") != "" || got.Get("X-End") != "kept" {
 		t.Errorf("the replica heard %v", got)
 	}
@@ -552,12 +535,7 @@ func TestHTTPLargeBodiesStreamBothWays(t *testing.T) {
 		}
 		req, _ := http.NewRequest("PUT", url(r), body)
 		req.Header.Set("X-Test", "kept")
-		res, err := h.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := io.ReadAll(res.Body)
-		res.Body.Close()
+		res, got := h.send(req)
 		want := fmt.Sprintf("%d kept\n", size)
 		if res.StatusCode != 200 || !strings.HasPrefix(string(got), want) || len(got) != len(want)+1<<20 {
 			t.Fatalf("known length %v: %d, %d bytes starting %.40q", known, res.StatusCode, len(got), got)
@@ -591,7 +569,24 @@ func TestHTTPStaleIdleConnectionIsNoFailure(t *testing.T) {
 // Content-Length: 0, as net/http's client sends it; a GET with none.
 func TestHTTPEmptyPostSaysItsLength(t *testing.T) {
 	h := newHarness(t, Config{})
-	heard := make(chan string, 4)
+	be, heard := recordingReplica(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	for method, want := range map[string]string{"POST": "POST 0 ", "GET": "GET  "} {
+		if code, _ := h.do(method, url(r), ""); code != 200 {
+			t.Fatalf("%s: %d", method, code)
+		}
+		req := <-heard
+		if got := req.Method + " " + strings.Join(req.Header["Content-Length"], ",") + " " + strings.Join(req.TransferEncoding, ","); got != want {
+			t.Errorf("the replica heard %q, want %q", got, want)
+		}
+	}
+}
+
+// recordingReplica answers every request with the raw answer and hands
+// the request, as the replica heard it, to the channel.
+func recordingReplica(t *testing.T, answer string) (Backend, <-chan *http.Request) {
+	heard := make(chan *http.Request, 4)
 	addr := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
@@ -599,18 +594,10 @@ func TestHTTPEmptyPostSaysItsLength(t *testing.T) {
 			if err != nil {
 				return
 			}
-			heard <- req.Method + " " + strings.Join(req.Header["Content-Length"], ",") + " " + strings.Join(req.TransferEncoding, ",")
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			io.Copy(io.Discard, req.Body)
+			heard <- req
+			io.WriteString(c, answer)
 		}
 	})
-	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
-	h.sync(r)
-	for method, want := range map[string]string{"POST": "POST 0 ", "GET": "GET  "} {
-		if code, _ := h.do(method, url(r), ""); code != 200 {
-			t.Fatalf("%s: %d", method, code)
-		}
-		if got := <-heard; got != want {
-			t.Errorf("the replica heard %q, want %q", got, want)
-		}
-	}
+	return Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true}, heard
 }
