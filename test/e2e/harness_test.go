@@ -250,6 +250,15 @@ func (d *daemon) project(compose string) (name, file string) {
 	return name, file
 }
 
+// up writes the compose text as a new project and brings it up with
+// --wait: how most tests begin.
+func (d *daemon) up(compose string) (name, file string) {
+	d.t.Helper()
+	name, file = d.project(compose)
+	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	return name, file
+}
+
 func removeProject(name string) {
 	ids, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=io.tend.project="+name).Output()
 	if f := strings.Fields(string(ids)); len(f) > 0 {

@@ -17,8 +17,7 @@ services:
 func TestKilledAndRemovedContainersComeBack(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, _ := d.up(webStack)
 
 	docker(t, "kill", name+"-web-1")
 	docker(t, "rm", "-f", name+"-web-2")
@@ -102,7 +101,7 @@ services:
 func TestSigkilledTendAdoptsWithoutDuplicates(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   web:
     image: tend-demo:dev
@@ -110,7 +109,6 @@ services:
   db:
     image: tend-demo:dev
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	ids := projectContainers(t, name, "-q", "--no-trunc")
 	before := d.events(name)
 
@@ -172,8 +170,7 @@ services:
 func TestStoppingTendLeavesTheStackRunning(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, _ := d.up(webStack)
 	d.stop()
 	out := docker(t, "ps", "-q", "--filter", "label=io.tend.project="+name, "--filter", "status=running")
 	if n := len(strings.Fields(out)); n != 2 {

@@ -52,7 +52,7 @@ func runningCount(t *testing.T, project, service string, slot int) int {
 func TestSickReplicaIsReplacedStartFirst(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   web:
     image: tend-demo:dev
@@ -68,7 +68,6 @@ services:
 volumes:
   data:
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	web1 := name + "-web-1"
 	old := containerID(t, web1)
 	other := containerID(t, name+"-web-2")
@@ -121,7 +120,7 @@ volumes:
 func TestComposeHealthcheckAloneHeals(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   api:
     image: tend-demo:dev
@@ -131,7 +130,6 @@ services:
       timeout: 1s
       retries: 2
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	api := name + "-api-1"
 	old := containerID(t, api)
 	post(t, api, "/sick")
@@ -150,7 +148,7 @@ services:
 func TestLogRuleReplacesReplica(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   worker:
     image: tend-demo:dev
@@ -159,7 +157,6 @@ services:
         - pattern: "FATAL|panic:"
         - {pattern: "slow query", action: notify, count: 2, window: 1m}
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	w := name + "-worker-1"
 	old := containerID(t, w)
 	post(t, w, "/log?line=slow+query+1")
@@ -181,7 +178,7 @@ services:
 func TestLogRuleUnderFlood(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   noisy:
     image: tend-demo:dev
@@ -189,7 +186,6 @@ services:
       logs:
         - pattern: "FATAL"
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	c := name + "-noisy-1"
 	old := containerID(t, c)
 	start := time.Now()
@@ -230,7 +226,7 @@ func rssMiB(t *testing.T, pid int) int {
 func TestReadinessFlappingNeverReplaces(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   web:
     image: tend-demo:dev
@@ -243,7 +239,6 @@ services:
         interval: 200ms
         failure_threshold: 1
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	web := name + "-web-1"
 	old := containerID(t, web)
 	for range 3 {
@@ -278,7 +273,7 @@ services:
 func TestDependentsRestartInOrder(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   db:
     image: tend-demo:dev
@@ -299,7 +294,6 @@ services:
     image: tend-demo:dev
     depends_on: [db]
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	cronStart := startedAt(t, name+"-cron-1")
 	apiStart := startedAt(t, name+"-api-1")
 	db := name + "-db-1"
@@ -357,7 +351,7 @@ services:
 func TestLogRuleRestartsDependents(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   db:
     image: tend-demo:dev
@@ -370,7 +364,6 @@ services:
   cron:
     image: tend-demo:dev
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	db := containerID(t, name+"-db-1")
 	apiStart, cronStart := startedAt(t, name+"-api-1"), startedAt(t, name+"-cron-1")
 	post(t, name+"-db-1", "/log?line=all+connections+reset")

@@ -152,7 +152,7 @@ func TestKeysReachTheEngine(t *testing.T) {
 func TestKeysChangeReplacesReplicas(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, file := d.up(`
 services:
   web:
     image: tend-demo:dev
@@ -160,7 +160,6 @@ services:
       nofile: 1024
     mem_limit: 64m
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	c := name + "-web-1"
 	id := docker(t, "inspect", "-f", "{{.Id}}", c)
 	writeFile(t, file, strings.Replace(readFile(t, file), "mem_limit: 64m", "mem_limit: 96m", 1))

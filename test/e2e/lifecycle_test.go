@@ -14,7 +14,7 @@ import (
 func TestChangedSpecReplacesReplicas(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, file := d.up(`
 services:
   web:
     image: tend-demo:dev
@@ -22,7 +22,6 @@ services:
   db:
     image: tend-demo:dev
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	webID := docker(t, "inspect", "-f", "{{.Id}}", name+"-web-1")
 	dbID := docker(t, "inspect", "-f", "{{.Id}}", name+"-db-1")
 
@@ -46,7 +45,7 @@ services:
 func TestDependsOnOrdersStartUp(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   migrate:
     image: tend-demo:dev
@@ -64,7 +63,6 @@ services:
       db: {condition: service_healthy}
       migrate: {condition: service_completed_successfully}
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	apiStarted := startedAt(t, name+"-api-1")
 	migrateFinished := parseDockerTime(t, docker(t, "inspect", "-f", "{{.State.FinishedAt}}", name+"-migrate-1"))
 	if apiStarted.Before(migrateFinished) {
@@ -84,7 +82,7 @@ services:
 func TestDownKeepsVolumesUnlessAsked(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, file := d.up(`
 services:
   db:
     image: tend-demo:dev
@@ -92,7 +90,6 @@ services:
 volumes:
   data:
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	d.mustTend("down", "-p", name)
 	if out := projectContainers(t, name, "-aq"); out != "" {
 		t.Fatalf("containers left after down: %s", out)
@@ -115,8 +112,7 @@ volumes:
 func TestBrokenComposeIsRefusedAndChangesNothing(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, file := d.up(webStack)
 	ids := projectContainers(t, name, "-aq")
 
 	writeFile(t, file, `
@@ -219,7 +215,7 @@ func parseDockerTime(t *testing.T, s string) time.Time {
 func TestServiceJoinsEveryNetworkWithAliases(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   api:
     image: tend-demo:dev
@@ -230,7 +226,6 @@ networks:
   front: {}
   back: {}
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	nets := docker(t, "inspect", "-f", `{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{join $v.Aliases ","}} {{end}}`, name+"-api-1")
 	for _, want := range []string{name + "_front=", name + "_back="} {
 		if !strings.Contains(nets, want) {

@@ -12,8 +12,7 @@ import (
 func TestCrashRestartsInPlace(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, _ := d.up(webStack)
 	c := name + "-web-1"
 	engineStart := docker(t, "inspect", "-f", "{{.Id}} {{.State.StartedAt}}", c)
 	ip := containerIP(t, c)
@@ -41,8 +40,7 @@ func TestCrashRestartsInPlace(t *testing.T) {
 func TestCrashWhileTendIsDownIsHealedWhenItReturns(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, _ := d.up(webStack)
 	c := name + "-web-2"
 	d.kill()
 	post(t, c, "/crash")
@@ -61,13 +59,12 @@ func TestCrashWhileTendIsDownIsHealedWhenItReturns(t *testing.T) {
 func TestShimForwardsTheStopSignal(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(`
+	name, _ := d.up(`
 services:
   web:
     image: tend-demo:dev
     stop_grace_period: 20s
 `)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	start := time.Now()
 	d.mustTend("down", "-p", name)
 	if took := time.Since(start); took > 10*time.Second {
@@ -83,8 +80,7 @@ services:
 func TestWithoutTheShimCrashesRestartThroughTheEngine(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "--restart-in-place=false")
-	name, file := d.project(webStack)
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, _ := d.up(webStack)
 	c := name + "-web-1"
 	if path := docker(t, "inspect", "-f", "{{.Path}}", c); path != "/demo" {
 		t.Fatalf("command %q, want the image's own /demo", path)

@@ -78,7 +78,7 @@ func TestKilledReplicasUnderLoadFailNoRequest(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	port := freePort(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   web:
     image: tend-demo:dev
@@ -87,7 +87,6 @@ services:
     deploy:
       replicas: 3
 `, port))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	l := startLoad(fmt.Sprintf("http://127.0.0.1:%d/", port), 4)
 	for i := range 4 { // a replica killed every 2 s, as in the issue's availability figure
 		time.Sleep(2 * time.Second)
@@ -105,7 +104,7 @@ func TestFailingReplicaIsEjected(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	port := freePort(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   web:
     image: tend-demo:dev
@@ -116,7 +115,6 @@ services:
       readiness:
         http: {port: 8080, path: /health}
 `, port))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	post(t, name+"-web-2", "/fail") // GET / answers 500; /health stays fine
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	var last5xx int
@@ -162,8 +160,7 @@ services:
       readiness:
         http: {port: 8080, path: /health}
 `
-	name, file := d.project(fmt.Sprintf(compose, port, 1))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
+	name, file := d.up(fmt.Sprintf(compose, port, 1))
 	post(t, name+"-web-1", "/slow?ms=2000")
 	type answer struct {
 		code int
@@ -197,7 +194,7 @@ func TestTCPModeAndMetrics(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	port := freePort(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   db:
     image: tend-demo:dev
@@ -205,7 +202,6 @@ services:
     deploy:
       replicas: 2
 `, port))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	for range 10 {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 		if err != nil {
@@ -243,7 +239,7 @@ func curlUnix(t *testing.T, socket, path string) string {
 func TestInStackCallsGoThroughTheProxyByName(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   api:
     image: tend-demo:dev
@@ -257,7 +253,6 @@ services:
     image: tend-demo:dev
     depends_on: [api, web]
 `, freePort(t), freePort(t)))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	client := name + "-client-1"
 	post(t, name+"-api-1", "/sick") // api's /health answers 503, web's 200
 	call := func(url string) (string, error) {
@@ -292,7 +287,7 @@ func TestIdempotentMethodsAreRetried(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	marked, plain := freePort(t), freePort(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   marked:
     image: tend-demo:dev
@@ -305,7 +300,6 @@ services:
     ports: [{target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}]
     deploy: {replicas: 2}
 `, marked, plain))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	post(t, name+"-marked-1", "/fail?code=503")
 	post(t, name+"-plain-1", "/fail?code=503")
 	unavailable := func(port int) (n int) {

@@ -73,7 +73,7 @@ func TestWebSocketSurvivesTheOtherReplicasDying(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	port := freePort(t)
-	name, file := d.project(fmt.Sprintf(`
+	name, _ := d.up(fmt.Sprintf(`
 services:
   chat:
     image: tend-demo:dev
@@ -82,7 +82,6 @@ services:
     deploy:
       replicas: 2
 `, port))
-	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	ws := wsDial(t, fmt.Sprintf("127.0.0.1:%d", port))
 	first, err := ws.echo("hello")
 	if err != nil || !strings.HasSuffix(first, ": hello") {
