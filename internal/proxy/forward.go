@@ -96,7 +96,8 @@ func (o *outbound) replayable() bool { return o.stream == nil }
 
 // send writes the request on uc.
 func (o *outbound) send(uc *upConn) error {
-	writeHead(uc.bw, o.ctx, o.length)
+	uc.head = appendHead(uc.head[:0], &o.ctx.Request.Header, o.ctx.RemoteAddr(), o.length)
+	uc.bw.Write(uc.head)
 	switch {
 	case o.stream == nil:
 		uc.bw.Write(o.body)
@@ -301,8 +302,8 @@ const clientWatchAfter = time.Second
 // request waits for the backend, and cuts the backend connection so the
 // exchange ends. stop ends the watch and reports whether the client left.
 func watchClient(client, backend net.Conn) (stop func() bool) {
-	if sc, ok := client.(*sniffConn); ok {
-		client = sc.Conn
+	if rc, ok := client.(*replayConn); ok {
+		client = rc.Conn
 	}
 	raw, ok := client.(syscall.Conn)
 	if !ok {

@@ -38,6 +38,10 @@ func init() {
 	// Date header current; it is started here so no test counts it.
 	var h fasthttp.ResponseHeader
 	h.AppendBytes(nil)
+	// So does tend's event-loop engine (loop.go), shared by every test.
+	if _, err := theLoops(); err != nil {
+		panic(err)
+	}
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {

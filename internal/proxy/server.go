@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,23 +15,26 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// httpServer serves one HTTP listener. fasthttp serves HTTP/1.x: it
-// parses and writes without allocating per request, which brings the
-// proxy's CPU per request close to nginx's (bench/README.md). What fasthttp
-// does not speak, cleartext HTTP/2 (detected by its preface) and protocol
-// upgrades (WebSocket), net/http serves: those connections are handed to
-// it whole, with the bytes already read.
+// httpServer serves one HTTP listener. Its connections go to the event
+// loops (loop.go), which serve the common HTTP/1.x exchange; what they
+// hand over is served by goroutines: fasthttp for the rest of HTTP/1.x,
+// net/http for cleartext HTTP/2 and protocol upgrades (WebSocket).
 type httpServer struct {
 	ln       net.Listener
+	routes   lookup
 	fast     *fasthttp.Server
 	std      *http.Server
-	handoffs *connQueue
+	toFast   *connQueue // connections the loops handed to fasthttp
+	handoffs *connQueue // to net/http
 	log      *slog.Logger
+
+	loopConns atomic.Int64 // connections on the loops
+	closing   atomic.Bool  // stopping: the loops close connections once idle
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // fasthttp's open connections, to cut at the end
 
-	served chan struct{} // closed when both servers have returned
+	served chan struct{} // closed when everything serve started has returned
 }
 
 // lookup finds the route of a request by its Host header (without port);
@@ -42,8 +44,8 @@ type lookup interface {
 }
 
 func newHTTPServer(ln net.Listener, routes lookup, log *slog.Logger) *httpServer {
-	s := &httpServer{ln: ln, log: log, handoffs: newConnQueue(ln.Addr()), conns: map[net.Conn]struct{}{},
-		served: make(chan struct{})}
+	s := &httpServer{ln: ln, routes: routes, log: log, toFast: newConnQueue(ln.Addr()), handoffs: newConnQueue(ln.Addr()),
+		conns: map[net.Conn]struct{}{}, served: make(chan struct{})}
 	s.fast = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			if isUpgrade(&ctx.Request.Header) {
@@ -115,36 +117,75 @@ func (l fastLogger) Printf(format string, args ...any) {
 	l.log.Debug("proxy: http server", "msg", fmt.Sprintf(format, args...))
 }
 
-// serve runs both servers until stop.
+// serve accepts connections onto the event loops, and runs the goroutine
+// servers for those handed over, until stop.
 func (s *httpServer) serve() {
 	defer close(s.served)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		if err := s.std.Serve(s.handoffs); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("proxy: http/2 server failed", "err", err)
 		}
-	}()
-	if err := s.fast.Serve(sniffing{s.ln, s}); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Error("proxy: listener failed", "err", err)
+	})
+	wg.Go(func() {
+		if err := s.fast.Serve(s.toFast); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("proxy: http server failed", "err", err)
+		}
+	})
+	defer wg.Wait()
+	l, err := theLoops()
+	if err != nil {
+		s.log.Error("proxy: no event loops: every connection is served by goroutines", "err", err)
 	}
-	<-done
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Error("proxy: listener failed", "err", err)
+			}
+			return
+		}
+		if l == nil {
+			if !s.toFast.push(c) {
+				c.Close()
+			}
+			continue
+		}
+		s.loopConns.Add(1)
+		if _, err := l.cli.EnrollContext(c, &client{srv: s}); err != nil {
+			s.loopConns.Add(-1)
+			c.Close()
+		}
+	}
 }
 
 // stop closes the listener, lets requests in flight finish until the
 // deadline, then cuts every connection.
 func (s *httpServer) stop(deadline time.Time, started bool) {
 	s.ln.Close()
-	s.handoffs.Close()
+	s.closing.Store(true)
 	if !started {
+		s.toFast.Close()
+		s.handoffs.Close()
 		return
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { s.fast.ShutdownWithContext(ctx) })
-	wg.Go(func() { s.std.Shutdown(ctx) }) // hijacked (upgraded) ones are the routes' to cut
+	wg.Go(func() { s.fast.ShutdownWithContext(ctx) }) // closes toFast
+	wg.Go(func() { s.std.Shutdown(ctx) })             // hijacked (upgraded) ones are the routes' to cut
+	l, _ := theLoops()
+	if l != nil {
+		wg.Go(func() {
+			s.onLoops(l, false)
+			waitUntil(deadline, func() bool { return s.loopConns.Load() == 0 })
+			s.onLoops(l, true)
+			waitUntil(time.Now().Add(time.Second), func() bool { return s.loopConns.Load() == 0 })
+		})
+	}
 	wg.Wait()
+	s.toFast.Close()
+	s.handoffs.Close()
 	s.std.Close()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -152,6 +193,18 @@ func (s *httpServer) stop(deadline time.Time, started bool) {
 	}
 	s.mu.Unlock()
 	<-s.served
+}
+
+// onLoops closes the server's connections on the loops: the idle ones,
+// or all of them when cut.
+func (s *httpServer) onLoops(l *loops, cut bool) {
+	l.each(func(ls *loopState) {
+		for cl := range ls.clients {
+			if cl.srv == s && (cut || !cl.busy) {
+				cl.close()
+			}
+		}
+	})
 }
 
 // track keeps fasthttp's open connections, for stop to cut.
@@ -185,64 +238,6 @@ func (s *httpServer) handOver(ctx *fasthttp.RequestCtx) {
 
 // http2Preface is what a client speaking cleartext HTTP/2 sends first.
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-// sniffing is the listener fasthttp serves: its connections look at their
-// first bytes, and a cleartext HTTP/2 one goes to net/http.
-type sniffing struct {
-	net.Listener
-	s *httpServer
-}
-
-func (l sniffing) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &sniffConn{Conn: c, s: l.s}, nil
-}
-
-// sniffConn is a client connection whose first bytes have not yet been
-// looked at.
-type sniffConn struct {
-	net.Conn
-	s       *httpServer
-	sniffed bool
-	handed  atomic.Bool // given to net/http: fasthttp's Close must not close it
-}
-
-func (c *sniffConn) Read(p []byte) (int, error) {
-	if c.sniffed {
-		return c.Conn.Read(p)
-	}
-	n := 0
-	for {
-		m, err := c.Conn.Read(p[n:])
-		n += m
-		prefix := min(n, len(http2Preface))
-		switch {
-		case !bytes.Equal(p[:prefix], []byte(http2Preface[:prefix])):
-			c.sniffed = true // HTTP/1.x, or garbage for fasthttp to answer
-			return n, err
-		case n >= len(http2Preface):
-			c.sniffed = true
-			c.handed.Store(true)
-			if !c.s.handoffs.push(&replayConn{Conn: c.Conn, pending: bytes.Clone(p[:n])}) {
-				c.Conn.Close()
-			}
-			return 0, io.EOF
-		case err != nil || n == len(p):
-			c.sniffed = true
-			return n, err
-		}
-	}
-}
-
-func (c *sniffConn) Close() error {
-	if c.handed.Load() {
-		return nil
-	}
-	return c.Conn.Close()
-}
 
 // replayConn reads pending before the rest of the connection.
 type replayConn struct {

@@ -36,6 +36,7 @@ type upConn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool // it served an exchange before: it may have been closed while idle
+	head   []byte
 }
 
 // idleConns is a backend's connections: the idle keep-alive ones, and
@@ -89,6 +90,13 @@ func (ic *idleConns) put(uc *upConn) {
 	}
 	ic.mu.Unlock()
 	uc.close()
+}
+
+// isClosed reports whether the backend is gone.
+func (ic *idleConns) isClosed() bool {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	return ic.closed
 }
 
 // drop closes uc, which failed or cannot serve another exchange.
@@ -168,10 +176,13 @@ var hopHeaders = []string{
 	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
 }
 
+// responseHop are the response headers not forwarded to clients.
+var responseHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade"}
+
 // skipHeader reports whether the header line's name is one not forwarded:
-// a hop header, or one the request's Connection header names.
-func skipHeader(name []byte, connTokens [][]byte) bool {
-	for _, h := range hopHeaders {
+// in hop, or one the message's Connection header names.
+func skipHeader(name []byte, hop []string, connTokens [][]byte) bool {
+	for _, h := range hop {
 		if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
 			return true
 		}
@@ -199,50 +210,60 @@ func connectionTokens(v []byte) [][]byte {
 	return out
 }
 
-// writeHead writes the request head for a backend: the client's request
-// line and headers, less the hop ones, with Host and X-Forwarded-*. length
-// is the body's length, or -1 for a chunked body.
-func writeHead(bw *bufio.Writer, ctx *fasthttp.RequestCtx, length int) {
-	h := &ctx.Request.Header
-	bw.Write(h.Method())
-	bw.WriteByte(' ')
-	bw.Write(h.RequestURI())
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	host := h.Host()
-	bw.Write(host)
+// appendHeaders appends the header lines of raw (CRLF- or LF-ended, up
+// to an empty line) each after a CRLF, less those hop and the message's
+// Connection headers name.
+func appendHeaders(dst, raw []byte, hop []string) []byte {
 	var tokens [][]byte
-	if c := h.Peek("Connection"); len(c) > 0 {
-		tokens = connectionTokens(c)
+	for rest := raw; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if name, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Connection")) {
+			tokens = append(tokens, connectionTokens(bytes.TrimSpace(v))...)
+		}
 	}
-	raw := h.RawHeaders()
 	for len(raw) > 0 {
 		var line []byte
 		line, raw, _ = bytes.Cut(raw, []byte("\n"))
+		line = bytes.TrimRight(line, "\r")
 		name, _, ok := bytes.Cut(line, []byte(":"))
-		if !ok || skipHeader(bytes.TrimSpace(name), tokens) {
+		if !ok || skipHeader(bytes.TrimSpace(name), hop, tokens) {
 			continue
 		}
-		bw.WriteString("\r\n")
-		bw.Write(bytes.TrimRight(line, "\r"))
+		dst = append(dst, "\r\n"...)
+		dst = append(dst, line...)
 	}
-	bw.WriteString("\r\nX-Forwarded-For: ")
-	var ip [64]byte
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		bw.Write(a.AddrPort().Addr().Unmap().AppendTo(ip[:0]))
+	return dst
+}
+
+// appendHead appends the request head for a backend: the client's request
+// line and headers, less the hop ones, with Host and X-Forwarded-*. length
+// is the body's length, or -1 for a chunked body.
+func appendHead(dst []byte, h *fasthttp.RequestHeader, remote net.Addr, length int) []byte {
+	dst = append(dst, h.Method()...)
+	dst = append(dst, ' ')
+	dst = append(dst, h.RequestURI()...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	host := h.Host()
+	dst = append(dst, host...)
+	dst = appendHeaders(dst, h.RawHeaders(), hopHeaders)
+	dst = append(dst, "\r\nX-Forwarded-For: "...)
+	if a, ok := remote.(*net.TCPAddr); ok {
+		dst = a.AddrPort().Addr().Unmap().AppendTo(dst)
 	}
-	bw.WriteString("\r\nX-Forwarded-Host: ")
-	bw.Write(host)
-	bw.WriteString("\r\nX-Forwarded-Proto: http")
+	dst = append(dst, "\r\nX-Forwarded-Host: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\nX-Forwarded-Proto: http"...)
 	switch {
 	case length < 0:
-		bw.WriteString("\r\nTransfer-Encoding: chunked")
+		dst = append(dst, "\r\nTransfer-Encoding: chunked"...)
 	case length > 0 || h.IsPost() || h.IsPut() || h.IsPatch():
 		// An empty POST, PUT or PATCH says so, as net/http does: some
 		// servers answer 411 to one without a length.
-		bw.WriteString("\r\nContent-Length: ")
-		bw.WriteString(strconv.Itoa(length))
+		dst = append(dst, "\r\nContent-Length: "...)
+		dst = strconv.AppendInt(dst, int64(length), 10)
 	}
-	bw.WriteString("\r\n\r\n")
+	return append(dst, "\r\n\r\n"...)
 }
 
 // writeChunked sends a body of unknown length (a client's large upload)

@@ -1,0 +1,824 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
+	"github.com/valyala/fasthttp"
+)
+
+// The HTTP/1.x fast path: client connections and the keep-alive
+// connections to backends live on a few epoll event loops (gnet), one per
+// CPU, and a request is parsed, forwarded, answered and accounted for in
+// the loop's callbacks, without a goroutine, a channel or a lock of its
+// own. Why: with a goroutine per connection Go reads before it waits and
+// wakes a goroutine per readiness, which on this 2-CPU host cost the
+// proxy more CPU per request than nginx (bench/README.md); an event loop
+// makes the same system calls nginx does.
+//
+// The loop does the common case only: a complete request head, a body of
+// known length up to 64 KiB, an answer of known length up to 64 KiB (or
+// none). A connection that asks for anything else (an upgrade, HTTP/2,
+// a chunked or large upload, Expect, a head the loop cannot parse, a
+// request no replica can take right now) is handed, with the bytes read
+// so far, to the goroutine servers (server.go), which do everything; so is
+// one whose answer is large or of unknown length, after its head (see
+// stream.go). Handed over means for good: the connection's file descriptor
+// is duplicated out of the loop.
+
+const (
+	maxHead       = 16 << 10 // the largest request or response head the loop parses
+	maxPipelined  = 1 << 20  // bytes a client may send ahead while its request is served
+	headTimeout   = 30 * time.Second
+	idleTimeout   = 2 * time.Minute
+	sweepInterval = time.Second
+)
+
+// loops is the process's event-loop engine, shared by every HTTP listener
+// of every Manager; started once, on first use, and never stopped.
+type loops struct {
+	gnet.BuiltinEventEngine
+	cli *gnet.Client
+
+	mu     sync.Mutex
+	states map[gnet.EventLoop]*loopState
+}
+
+var (
+	sharedOnce  sync.Once
+	sharedLoops *loops
+	sharedErr   error
+)
+
+// theLoops starts the engine the first time it is asked for.
+func theLoops() (*loops, error) {
+	sharedOnce.Do(func() {
+		// gnet registers connections of its own dialling through a
+		// goroutine pool whose idle workers linger for 10 s; a short
+		// expiry keeps an idle proxy from holding goroutines.
+		if p, err := ants.NewPool(1<<16, ants.WithExpiryDuration(100*time.Millisecond), ants.WithNonblocking(true)); err == nil {
+			goroutine.DefaultWorkerPool.Release()
+			goroutine.DefaultWorkerPool = p
+		}
+		l := &loops{states: map[gnet.EventLoop]*loopState{}}
+		cli, err := gnet.NewClient(l, gnet.WithMulticore(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(quietLogger{}), gnet.WithReadBufferCap(64<<10))
+		if err == nil {
+			err = cli.Start()
+		}
+		if err != nil {
+			sharedErr = fmt.Errorf("proxy: event loops: %w", err)
+			return
+		}
+		l.cli = cli
+		go l.sweeper()
+		sharedLoops = l
+	})
+	return sharedLoops, sharedErr
+}
+
+// quietLogger drops gnet's log lines: what matters reaches tend's log
+// through the callbacks.
+type quietLogger struct{}
+
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(string, ...any) {}
+
+// loopState is what one event loop owns; only that loop touches it.
+type loopState struct {
+	el      gnet.EventLoop
+	clients map[*client]struct{}
+	idle    map[*backend][]*upstream // parked keep-alive connections, most recent last
+	out     []byte                   // what is being written
+	src     bytes.Reader             // a head being parsed, ...
+	br      *bufio.Reader            // ... read through this
+}
+
+func (l *loops) state(el gnet.EventLoop) *loopState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ls := l.states[el]
+	if ls == nil {
+		ls = &loopState{el: el, clients: map[*client]struct{}{}, idle: map[*backend][]*upstream{},
+			br: bufio.NewReaderSize(nil, maxHead+4096)}
+		l.states[el] = ls
+	}
+	return ls
+}
+
+// each runs f on every loop, on the loop.
+func (l *loops) each(f func(ls *loopState)) {
+	l.mu.Lock()
+	states := make([]*loopState, 0, len(l.states))
+	for _, ls := range l.states {
+		states = append(states, ls)
+	}
+	l.mu.Unlock()
+	for _, ls := range states {
+		ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			f(ls)
+			return nil
+		}))
+	}
+}
+
+// sweeper closes, once a second, clients idle or slow for too long and
+// parked connections to backends that are gone.
+func (l *loops) sweeper() {
+	for range time.Tick(sweepInterval) {
+		l.each(func(ls *loopState) { ls.sweep(mono()) })
+	}
+}
+
+func (ls *loopState) sweep(now int64) {
+	for cl := range ls.clients {
+		if cl.busy {
+			continue
+		}
+		waited := time.Duration(now - cl.since)
+		if waited > idleTimeout || (waited > headTimeout && cl.c.InboundBuffered() > 0) {
+			cl.close()
+		}
+	}
+	for b, ups := range ls.idle {
+		if b.conns.isClosed() {
+			for _, up := range slices.Clone(ups) {
+				up.close()
+			}
+		}
+	}
+}
+
+// park keeps up for the next exchange with its backend; a backend that is
+// gone gets its connection closed.
+func (ls *loopState) park(up *upstream) {
+	if up.b.conns.isClosed() || len(ls.idle[up.b]) >= maxIdlePerBackend {
+		up.close()
+		return
+	}
+	up.reused = true
+	ls.idle[up.b] = append(ls.idle[up.b], up)
+}
+
+// unpark forgets up, which closed while parked.
+func (ls *loopState) unpark(up *upstream) {
+	ups := ls.idle[up.b]
+	if i := slices.Index(ups, up); i >= 0 {
+		ups = slices.Delete(ups, i, i+1)
+		if len(ups) == 0 {
+			delete(ls.idle, up.b)
+		} else {
+			ls.idle[up.b] = ups
+		}
+	}
+}
+
+// takeIdle takes the most recently parked connection to b, or nil.
+func (ls *loopState) takeIdle(b *backend) *upstream {
+	ups := ls.idle[b]
+	n := len(ups)
+	if n == 0 {
+		return nil
+	}
+	up := ups[n-1]
+	ups[n-1] = nil
+	if n == 1 {
+		delete(ls.idle, b)
+	} else {
+		ls.idle[b] = ups[:n-1]
+	}
+	return up
+}
+
+// The engine's callbacks: a connection's context says whose it is.
+
+func (l *loops) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	switch x := c.Context().(type) {
+	case *client:
+		x.c, x.ls = c, l.state(c.EventLoop())
+		return nil, x.call(x.opened)
+	case *upstream:
+		x.c = c
+		return nil, x.call(x.opened)
+	}
+	return nil, gnet.Close
+}
+
+func (l *loops) OnTraffic(c gnet.Conn) gnet.Action {
+	switch x := c.Context().(type) {
+	case *client:
+		return x.traffic()
+	case *upstream:
+		return x.traffic()
+	}
+	return gnet.Close
+}
+
+func (l *loops) OnClose(c gnet.Conn, err error) gnet.Action {
+	switch x := c.Context().(type) {
+	case *client:
+		x.closed()
+	case *upstream:
+		x.closed(err)
+	}
+	return gnet.None
+}
+
+// conn is what client and upstream share: closing a gnet connection from
+// inside its own callback is done by the callback's return value.
+type conn struct {
+	c        gnet.Conn
+	inCall   bool // in a callback of its own
+	closeNow bool // close it when that returns
+	dead     bool // closed, or closing
+}
+
+func (k *conn) close() {
+	if k.dead || k.c == nil {
+		k.dead = true
+		return
+	}
+	k.dead = true
+	if k.inCall {
+		k.closeNow = true
+		return
+	}
+	k.c.EventLoop().Close(k.c)
+}
+
+// call runs f as the connection's callback.
+func (k *conn) call(f func()) gnet.Action {
+	k.inCall = true
+	f()
+	k.inCall = false
+	if k.closeNow {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// client is one client connection on a loop, and its request in flight.
+type client struct {
+	conn
+	srv   *httpServer
+	ls    *loopState
+	hdr   fasthttp.RequestHeader
+	since int64 // mono ns since it waits for a request
+	busy  bool  // a request is being served
+	moved bool  // handed to the goroutine servers
+	timer *time.Timer
+	ex    exchange
+}
+
+// exchange is a request's trip through the proxy, attempt by attempt.
+type exchange struct {
+	h          *httpRoute
+	req        []byte // as sent to backends: head and body
+	head       bool   // HEAD: the answer has no body
+	idempotent bool
+	close      bool // close the client's connection after the answer
+	http10     bool // an HTTP/1.0 client that asked to keep the connection
+
+	b        *backend
+	up       *upstream
+	start    int64 // of this attempt
+	deadline int64 // for the response head
+	tries    int
+	tried    [maxAttempts]*backend
+	writing  bool // the request is being written to up
+
+	rh       fasthttp.ResponseHeader
+	gotHead  bool
+	headLen  int
+	bodyLen  int
+	streamAt int64 // when a large answer began waiting to be handed over
+}
+
+func (cl *client) opened() {
+	cl.since = mono()
+	cl.ls.clients[cl] = struct{}{}
+	if cl.srv.closing.Load() {
+		cl.close()
+	}
+}
+
+func (cl *client) traffic() gnet.Action {
+	return cl.call(func() {
+		if cl.busy && cl.c.InboundBuffered() > maxPipelined {
+			cl.close()
+			return
+		}
+		cl.next()
+	})
+}
+
+// next serves the requests buffered, until one must wait.
+func (cl *client) next() {
+	for !cl.busy && !cl.dead {
+		buf, _ := cl.c.Peek(-1)
+		if len(buf) == 0 {
+			return
+		}
+		if p := min(len(buf), len(http2Preface)); string(buf[:p]) == http2Preface[:p] {
+			if p == len(http2Preface) {
+				cl.handOver(cl.srv.handoffs, buf)
+			}
+			return
+		}
+		end := headEnd(buf)
+		if end < 0 {
+			if len(buf) > maxHead {
+				cl.handOver(cl.srv.toFast, buf) // it answers 431
+			}
+			return
+		}
+		if cl.ls.parse(&cl.hdr, buf[:end]) != nil || !loopable(&cl.hdr) {
+			cl.handOver(cl.srv.toFast, buf)
+			return
+		}
+		n := bodyLength(&cl.hdr)
+		if len(buf) < end+n {
+			return // the body is on its way
+		}
+		h := cl.srv.routes.route(cl.hdr.Host())
+		var b *backend
+		if h != nil {
+			b = h.pool.pick(mono(), nil)
+		}
+		if b == nil {
+			// A 404, or a wait for a replica: the goroutine path does both.
+			cl.handOver(cl.srv.toFast, buf)
+			return
+		}
+		cl.begin(h, buf[end:end+n])
+		cl.c.Discard(end + n)
+		cl.attempt(b)
+	}
+}
+
+// loopable reports whether the loop can serve a request with this head.
+func loopable(h *fasthttp.RequestHeader) bool {
+	n := bodyLength(h)
+	return n >= 0 && n <= maxReplayBody && !isUpgrade(h) && len(h.Peek("Expect")) == 0
+}
+
+// bodyLength is a request's body length: -1 when chunked.
+func bodyLength(h *fasthttp.RequestHeader) int {
+	n := h.ContentLength()
+	if n == -2 { // fasthttp's "no length given": no body, for a request
+		return 0
+	}
+	return n
+}
+
+// headEnd is the length of the head at the start of buf, blank line
+// included; -1 when it is not all there.
+func headEnd(buf []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		if i < len(buf) && buf[i] == '\n' {
+			return i + 1
+		}
+		if i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n' {
+			return i + 2
+		}
+	}
+}
+
+// parse reads a complete head into h (a request or response header).
+func (ls *loopState) parse(h interface{ Read(*bufio.Reader) error }, head []byte) error {
+	ls.src.Reset(head)
+	ls.br.Reset(&ls.src)
+	return h.Read(ls.br)
+}
+
+// begin takes the request whose head is in cl.hdr.
+func (cl *client) begin(h *httpRoute, body []byte) {
+	hd := &cl.hdr
+	ex := &cl.ex
+	ex.h = h
+	ex.head = hd.IsHead()
+	ex.idempotent = isIdempotent(string(hd.Method()), *h.idempotent.Load())
+	keepAlive := bytes.EqualFold(hd.Peek("Connection"), []byte("keep-alive"))
+	ex.close = hd.ConnectionClose() || (!hd.IsHTTP11() && !keepAlive)
+	ex.http10 = !hd.IsHTTP11() && keepAlive
+	ex.req = appendHead(ex.req[:0], hd, cl.c.RemoteAddr(), len(body))
+	ex.req = append(ex.req, body...)
+	ex.tries = 0
+	cl.busy = true
+	h.active.Add(1)
+}
+
+// attempt sends the request to b.
+func (cl *client) attempt(b *backend) {
+	ex := &cl.ex
+	ex.tried[ex.tries] = b
+	ex.tries++
+	cl.send(b)
+}
+
+// send sends the request to b, on a parked connection or a new one.
+func (cl *client) send(b *backend) {
+	ex := &cl.ex
+	ex.b, ex.start, ex.gotHead, ex.streamAt = b, mono(), false, 0
+	b.begin()
+	up := cl.ls.takeIdle(b)
+	if up == nil {
+		up = &upstream{ls: cl.ls, b: b}
+		cl.dial(up)
+	}
+	ex.up, up.cl = up, cl
+	cl.arm()
+	if up.c != nil {
+		up.send()
+	}
+}
+
+// dial connects a new connection to its backend off the loop; it comes
+// back through OnOpen, or as a failed attempt.
+func (cl *client) dial(up *upstream) {
+	el := cl.c.EventLoop()
+	dialer := cl.ex.h.dialer
+	go func() {
+		c, err := dialer.Dial("tcp", up.b.host)
+		if err == nil {
+			var ch <-chan gnet.RegisteredResult
+			if ch, err = el.Enroll(gnet.NewContext(context.Background(), up), c); err == nil {
+				if err = (<-ch).Err; err == nil {
+					return
+				}
+			} else {
+				c.Close()
+			}
+		}
+		if op := (*net.OpError)(nil); !errors.As(err, &op) || op.Op != "dial" {
+			err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
+		}
+		el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			up.failed(err)
+			return nil
+		}))
+	}()
+}
+
+// arm starts the wait for the response head.
+func (cl *client) arm() {
+	d := cl.ex.h.responseTimeout
+	cl.ex.deadline = mono() + int64(d)
+	if cl.timer == nil {
+		el := cl.c.EventLoop()
+		cl.timer = time.AfterFunc(d, func() {
+			el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				cl.checkTimeout()
+				return nil
+			}))
+		})
+		return
+	}
+	cl.timer.Reset(d)
+}
+
+func (cl *client) disarm() {
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
+}
+
+// checkTimeout fails an attempt whose response head is late. The timer
+// may be an earlier attempt's: the deadline says.
+func (cl *client) checkTimeout() {
+	ex := &cl.ex
+	if cl.busy && ex.up != nil && !ex.gotHead && mono() >= ex.deadline {
+		cl.failed(ex.up, errLate)
+	}
+}
+
+var (
+	errLate      = fmt.Errorf("no response head in time: %w", os.ErrDeadlineExceeded)
+	errBadAnswer = errors.New("the backend's answer could not be parsed")
+)
+
+// answerBytes reads what up has of the answer: the head, then the body,
+// and finishes the exchange once it has all of it.
+func (cl *client) answerBytes(up *upstream) {
+	ex := &cl.ex
+	buf, _ := up.c.Peek(-1)
+	for !ex.gotHead {
+		end := headEnd(buf)
+		if end < 0 {
+			if len(buf) > maxHead {
+				cl.failed(up, errBadAnswer)
+			}
+			return
+		}
+		if cl.ls.parse(&ex.rh, buf[:end]) != nil {
+			cl.failed(up, errBadAnswer)
+			return
+		}
+		code := ex.rh.StatusCode()
+		if code >= 100 && code < 200 {
+			if code == 101 { // no upgrade was asked for
+				cl.failed(up, errBadAnswer)
+				return
+			}
+			up.c.Discard(end) // an interim answer
+			buf = buf[end:]
+			continue
+		}
+		ex.gotHead, ex.headLen, ex.bodyLen = true, end, 0
+		if !ex.head && code != 204 && code != 304 {
+			n := ex.rh.ContentLength()
+			if n < 0 || n > maxBuffered {
+				cl.disarm()
+				cl.stream(up)
+				return
+			}
+			ex.bodyLen = n
+		}
+	}
+	if ex.streamAt != 0 {
+		return // waits to be handed over (stream.go)
+	}
+	if n := ex.headLen + ex.bodyLen; len(buf) >= n {
+		cl.answered(up, buf[:n], len(buf) > n)
+	}
+}
+
+// answered finishes an attempt whose whole answer is in; extra: the
+// backend sent more than the answer, so its connection is not reused.
+func (cl *client) answered(up *upstream, answer []byte, extra bool) {
+	ex := &cl.ex
+	cl.disarm()
+	b, code := ex.b, ex.rh.StatusCode()
+	now := mono()
+	took := time.Duration(now - ex.start)
+	out := appendAnswer(cl.ls.out[:0], answer[:ex.headLen], ex.close, ex.http10)
+	out = append(out, answer[ex.headLen:]...)
+	cl.ls.out = out
+	up.c.Discard(len(answer))
+	up.cl, ex.up = nil, nil
+	if ex.rh.ConnectionClose() || extra {
+		up.close()
+	} else {
+		cl.ls.park(up)
+	}
+	b.end()
+	b.stats.record(now, code, took, true)
+	f := ex.h.pool.answered(b, code, now, took)
+	if cl.retry(f, now) {
+		return
+	}
+	cl.reply(out)
+}
+
+// failed ends an attempt on up that got no answer.
+func (cl *client) failed(up *upstream, err error) {
+	ex := &cl.ex
+	cl.disarm()
+	sent := !ex.writing
+	up.cl, ex.up = nil, nil
+	up.close()
+	b := ex.b
+	b.end()
+	// A connection the backend closed while idle fails at once: sent
+	// again on a new one if nothing reached the backend, or if the
+	// request may be sent twice anyway.
+	if up.reused && (!sent || ex.idempotent) && !errors.Is(err, errLate) && ex.streamAt == 0 {
+		cl.sendFresh(b)
+		return
+	}
+	now := mono()
+	took := time.Duration(now - ex.start)
+	f, code := failBroken, 502
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		f = failConnect
+	case errors.Is(err, errLate):
+		f, code = failTimeout, 504
+	}
+	b.stats.record(now, code, took, true)
+	b.observe(now, max(took, failSample))
+	ex.h.pool.failed(b, f, now)
+	ex.h.log.Debug("proxy: attempt failed", "service", ex.h.pool.service, "replica", b.replica, "err", err)
+	if cl.retry(f, now) {
+		return
+	}
+	cl.reply(appendError(cl.ls.out[:0], code, ex.h.bodies[code], ex.close))
+}
+
+// sendFresh sends the request once more to b, on a new connection.
+func (cl *client) sendFresh(b *backend) {
+	ex := &cl.ex
+	ex.b, ex.start, ex.gotHead = b, mono(), false
+	b.begin()
+	up := &upstream{ls: cl.ls, b: b}
+	ex.up, up.cl = up, cl
+	cl.arm()
+	cl.dial(up)
+}
+
+// retry sends the request to another backend when the failure allows it
+// (see maxAttempts and the retry budget).
+func (cl *client) retry(f failure, now int64) bool {
+	ex := &cl.ex
+	if f == 0 || ex.tries >= maxAttempts || !retryable(f, ex.idempotent) || (ex.tries > 1 && f != failConnect) {
+		return false
+	}
+	p := ex.h.pool
+	next := p.pick(now, ex.b)
+	if next == nil || slices.Contains(ex.tried[:ex.tries], next) || !p.svc.takeRetry(now, f == failConnect) {
+		return false
+	}
+	cl.attempt(next)
+	return true
+}
+
+// reply writes the exchange's answer and goes on to the next request.
+func (cl *client) reply(out []byte) {
+	cl.done()
+	cl.c.Write(out)
+	cl.after()
+}
+
+// done ends the exchange's part in the route's bookkeeping.
+func (cl *client) done() {
+	cl.busy = false
+	cl.ex.h.active.Add(-1)
+	cl.since = mono()
+}
+
+// after closes the connection or serves what the client sent meanwhile.
+func (cl *client) after() {
+	switch {
+	case cl.dead:
+	case cl.ex.close || cl.srv.closing.Load():
+		cl.close()
+	default:
+		cl.next()
+	}
+}
+
+// closed is the client's connection ending: a request in flight is
+// abandoned, which is no backend's fault.
+func (cl *client) closed() {
+	cl.dead = true
+	delete(cl.ls.clients, cl)
+	cl.srv.loopConns.Add(-1)
+	cl.disarm()
+	if cl.moved || !cl.busy {
+		return
+	}
+	ex := &cl.ex
+	cl.busy = false
+	ex.h.active.Add(-1)
+	if up := ex.up; up != nil {
+		up.cl, ex.up = nil, nil
+		up.close()
+		now := mono()
+		ex.b.end()
+		ex.b.stats.record(now, statusClientGone, time.Duration(now-ex.start), false)
+	}
+}
+
+// handOver gives the connection, with the bytes it sent so far, to the
+// goroutine servers through q.
+func (cl *client) handOver(q *connQueue, pending []byte) {
+	pending = bytes.Clone(pending)
+	c, err := dupConn(cl.c)
+	cl.moved = true
+	cl.close()
+	if err != nil {
+		cl.srv.log.Debug("proxy: handing a connection over failed", "err", err)
+		return
+	}
+	go func() {
+		if !q.push(&replayConn{Conn: c, pending: pending}) {
+			c.Close()
+		}
+	}()
+}
+
+// dupConn is a net.Conn on a duplicate of c's socket, which outlives c.
+func dupConn(c gnet.Conn) (net.Conn, error) {
+	fd, err := c.Dup()
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+// upstream is one connection to a backend on a loop.
+type upstream struct {
+	conn
+	ls     *loopState
+	b      *backend
+	cl     *client // whose request it carries; nil while parked
+	reused bool    // it served an exchange before: the backend may have closed it while idle
+	unsent bool    // new: its client's request is still to be written
+}
+
+func (up *upstream) opened() {
+	switch {
+	case up.dead: // given up while dialling
+		up.dead = false
+		up.close()
+	case up.cl == nil: // its client left: keep it for the next
+		up.ls.park(up)
+	default:
+		// Written from its first wake-up: a write that fails inside
+		// OnOpen would close the connection under gnet's feet.
+		up.unsent = true
+		up.c.Wake(nil)
+	}
+}
+
+// send writes its client's request; a failed write ends up in closed.
+func (up *upstream) send() {
+	ex := &up.cl.ex
+	ex.writing = true
+	up.c.Write(ex.req)
+	ex.writing = false
+}
+
+func (up *upstream) traffic() gnet.Action {
+	if up.unsent {
+		up.unsent = false
+		if up.cl != nil {
+			up.send()
+		}
+		if up.dead || up.c.InboundBuffered() == 0 {
+			return gnet.None
+		}
+	}
+	if up.cl == nil {
+		return gnet.Close // nothing was asked
+	}
+	return up.call(func() { up.cl.answerBytes(up) })
+}
+
+func (up *upstream) closed(err error) {
+	up.dead = true
+	if cl := up.cl; cl != nil {
+		if err == nil {
+			err = errors.New("the backend closed the connection")
+		}
+		cl.failed(up, err)
+		return
+	}
+	up.ls.unpark(up)
+}
+
+// failed is a dial that did not connect.
+func (up *upstream) failed(err error) {
+	up.dead = true
+	if cl := up.cl; cl != nil {
+		cl.failed(up, err)
+	}
+}
+
+// appendAnswer writes the backend's response head for the client: less
+// its hop headers, with Connection as the client's connection needs.
+func appendAnswer(dst, head []byte, close, http10 bool) []byte {
+	line, rest, _ := bytes.Cut(head, []byte("\n"))
+	dst = append(dst, bytes.TrimRight(line, "\r")...)
+	dst = appendHeaders(dst, rest, responseHop)
+	switch {
+	case close:
+		dst = append(dst, "\r\nConnection: close"...)
+	case http10:
+		dst = append(dst, "\r\nConnection: keep-alive"...)
+	}
+	return append(dst, "\r\n\r\n"...)
+}
+
+// appendError writes tend's own short plain-text answer.
+func appendError(dst []byte, code int, body []byte, close bool) []byte {
+	dst = fmt.Appendf(dst, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: %d\r\n",
+		code, fasthttp.StatusMessage(code), len(body))
+	if close {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	return append(dst, body...)
+}

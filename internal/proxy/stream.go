@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// stream hands an answer the loop does not buffer (over 64 KiB, chunked,
+// or until the backend closes) to a goroutine, with both connections: the
+// loop cannot slow a backend down to a slow client's pace, a goroutine
+// blocked in a write can. Once the answer is through, the client's
+// connection goes on with the goroutine servers.
+func (cl *client) stream(up *upstream) {
+	ex := &cl.ex
+	if cl.c.OutboundBuffered() > 0 {
+		// An earlier answer is still on its way out: the connection can
+		// leave the loop only without bytes of its own left in it.
+		if ex.streamAt == 0 {
+			ex.streamAt = mono()
+		}
+		el := cl.c.EventLoop()
+		time.AfterFunc(time.Millisecond, func() {
+			el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				if cl.busy && ex.up == up && !cl.dead && !up.dead {
+					cl.stream(up)
+				}
+				return nil
+			}))
+		})
+		return
+	}
+	upBytes, _ := up.c.Peek(-1)
+	upBytes = bytes.Clone(upBytes)
+	pending, _ := cl.c.Peek(-1)
+	pending = bytes.Clone(pending)
+	upc, err1 := dupConn(up.c)
+	cc, err2 := dupConn(cl.c)
+
+	b, code, n := ex.b, ex.rh.StatusCode(), ex.rh.ContentLength()
+	untilClose := n < -1
+	s := &streamed{
+		srv: cl.srv, h: ex.h, b: b, start: ex.start, code: code, length: n, pending: pending,
+		head:        appendAnswer(nil, upBytes[:ex.headLen], ex.close || untilClose, ex.http10),
+		body:        upBytes[ex.headLen:],
+		keepUp:      !ex.rh.ConnectionClose() && !untilClose,
+		closeClient: ex.close || untilClose,
+	}
+	up.cl, ex.up = nil, nil
+	up.close()
+	cl.busy, cl.moved = false, true // the route's active count is the stream's now
+	cl.close()
+	now := mono()
+	if err1 != nil || err2 != nil {
+		for _, c := range []net.Conn{upc, cc} {
+			if c != nil {
+				c.Close()
+			}
+		}
+		b.end()
+		b.stats.record(now, statusClientGone, time.Duration(now-ex.start), false)
+		ex.h.active.Add(-1)
+		cl.srv.log.Debug("proxy: handing a stream over failed", "err", errors.Join(err1, err2))
+		return
+	}
+	ex.h.pool.answered(b, code, now, time.Duration(now-ex.start))
+	go s.run(cc, upc)
+}
+
+// streamed is an answer being streamed by a goroutine.
+type streamed struct {
+	srv         *httpServer
+	h           *httpRoute
+	b           *backend
+	start       int64
+	code        int
+	length      int    // the body's: -1 chunked, -2 until the backend closes
+	head        []byte // for the client
+	body        []byte // what the loop had read of the body
+	pending     []byte // what the client sent after its request
+	keepUp      bool   // the backend's connection may serve another exchange
+	closeClient bool
+}
+
+// clientErr is a write to the client that failed.
+type clientErr struct{ error }
+
+func (s *streamed) run(client, backend net.Conn) {
+	defer s.h.active.Add(-1)
+	uc := newUpConn(&replayConn{Conn: backend, pending: s.body})
+	bw := bufio.NewWriterSize(client, 32<<10)
+	_, err := bw.Write(s.head)
+	if err != nil {
+		err = clientErr{err}
+	}
+	if err == nil {
+		switch {
+		case s.length == -1:
+			err = copyChunks(bw, uc.br)
+		default: // a length, or -2: until the backend closes
+			err = pump(bw, uc.br, int64(s.length))
+		}
+	}
+	now := mono()
+	code := s.code
+	if err != nil {
+		code = statusClientGone // cut short: by the client or by the backend
+	}
+	if err == nil && s.keepUp {
+		s.b.conns.put(uc)
+	} else {
+		uc.close()
+	}
+	s.b.end()
+	s.b.stats.record(now, code, time.Duration(now-s.start), true)
+	if err != nil || s.closeClient || !s.srv.toFast.push(&replayConn{Conn: client, pending: s.pending}) {
+		client.Close()
+	}
+}
+
+// pump copies n bytes of br to bw (n < 0: up to the end), flushing
+// whenever br has nothing more at hand: a trickling stream reaches the
+// client as it comes.
+func pump(bw *bufio.Writer, br *bufio.Reader, n int64) error {
+	r := io.Reader(br)
+	if n >= 0 {
+		r = io.LimitReader(br, n)
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		m, err := r.Read(buf)
+		if m > 0 {
+			if _, werr := bw.Write(buf[:m]); werr != nil {
+				return clientErr{werr}
+			}
+			n -= int64(m)
+		}
+		if err == io.EOF {
+			if n > 0 {
+				return io.ErrUnexpectedEOF // the backend stopped short
+			}
+			if ferr := bw.Flush(); ferr != nil {
+				return clientErr{ferr}
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if br.Buffered() == 0 {
+			if ferr := bw.Flush(); ferr != nil {
+				return clientErr{ferr}
+			}
+		}
+	}
+}
+
+// copyChunks passes a chunked body through as it is, trailer included,
+// and stops after it.
+func copyChunks(bw *bufio.Writer, br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		size, err := chunkSize(line)
+		if err != nil {
+			return err
+		}
+		if _, err := bw.Write(line); err != nil {
+			return clientErr{err}
+		}
+		if size == 0 {
+			break
+		}
+		if err := pump(bw, br, size+2); err != nil { // the data and its CRLF
+			return err
+		}
+	}
+	for { // the trailer, up to its blank line
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if _, err := bw.Write(line); err != nil {
+			return clientErr{err}
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			if err := bw.Flush(); err != nil {
+				return clientErr{err}
+			}
+			return nil
+		}
+	}
+}
+
+// chunkSize reads a chunk-size line: hex digits, maybe extensions.
+func chunkSize(line []byte) (int64, error) {
+	hex := bytes.TrimRight(line, "\r\n")
+	if i := bytes.IndexByte(hex, ';'); i >= 0 {
+		hex = hex[:i]
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(hex)), 16, 62)
+	if err != nil || n < 0 {
+		return 0, errors.New("a malformed chunk size")
+	}
+	return n, nil
+}
