@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// What the event loops (loop.go, stream.go) must get right that the
+// goroutine path had for free: framing on a connection the proxy parses
+// itself, and connections that leave the loop mid-way.
+
+// dialRoute opens a raw client connection to r.
+func dialRoute(t *testing.T, r Route) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// readAnswer reads one answer from br, its body whole.
+func readAnswer(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	return res, string(body)
+}
+
+// TestLoopPipelinedRequestsAnswerInOrder: requests a client sends ahead
+// (in one write, the second split mid-head) are answered in order on
+// the same connection.
+func TestLoopPipelinedRequestsAnswerInOrder(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	c, br := dialRoute(t, r)
+	io.WriteString(c, "GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHo")
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, "st: x\r\n\r\nHEAD /three HTTP/1.1\r\nHost: x\r\n\r\n")
+	for _, want := range []string{"/one", "/two", ""} {
+		method := "GET"
+		if want == "" {
+			method = "HEAD"
+		}
+		if res, body := readAnswer(t, br, method); res.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want %q", res.StatusCode, body, want)
+		}
+	}
+}
+
+// TestLoopHTTP10Connections: an HTTP/1.0 client's connection closes after
+// its answer unless it asked to keep it, and then it is told so.
+func TestLoopHTTP10Connections(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "web", HTTP, backendServer(t, "web/1", named("web/1", nil)))
+	h.sync(r)
+
+	c, br := dialRoute(t, r)
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+	res, body := readAnswer(t, br, "GET")
+	if body != "web/1" || res.Header.Get("Connection") != "keep-alive" {
+		t.Fatalf("kept: %q, Connection %q", body, res.Header.Get("Connection"))
+	}
+	io.WriteString(c, "GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+	if _, body := readAnswer(t, br, "GET"); body != "web/1" {
+		t.Fatalf("second: %q", body)
+	}
+	if n, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("connection still open after an HTTP/1.0 answer: %v %v", n, err)
+	}
+}
+
+// TestLoopLargeAnswersStream: answers the loop does not buffer (larger
+// than 64 KiB, of unknown length, chunked with a trailer) reach the client
+// whole, and the connection serves the next request afterwards.
+func TestLoopLargeAnswersStream(t *testing.T) {
+	h := newHarness(t, Config{})
+	big := strings.Repeat("z", 3<<20)
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			io.WriteString(w, big)
+		case "/chunked":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "part one,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+			w.Header().Set("X-Sum", "17")
+		default:
+			io.WriteString(w, "small")
+		}
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	c, br := dialRoute(t, r)
+	for _, path := range []string{"/big", "/small", "/chunked", "/small"} {
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+		res, body := readAnswer(t, br, "GET")
+		switch path {
+		case "/big":
+			if body != big {
+				t.Fatalf("/big: %d bytes", len(body))
+			}
+		case "/chunked":
+			if body != "part one,part two" || res.Trailer.Get("X-Sum") != "17" {
+				t.Fatalf("/chunked: %q, trailer %v", body, res.Trailer)
+			}
+		default:
+			if body != "small" {
+				t.Fatalf("%s: %q", path, body)
+			}
+		}
+	}
+}
+
+// TestLoopAnswerUntilClose: a replica that answers without a length and
+// closes gets its whole answer to the client, whose connection then ends
+// too (it has no other way to know the end).
+func TestLoopAnswerUntilClose(t *testing.T) {
+	h := newHarness(t, Config{})
+	addr := rawServer(t, func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+		io.WriteString(c, strings.Repeat("u", 100<<10))
+		c.Close()
+	})
+	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
+	h.sync(r)
+	c, br := dialRoute(t, r)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, body := readAnswer(t, br, "GET")
+	if res.StatusCode != 200 || len(body) != 100<<10 || !res.Close {
+		t.Fatalf("got %d, %d bytes, close %v", res.StatusCode, len(body), res.Close)
+	}
+}
+
+// TestLoopSkipsInterimAnswers: a 100 Continue or 103 Early Hints before
+// the answer is not the answer.
+func TestLoopSkipsInterimAnswers(t *testing.T) {
+	h := newHarness(t, Config{})
+	addr := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+		}
+	})
+	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
+	h.sync(r)
+	for range 2 {
+		if code, body := h.get(url(r)); code != 200 || body != "real" {
+			t.Fatalf("got %d %q", code, body)
+		}
+	}
+}
+
+// TestLoopGarbageGetsAnAnswer: what the loop cannot parse goes to the
+// goroutine server, which answers it as HTTP says.
+func TestLoopGarbageGetsAnAnswer(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "web", HTTP, backendServer(t, "web/1", named("web/1", nil)))
+	h.sync(r)
+	for _, tc := range []struct {
+		send string
+		code int
+	}{
+		{"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 20<<10) + "\r\n\r\n", 431},
+	} {
+		c, br := dialRoute(t, r)
+		io.WriteString(c, tc.send)
+		if res, _ := readAnswer(t, br, "GET"); res.StatusCode != tc.code {
+			t.Fatalf("%.40q: got %d, want %d", tc.send, res.StatusCode, tc.code)
+		}
+	}
+}
