@@ -25,28 +25,38 @@
 //
 // # HTTP and TCP
 //
-// An HTTP route's listener is served by fasthttp for HTTP/1.x (server.go)
-// and forward.go sends each request to a picked backend over tend's own
-// keep-alive connections (upstream.go: up to 256 idle per backend): the
-// whole exchange runs on the request's goroutine, the response header
-// has its own deadline, a small answer (up to 64 KiB) is read whole before
-// the client sees any of it (so a replica dying mid-answer is a failed
-// attempt, retried like any other), and larger or unknown-length bodies
-// stream through both ways, chunked ones flushed chunk by chunk. A
-// connection the backend closed while idle costs a new connection, not a
-// failure. A client that leaves while its request waits more than a
-// second for the backend is noticed (its connection is watched) and the
-// exchange is cut. Cleartext HTTP/2 (recognised by its preface) and
-// protocol upgrades (WebSocket) are handed, as whole connections, to a
-// net/http server in front of httputil.ReverseProxy, whose Transport is
-// the route itself.
+// An HTTP route's connections are served on event loops (loop.go, on
+// gnet: epoll, one loop per P): a request is parsed, sent to a picked
+// backend over the loop's own keep-alive connections, and its answer
+// read whole and written back, in the loops' callbacks, with no goroutine
+// per connection. The loops do the common case only: a request of known
+// length up to 64 KiB, not an upgrade, and an answer of known length up to
+// 64 KiB. Anything else is handed over, with the bytes read so far, to
+// goroutine servers, for the rest of the connection's life (server.go):
+// fasthttp serves HTTP/1.x (forward.go, upstream.go: tend's synchronous
+// client, larger bodies streamed both ways, chunked ones chunk by chunk),
+// and net/http with httputil.ReverseProxy serves cleartext HTTP/2
+// (recognised by its preface) and protocol upgrades (WebSocket), with the
+// route itself as the Transport (http.go). A large or unbounded answer is
+// handed over after its head (stream.go): a goroutine streams it, at the
+// client's pace, and passes a chunked one through as it is, trailer
+// included.
 //
-// Why two servers: net/http's server, ReverseProxy and Transport cost
-// 85-140 us of CPU per proxied request here, nginx about 30 us, and on a
-// 2-CPU host the proxy's CPU is taken from the replicas; fasthttp plus the
-// synchronous client cost 31-40 us (bench/README.md, bench/traffic). Only
-// HTTP/2 and upgrades, rare and long-lived, keep the costlier path, which
-// does them completely.
+// On both paths the response head has its own deadline, a small answer
+// is read whole before the client sees any of it (so a replica dying
+// mid-answer is a failed attempt, retried like any other), a connection
+// the backend closed while idle costs a new connection, not a failure,
+// and a client that leaves while its request waits is noticed and the
+// exchange cut (at once on the loops; after a second's wait on fasthttp's
+// path, whose connection is watched from then on).
+//
+// Why: with a goroutine per connection Go reads before it waits and
+// wakes a goroutine per readiness; net/http's server, ReverseProxy and
+// Transport cost 85-140 us of CPU per proxied request here, fasthttp with
+// the synchronous client 31-40 us, nginx about 30 us, and on a 2-CPU host
+// the proxy's CPU is taken from the replicas. The loops make the system
+// calls nginx makes (two reads, two writes per request) and cost about as
+// much CPU (bench/README.md, bench/traffic).
 //
 // The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
 // from the connection (tend is the edge, so forwarding headers the client

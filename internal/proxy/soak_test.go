@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -27,7 +28,7 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		d = 30 * time.Second
 	}
-	m := NewManager(Config{})
+	m := NewManager(Config{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err := m.Sync([]Route{r}); err != nil {
 		t.Fatal(err)
 	}
