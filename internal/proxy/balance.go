@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,7 @@ func newPool(project, service string, svc *service, policy ejectPolicy, onEvent 
 // yet synced), so a blip of a few hundred milliseconds delays requests
 // instead of failing them. It returns nil when the hold passes or ctx ends.
 func (p *pool) await(ctx context.Context) *backend {
-	if b := p.pick(mono(), nil); b != nil || p.hold <= 0 {
+	if b := p.pick(mono()); b != nil || p.hold <= 0 {
 		return b
 	}
 	timer := time.NewTimer(p.hold)
@@ -145,7 +146,7 @@ func (p *pool) await(ctx context.Context) *backend {
 		p.mu.Lock()
 		ch := p.changed
 		p.mu.Unlock()
-		if b := p.pick(mono(), nil); b != nil {
+		if b := p.pick(mono()); b != nil {
 			return b
 		}
 		var readmit <-chan time.Time
@@ -163,21 +164,18 @@ func (p *pool) await(ctx context.Context) *backend {
 	}
 }
 
-// pick returns a backend for a new request, never skip, or nil when none is
+// pick returns a backend for a new request, or nil when none is
 // eligible: power of two random choices, the one with the lower cost wins.
-func (p *pool) pick(now int64, skip *backend) *backend {
+func (p *pool) pick(now int64) *backend {
 	if t := p.readmitAt.Load(); t != 0 && now >= t {
 		p.readmit(now)
 	}
 	bs := p.set.Load().bs
 	n := len(bs)
-	switch {
-	case n == 0:
+	switch n {
+	case 0:
 		return nil
-	case n == 1:
-		if bs[0] == skip {
-			return nil
-		}
+	case 1:
 		return bs[0]
 	}
 	i := rand.IntN(n)
@@ -185,13 +183,48 @@ func (p *pool) pick(now int64, skip *backend) *backend {
 	if j >= i {
 		j++
 	}
-	a, b := bs[i], bs[j]
-	switch {
-	case a == skip:
+	if a, b := bs[i], bs[j]; b.cost(now) < a.cost(now) {
 		return b
-	case b == skip:
+	}
+	return bs[i]
+}
+
+// pickExcept is pick for a retry: never one of tried. The two choices are
+// drawn from the eligible backends not tried (a reservoir of two, which
+// costs a pass over them), so a retry finds the one live backend left
+// even when the others failed.
+func (p *pool) pickExcept(now int64, tried ...*backend) *backend {
+	if t := p.readmitAt.Load(); t != 0 && now >= t {
+		p.readmit(now)
+	}
+	var a, b *backend
+	n := 0
+	for _, x := range p.set.Load().bs {
+		if slices.Contains(tried, x) {
+			continue
+		}
+		n++
+		switch {
+		case n == 1:
+			a = x
+		case n == 2:
+			b = x
+		default: // keeps each of the n in the pair with probability 2/n
+			switch rand.IntN(n) {
+			case 0:
+				a = x
+			case 1:
+				b = x
+			}
+		}
+	}
+	if b == nil {
 		return a
-	case b.cost(now) < a.cost(now):
+	}
+	if rand.IntN(2) == 0 { // the reservoir's order is not random; ties must be
+		a, b = b, a
+	}
+	if b.cost(now) < a.cost(now) {
 		return b
 	}
 	return a

@@ -10,22 +10,36 @@ func TestPickOnlyEligible(t *testing.T) {
 	bs[1].Ready = false
 	p := testPool(t, ejectPolicy{after: 5, base: time.Second, max: time.Minute}, nil, bs...)
 	for range 200 {
-		if b := p.pick(mono(), nil); b == nil || b.id == "b" {
+		if b := p.pick(mono()); b == nil || b.id == "b" {
 			t.Fatalf("picked %v", b)
 		}
 	}
 	a := backendByID(p, "a")
 	for range 50 {
-		if b := p.pick(mono(), a); b == nil || b.id != "c" {
+		if b := p.pickExcept(mono(), a); b == nil || b.id != "c" {
 			t.Fatalf("skipping a picked %v", b)
 		}
 	}
+	// A retry after two failed attempts finds the one backend left.
+	p2 := testPool(t, ejectPolicy{after: 5, base: time.Second, max: time.Minute}, nil, threeBackends()...)
+	for range 50 {
+		if b := p2.pickExcept(mono(), backendByID(p2, "a"), backendByID(p2, "c")); b == nil || b.id != "b" {
+			t.Fatalf("skipping a and c picked %v", b)
+		}
+	}
+	seen := map[string]bool{}
+	for range 200 {
+		seen[p2.pick(mono()).id] = true
+	}
+	if len(seen) != 3 {
+		t.Fatalf("200 picks over three equal backends chose only %v", seen)
+	}
 	p.drain("c")
-	if b := p.pick(mono(), a); b != nil {
+	if b := p.pickExcept(mono(), a); b != nil {
 		t.Fatalf("picked %s with a skipped and c draining", b.id)
 	}
 	p.update(nil, func(string) bool { return false })
-	if b := p.pick(mono(), nil); b != nil {
+	if b := p.pick(mono()); b != nil {
 		t.Fatalf("picked %s from an empty pool", b.id)
 	}
 }
@@ -37,7 +51,7 @@ func TestPickPrefersCheaper(t *testing.T) {
 		a, b := backendByID(p, "a"), backendByID(p, "b")
 		a.inflight.Store(3)
 		for range 50 {
-			if got := p.pick(now, nil); got != b {
+			if got := p.pick(now); got != b {
 				t.Fatalf("picked %s with 3 in flight over an idle one", got.id)
 			}
 		}
@@ -49,7 +63,7 @@ func TestPickPrefersCheaper(t *testing.T) {
 		b.reset(now, float64(time.Millisecond))
 		b.inflight.Store(5) // 6 × 1.05 ms is still cheaper than 20 ms
 		for range 50 {
-			if got := p.pick(now, nil); got != b {
+			if got := p.pick(now); got != b {
 				t.Fatalf("picked %s over a faster one", got.id)
 			}
 		}
@@ -61,7 +75,7 @@ func TestPickPrefersCheaper(t *testing.T) {
 		b.reset(now, float64(time.Millisecond))
 		later := now + int64(60*time.Second)
 		b.observe(later, time.Millisecond)
-		if got := p.pick(later, nil); got != a {
+		if got := p.pick(later); got != a {
 			t.Fatalf("a 1 s estimate 12 half-lives old still lost to 1 ms")
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,8 +42,8 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	tried[0] = b
 	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, out.idempotent) && (n == 1 || f == failConnect); n++ {
 		now = mono()
-		next := p.pick(now, b)
-		if next == nil || slices.Contains(tried[:n], next) || !p.svc.takeRetry(now, f == failConnect) {
+		next := p.pickExcept(now, tried[:n]...)
+		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
 		ctx.Response.Reset() // closes a failed answer's body, if streaming

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,8 +111,8 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	for len(tried) < maxAttempts && f != 0 && replay && retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) &&
 		(len(tried) == 1 || f == failConnect) {
 		now = mono()
-		next := p.pick(now, b)
-		if next == nil || slices.Contains(tried, next) || !p.svc.takeRetry(now, f == failConnect) {
+		next := p.pickExcept(now, tried...)
+		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
 		req2, gerr := again(req, next.host)

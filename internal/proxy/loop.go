@@ -396,7 +396,7 @@ func (cl *client) next() {
 		h := cl.srv.routes.route(cl.hdr.Host())
 		var b *backend
 		if h != nil {
-			b = h.pool.pick(mono(), nil)
+			b = h.pool.pick(mono())
 		}
 		if b == nil {
 			// A 404, or a wait for a replica: the goroutine path does both.
@@ -683,8 +683,8 @@ func (cl *client) retry(f failure, now int64) bool {
 		return false
 	}
 	p := ex.h.pool
-	next := p.pick(now, ex.b)
-	if next == nil || slices.Contains(ex.tried[:ex.tries], next) || !p.svc.takeRetry(now, f == failConnect) {
+	next := p.pickExcept(now, ex.tried[:ex.tries]...)
+	if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 		return false
 	}
 	cl.attempt(next)

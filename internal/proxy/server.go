@@ -133,8 +133,7 @@ func (s *httpServer) serve() {
 		}
 	})
 	defer wg.Wait()
-	l, err := theLoops()
-	if err != nil {
+	if _, err := theLoops(); err != nil {
 		s.log.Error("proxy: no event loops: every connection is served by goroutines", "err", err)
 	}
 	for {
@@ -145,17 +144,24 @@ func (s *httpServer) serve() {
 			}
 			return
 		}
-		if l == nil {
-			if !s.toFast.push(c) {
-				c.Close()
-			}
-			continue
-		}
-		s.loopConns.Add(1)
-		if _, err := l.cli.EnrollContext(c, &client{srv: s}); err != nil {
-			s.loopConns.Add(-1)
+		s.adopt(c, nil)
+	}
+}
+
+// adopt serves c, whose client sent pending so far: on the loops when
+// nothing is pending, by goroutines otherwise.
+func (s *httpServer) adopt(c net.Conn, pending []byte) {
+	l, _ := theLoops()
+	if l == nil || len(pending) > 0 {
+		if !s.toFast.push(&replayConn{Conn: c, pending: pending}) {
 			c.Close()
 		}
+		return
+	}
+	s.loopConns.Add(1)
+	if _, err := l.cli.EnrollContext(c, &client{srv: s}); err != nil {
+		s.loopConns.Add(-1)
+		c.Close()
 	}
 }
 

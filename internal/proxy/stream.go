@@ -17,7 +17,7 @@ import (
 // or until the backend closes) to a goroutine, with both connections: the
 // loop cannot slow a backend down to a slow client's pace, a goroutine
 // blocked in a write can. Once the answer is through, the client's
-// connection goes on with the goroutine servers.
+// connection goes back to the loops.
 func (cl *client) stream(up *upstream) {
 	ex := &cl.ex
 	if cl.c.OutboundBuffered() > 0 {
@@ -120,9 +120,12 @@ func (s *streamed) run(client, backend net.Conn) {
 	}
 	s.b.end()
 	s.b.stats.record(now, code, time.Duration(now-s.start), true)
-	if err != nil || s.closeClient || !s.srv.toFast.push(&replayConn{Conn: client, pending: s.pending}) {
+	if err != nil || s.closeClient || s.srv.closing.Load() {
 		client.Close()
+		return
 	}
+	s.srv.adopt(client, s.pending) // back to the loops
+
 }
 
 // pump copies n bytes of br to bw (n < 0: up to the end), flushing

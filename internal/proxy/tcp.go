@@ -111,7 +111,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 	bc, err := t.dial(ctx, b, now)
 	if err != nil {
 		now = mono()
-		if b = p.pick(now, b); b == nil {
+		if b = p.pickExcept(now, b); b == nil {
 			return
 		}
 		if bc, err = t.dial(ctx, b, now); err != nil {

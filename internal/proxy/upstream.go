@@ -59,6 +59,9 @@ func (ic *idleConns) get() *upConn {
 	uc := ic.idle[n-1]
 	ic.idle[n-1] = nil
 	ic.idle = ic.idle[:n-1]
+	if ic.inUse == nil { // its connections so far came from the loops' streams
+		ic.inUse = map[*upConn]struct{}{}
+	}
 	ic.inUse[uc] = struct{}{}
 	return uc
 }

@@ -76,7 +76,7 @@ func (l *load) finish() (ok, failed int64, errors []string) {
 
 func TestKilledReplicasUnderLoadFailNoRequest(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t)
+	d := startDaemon(t, "--debug") // a failure shows each failed attempt
 	port := freePort(t)
 	name, _ := d.up(fmt.Sprintf(`
 services:
