@@ -102,7 +102,8 @@ func (b *backend) cost(now int64) float64 {
 
 // eligible is the set of backends that may take new requests, swapped whole.
 type eligible struct {
-	bs []*backend
+	bs      []*backend
+	ejected []*backend // ready but ejected: the last resort
 }
 
 // pool is the backend set of one route. Picking reads one atomic pointer;
@@ -174,7 +175,7 @@ func (p *pool) pick(now int64) *backend {
 	n := len(bs)
 	switch n {
 	case 0:
-		return nil
+		return p.pickExcept(now) // the ejected, if any
 	case 1:
 		return bs[0]
 	}
@@ -192,14 +193,27 @@ func (p *pool) pick(now int64) *backend {
 // pickExcept is pick for a retry: never one of tried. The two choices are
 // drawn from the eligible backends not tried (a reservoir of two, which
 // costs a pass over them), so a retry finds the one live backend left
-// even when the others failed.
+// even when the others failed. When none is left, an ejected backend
+// that is still ready is tried: ejection is a suspicion, and a replica
+// that failed while it restarted can be fine again long before its
+// ejection ends, while the ones left in rotation fail.
 func (p *pool) pickExcept(now int64, tried ...*backend) *backend {
 	if t := p.readmitAt.Load(); t != 0 && now >= t {
 		p.readmit(now)
 	}
+	set := p.set.Load()
+	if b := twoChoices(now, set.bs, tried); b != nil {
+		return b
+	}
+	return twoChoices(now, set.ejected, tried)
+}
+
+// twoChoices is the cheaper of two backends drawn at random from bs less
+// tried (a reservoir of two); nil when none is left.
+func twoChoices(now int64, bs, tried []*backend) *backend {
 	var a, b *backend
 	n := 0
-	for _, x := range p.set.Load().bs {
+	for _, x := range bs {
 		if slices.Contains(tried, x) {
 			continue
 		}
@@ -321,19 +335,21 @@ func (p *pool) drain(id string) []*backend {
 // with mu held.
 func (p *pool) rebuild() {
 	bs := make([]*backend, 0, len(p.all))
+	var ejected []*backend
 	var next int64
 	for _, b := range p.all {
-		if b.out.until != 0 {
-			if next == 0 || b.out.until < next {
-				next = b.out.until
-			}
-			continue
-		}
-		if b.ready && !b.draining {
+		switch {
+		case !b.ready || b.draining:
+		case b.out.until != 0:
+			ejected = append(ejected, b)
+		default:
 			bs = append(bs, b)
 		}
+		if b.out.until != 0 && (next == 0 || b.out.until < next) {
+			next = b.out.until
+		}
 	}
-	p.set.Store(&eligible{bs: bs})
+	p.set.Store(&eligible{bs: bs, ejected: ejected})
 	p.readmitAt.Store(next)
 	close(p.changed)
 	p.changed = make(chan struct{})

@@ -101,9 +101,13 @@
 // probation: its next failure ejects it again at once; a success ends the
 // probation, and a backend that stays in rotation for EjectMax starts its
 // count afresh.
+// An ejected backend is still the last resort: a request or a retry that
+// finds no other eligible backend goes to one that is ejected but ready
+// (a replica ejected while it restarted is often fine again long before
+// its ejection ends, while the ones in rotation may be failing).
 //
 // Retries: an attempt that could not connect is sent once more to another
-// backend, whatever the method (nothing reached the backend); one answered
+// backend (one not tried yet), whatever the method (nothing reached the backend); one answered
 // with 502 or 503, or whose connection broke, only when the method is
 // idempotent (GET, HEAD, OPTIONS and Route.Idempotent). A request body is
 // kept in memory for that only when its length is known and at most 64 KiB;

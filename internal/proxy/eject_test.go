@@ -224,3 +224,27 @@ func TestOnEventPanicIsContained(t *testing.T) {
 		t.Fatalf("eligible %v", got)
 	}
 }
+
+// TestEjectedBackendIsTheLastResort: a replica ejected while it restarted
+// is healthy again long before its ejection ends; when the backends left in
+// rotation fail, a retry goes to it rather than failing the request.
+func TestEjectedBackendIsTheLastResort(t *testing.T) {
+	p := testPool(t, ejectPolicy{after: 1, base: time.Minute, max: time.Hour}, nil, threeBackends()...)
+	a, b := backendByID(p, "a"), backendByID(p, "b")
+	now := mono()
+	p.failed(a, failConnect, now) // ejected for a minute
+	if got := eligibleIDs(p); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("eligible = %v", got)
+	}
+	for range 20 {
+		if got := p.pickExcept(now, b, backendByID(p, "c")); got != a {
+			t.Fatalf("with b and c tried, picked %v, want the ejected a", got)
+		}
+	}
+	bs := threeBackends()
+	bs[1].Ready, bs[2].Ready = false, false
+	p.update(bs, func(string) bool { return false })
+	if got := p.pick(now); got != a {
+		t.Fatalf("with only the ejected a ready, picked %v", got)
+	}
+}
