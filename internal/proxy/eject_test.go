@@ -158,11 +158,11 @@ func TestEjectionStory(t *testing.T) {
 	p.succeeded(b)
 
 	// Not back before its time; back at it, on probation.
-	p.pick(now+10*sec-1)
+	p.pick(now + 10*sec - 1)
 	if len(events) != 1 {
 		t.Fatalf("readmitted early: %+v", events)
 	}
-	p.pick(now+10*sec)
+	p.pick(now + 10*sec)
 	if got := eligibleIDs(p); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("after the ejection eligible = %v", got)
 	}
