@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -101,10 +100,7 @@ func theLoops() (*loops, error) {
 // core), two loops with two Ps more 36 µs at nginx's rate.
 func loopCount() int {
 	n := runtime.GOMAXPROCS(0)
-	if v, err := strconv.Atoi(os.Getenv("TEND_LOOPS")); err == nil && v > 0 {
-		n = v
-	}
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
+	runtime.GOMAXPROCS(2 * n)
 	return n
 }
 
