@@ -581,6 +581,16 @@ func (cl *client) answerBytes(up *upstream) {
 		ex.gotHead, ex.headLen, ex.bodyLen = true, end, 0
 		if !ex.head && code != 204 && code != 304 {
 			n := ex.rh.ContentLength()
+			if n == -1 {
+				// A chunked answer that is all in already passes as it
+				// is; one still coming streams, so a stream of events
+				// is not held back.
+				var err error
+				if n, err = chunkedLen(buf[end:]); err != nil {
+					cl.failed(up, err)
+					return
+				}
+			}
 			if n < 0 || n > maxBuffered {
 				cl.disarm()
 				cl.stream(up)
@@ -594,6 +604,41 @@ func (cl *client) answerBytes(up *upstream) {
 	}
 	if n := ex.headLen + ex.bodyLen; len(buf) >= n {
 		cl.answered(up, buf[:n], len(buf) > n)
+	}
+}
+
+// chunkedLen is the length of the chunked body at the start of buf, its
+// trailer included; -1 while it is not all there.
+func chunkedLen(buf []byte) (int, error) {
+	i := 0
+	for {
+		eol := bytes.IndexByte(buf[i:], '\n')
+		if eol < 0 {
+			return -1, nil
+		}
+		size, err := chunkSize(buf[i : i+eol+1])
+		if err != nil {
+			return 0, err
+		}
+		i += eol + 1
+		if size == 0 {
+			break
+		}
+		if int64(len(buf)-i) < size+2 {
+			return -1, nil
+		}
+		i += int(size) + 2
+	}
+	for { // the trailer, up to its blank line
+		eol := bytes.IndexByte(buf[i:], '\n')
+		if eol < 0 {
+			return -1, nil
+		}
+		line := buf[i : i+eol+1]
+		i += eol + 1
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return i, nil
+		}
 	}
 }
 

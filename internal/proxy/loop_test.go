@@ -88,9 +88,9 @@ func TestLoopHTTP10Connections(t *testing.T) {
 	}
 }
 
-// TestLoopLargeAnswersStream: answers the loop does not buffer (larger
-// than 64 KiB, of unknown length, chunked with a trailer) reach the client
-// whole, and the connection serves the next request afterwards.
+// TestLoopLargeAnswersStream: answers larger than 64 KiB (of a known
+// length, or chunked) stream; small chunked ones pass whole; either way a
+// trailer arrives, and the connection serves the next request afterwards.
 func TestLoopLargeAnswersStream(t *testing.T) {
 	h := newHarness(t, Config{})
 	big := strings.Repeat("z", 3<<20)
@@ -99,10 +99,14 @@ func TestLoopLargeAnswersStream(t *testing.T) {
 		case "/big":
 			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
 			io.WriteString(w, big)
-		case "/chunked":
+		case "/chunked", "/bigchunked":
 			w.Header().Set("Trailer", "X-Sum")
 			io.WriteString(w, "part one,")
 			w.(http.Flusher).Flush()
+			if r.URL.Path == "/bigchunked" {
+				io.WriteString(w, big[:100<<10])
+				w.(http.Flusher).Flush()
+			}
 			io.WriteString(w, "part two")
 			w.Header().Set("X-Sum", "17")
 		default:
@@ -112,7 +116,7 @@ func TestLoopLargeAnswersStream(t *testing.T) {
 	r := routeOf(t, "web", HTTP, be)
 	h.sync(r)
 	c, br := dialRoute(t, r)
-	for _, path := range []string{"/big", "/small", "/chunked", "/small"} {
+	for _, path := range []string{"/big", "/small", "/chunked", "/bigchunked", "/small"} {
 		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
 		res, body := readAnswer(t, br, "GET")
 		switch path {
@@ -123,6 +127,10 @@ func TestLoopLargeAnswersStream(t *testing.T) {
 		case "/chunked":
 			if body != "part one,part two" || res.Trailer.Get("X-Sum") != "17" {
 				t.Fatalf("/chunked: %q, trailer %v", body, res.Trailer)
+			}
+		case "/bigchunked":
+			if body != "part one,"+big[:100<<10]+"part two" || res.Trailer.Get("X-Sum") != "17" {
+				t.Fatalf("/bigchunked: %d bytes, trailer %v", len(body), res.Trailer)
 			}
 		default:
 			if body != "small" {
@@ -193,6 +201,26 @@ func TestLoopGarbageGetsAnAnswer(t *testing.T) {
 		io.WriteString(c, tc.send)
 		if res, _ := readAnswer(t, br, "GET"); res.StatusCode != tc.code {
 			t.Fatalf("%.40q: got %d, want %d", tc.send, res.StatusCode, tc.code)
+		}
+	}
+}
+
+func TestChunkedLen(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		err  bool
+	}{
+		{"0\r\n\r\n", 5, false},
+		{"5\r\nhello\r\n0\r\n\r\nGET", 15, false},
+		{"5;ext=1\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", 31, false},
+		{"5\r\nhel", -1, false},
+		{"5\r\nhello\r\n0\r\nX-Sum: 1\r\n", -1, false},
+		{"zz\r\n", 0, true},
+	} {
+		got, err := chunkedLen([]byte(tc.in))
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("chunkedLen(%q) = %d, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.err)
 		}
 	}
 }
