@@ -114,6 +114,10 @@
 // larger or streamed bodies are never retried. Retries spend a per-service
 // budget: over the last 10 s, at most 20 % of the requests plus 3 per second,
 // so a struggling service is never hit with a storm of retries.
+// When every backend tried refused the connection (all restarting at
+// once), the request reached none, so it is tried again after 25 ms, and
+// so on within Config.Hold since it came (HTTP/1.x; not yet for HTTP/2
+// and upgrades).
 //
 // Draining: Drain takes a backend out of rotation at once and waits for its
 // requests in flight. A backend removed by Sync also stops getting new

@@ -37,7 +37,36 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	out.idempotent = isIdempotent(string(ctx.Method()), *h.idempotent.Load())
-	f, code := h.exchange(&out, b, now)
+	began := now
+	f, code := h.attempts(&out, b, now)
+	for f == failConnect && out.replayable() && time.Duration(mono()-began)+connectPause < p.hold {
+		// Every replica tried refused the connection: a moment when all
+		// restart at once. Nothing reached one, so once more after a
+		// pause, within the hold.
+		time.Sleep(connectPause)
+		if b = p.pick(mono()); b == nil {
+			break
+		}
+		ctx.Response.Reset()
+		f, code = h.attempts(&out, b, mono())
+	}
+	if code != 0 {
+		h.answer(ctx, code)
+	}
+}
+
+// connectPause is the wait before a request that no replica accepted is
+// tried again (see Config.Hold): a replica restarted in place is back in
+// tens of milliseconds.
+const connectPause = 25 * time.Millisecond
+
+// attempts sends the request to b and, when the attempt failed in a way
+// that allows it, to others not tried yet (see maxAttempts). It returns
+// the last failure and the status tend must answer with (0: a backend's
+// answer stands).
+func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int) {
+	p := h.pool
+	f, code := h.exchange(out, b, now)
 	var tried [maxAttempts]*backend
 	tried[0] = b
 	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, out.idempotent) && (n == 1 || f == failConnect); n++ {
@@ -46,13 +75,11 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
-		ctx.Response.Reset() // closes a failed answer's body, if streaming
+		out.ctx.Response.Reset() // closes a failed answer's body, if streaming
 		b, tried[n] = next, next
-		f, code = h.exchange(&out, b, now)
+		f, code = h.exchange(out, b, now)
 	}
-	if code != 0 {
-		h.answer(ctx, code)
-	}
+	return f, code
 }
 
 // outbound is the request as sent to backends.

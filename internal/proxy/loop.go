@@ -332,6 +332,7 @@ type exchange struct {
 	up       *upstream
 	start    int64 // of this attempt
 	deadline int64 // for the response head
+	began    int64 // mono ns when the request came
 	tries    int
 	tried    [maxAttempts]*backend
 	writing  bool // the request is being written to up
@@ -457,7 +458,7 @@ func (cl *client) begin(h *httpRoute, body []byte) {
 	ex.http10 = !hd.IsHTTP11() && keepAlive
 	ex.req = appendHead(ex.req[:0], hd, cl.c.RemoteAddr(), len(body))
 	ex.req = append(ex.req, body...)
-	ex.tries = 0
+	ex.tries, ex.began = 0, mono()
 	cl.busy = true
 	h.active.Add(1)
 }
@@ -699,10 +700,36 @@ func (cl *client) failed(up *upstream, err error) {
 	b.observe(now, max(took, failSample))
 	ex.h.pool.failed(b, f, now)
 	ex.h.log.Debug("proxy: attempt failed", "service", ex.h.pool.service, "replica", b.replica, "err", err)
-	if cl.retry(f, now) {
+	if cl.retry(f, now) || (f == failConnect && cl.pause(now)) {
 		return
 	}
 	cl.reply(appendError(cl.ls.out[:0], code, ex.h.bodies[code], ex.close))
+}
+
+// pause tries a request that no replica accepted again after connectPause,
+// within the hold (as forward.go's serve does).
+func (cl *client) pause(now int64) bool {
+	ex := &cl.ex
+	if time.Duration(now-ex.began)+connectPause >= ex.h.pool.hold {
+		return false
+	}
+	el := cl.c.EventLoop()
+	time.AfterFunc(connectPause, func() {
+		el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			if !cl.busy || cl.dead || ex.up != nil {
+				return nil // the client left
+			}
+			now := mono()
+			if b := ex.h.pool.pick(now); b != nil {
+				ex.tries = 0
+				cl.attempt(b)
+			} else if !cl.pause(now) {
+				cl.reply(appendError(cl.ls.out[:0], 502, ex.h.bodies[502], ex.close))
+			}
+			return nil
+		}))
+	})
+	return true
 }
 
 // sendFresh sends the request once more to b, on a new connection.

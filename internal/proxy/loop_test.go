@@ -224,3 +224,38 @@ func TestChunkedLen(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestOutlastsAMomentWithNoReplicaListening: when every replica
+// refuses connections (all restarting at once), a request waits a moment
+// and is tried again within the hold, on the loops and on the goroutine
+// path alike, rather than failing at once.
+func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
+	h := newHarness(t, Config{Hold: 2 * time.Second})
+	addr := freePort(t)
+	r := routeOf(t, "web", HTTP, Backend{ID: "late", Replica: "web/1", Addr: addr, Ready: true})
+	h.sync(r)
+	for _, expect := range []bool{false, true} { // Expect: the goroutine path
+		ln := make(chan net.Listener, 1)
+		time.AfterFunc(150*time.Millisecond, func() {
+			l, err := net.Listen("tcp", addr.String())
+			if err != nil {
+				t.Error(err)
+				ln <- nil
+				return
+			}
+			ln <- l
+			go http.Serve(l, named("web/1", nil))
+		})
+		req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
+		if expect {
+			req.Header.Set("Expect", "100-continue")
+		}
+		res, body := h.send(req)
+		if res.StatusCode != 200 || string(body) != "web/1" {
+			t.Errorf("expect %v: got %d %q", expect, res.StatusCode, body)
+		}
+		if l := <-ln; l != nil {
+			l.Close()
+		}
+	}
+}
