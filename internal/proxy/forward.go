@@ -167,6 +167,7 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 		uc = b.conns.get() // a body sent once goes on a new connection: an idle one may be stale
 	}
 	var err error
+	sent := false
 	for {
 		if uc == nil {
 			var c net.Conn
@@ -180,7 +181,7 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 				break
 			}
 		}
-		sent := false
+		sent = false
 		if err = o.send(uc); err == nil {
 			sent = true
 			err = readHead(uc, &resp.Header, h.responseTimeout, ctx.Conn())
@@ -203,6 +204,9 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 	if err != nil {
 		b.end()
 		f, code := h.classify(o, err)
+		if f == failBroken && !sent && o.replayable() {
+			f = failConnect // the request could not be written: it reached no one
+		}
 		b.stats.record(now, code, took, f != 0)
 		if f != 0 {
 			b.observe(now, max(took, failSample))
@@ -227,10 +231,10 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 // dial connects to b; its error is marked as a failed connection.
 func (h *httpRoute) dial(b *backend) (net.Conn, error) {
 	c, err := h.dialer.Dial("tcp", b.host)
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	if op := (*net.OpError)(nil); err != nil && (!errors.As(err, &op) || op.Op != "dial") {
+		err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
-	return c, nil
+	return c, err
 }
 
 // classify names the failure behind a failed exchange and the status the

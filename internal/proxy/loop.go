@@ -691,8 +691,8 @@ func (cl *client) failed(up *upstream, err error) {
 	f, code := failBroken, 502
 	var op *net.OpError
 	switch {
-	case errors.As(err, &op) && op.Op == "dial":
-		f = failConnect
+	case errors.As(err, &op) && op.Op == "dial", !sent:
+		f = failConnect // the request reached no one: it could not be written
 	case errors.Is(err, errLate):
 		f, code = failTimeout, 504
 	}

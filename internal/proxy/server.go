@@ -233,7 +233,9 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 // handOver gives an upgrade request's connection to net/http, which
 // serves it (and what follows on it) from the request on.
 func (s *httpServer) handOver(ctx *fasthttp.RequestCtx) {
-	head := append(ctx.Request.Header.Header(), ctx.Request.Body()...)
+	// A copy: the header's bytes are fasthttp's, reused for its next request.
+	h, body := ctx.Request.Header.Header(), ctx.Request.Body()
+	head := append(append(make([]byte, 0, len(h)+len(body)), h...), body...)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		if !s.handoffs.push(&replayConn{Conn: c, pending: head}) {
