@@ -468,15 +468,19 @@ func (cl *client) attempt(b *backend) {
 	ex := &cl.ex
 	ex.tried[ex.tries] = b
 	ex.tries++
-	cl.send(b)
+	cl.send(b, false)
 }
 
-// send sends the request to b, on a parked connection or a new one.
-func (cl *client) send(b *backend) {
+// send sends the request to b, on a parked connection or (fresh, or none
+// parked) a new one.
+func (cl *client) send(b *backend, fresh bool) {
 	ex := &cl.ex
 	ex.b, ex.start, ex.gotHead, ex.streamAt = b, mono(), false, 0
 	b.begin()
-	up := cl.ls.takeIdle(b)
+	var up *upstream
+	if !fresh {
+		up = cl.ls.takeIdle(b)
+	}
 	if up == nil {
 		up = &upstream{ls: cl.ls, b: b}
 		cl.dial(up)
@@ -683,7 +687,7 @@ func (cl *client) failed(up *upstream, err error) {
 	// again on a new one if nothing reached the backend, or if the
 	// request may be sent twice anyway.
 	if up.reused && (!sent || ex.idempotent) && !errors.Is(err, errLate) && ex.streamAt == 0 {
-		cl.sendFresh(b)
+		cl.send(b, true)
 		return
 	}
 	now := mono()
@@ -730,17 +734,6 @@ func (cl *client) pause(now int64) bool {
 		}))
 	})
 	return true
-}
-
-// sendFresh sends the request once more to b, on a new connection.
-func (cl *client) sendFresh(b *backend) {
-	ex := &cl.ex
-	ex.b, ex.start, ex.gotHead = b, mono(), false
-	b.begin()
-	up := &upstream{ls: cl.ls, b: b}
-	ex.up, up.cl = up, cl
-	cl.arm()
-	cl.dial(up)
 }
 
 // retry sends the request to another backend when the failure allows it
