@@ -116,8 +116,7 @@
 // so a struggling service is never hit with a storm of retries.
 // When every backend tried refused the connection (all restarting at
 // once), the request reached none, so it is tried again after 25 ms, and
-// so on within Config.Hold since it came (HTTP/1.x; not yet for HTTP/2
-// and upgrades).
+// so on within Config.Hold since it came.
 //
 // Draining: Drain takes a backend out of rotation at once and waits for its
 // requests in flight. A backend removed by Sync also stops getting new

@@ -106,6 +106,36 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &proxyError{code: http.StatusBadRequest, err: err}
 	}
+	began := now
+	res, f, err := h.attemptsStd(req, b, now, replay)
+	for f == failConnect && replay && time.Duration(mono()-began)+connectPause < p.hold {
+		// Every replica tried refused: once more after a pause, within
+		// the hold (as forward.go's serve does).
+		select {
+		case <-time.After(connectPause):
+		case <-req.Context().Done():
+			return res, err
+		}
+		if b = p.pick(mono()); b == nil {
+			break
+		}
+		req2, gerr := again(req, b.host)
+		if gerr != nil {
+			break
+		}
+		if res != nil {
+			discard(res.Body)
+		}
+		res, f, err = h.attemptsStd(req2, b, mono(), replay)
+	}
+	return res, err
+}
+
+// attemptsStd is attempts for net/http: it sends req to b and, when the attempt failed in a way that
+// allows it, to others not tried yet (see maxAttempts); f is the last
+// attempt's failure, or 0.
+func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool) (*http.Response, failure, error) {
+	p := h.pool
 	res, f, err := h.try(req, b, now)
 	tried := []*backend{b}
 	for len(tried) < maxAttempts && f != 0 && replay && retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) &&
@@ -126,7 +156,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 		tried = append(tried, b)
 		res, f, err = h.try(req2, b, now)
 	}
-	return res, err
+	return res, f, err
 }
 
 // try makes one attempt on b and accounts for it; f is the failure, or 0.

@@ -227,14 +227,18 @@ func TestChunkedLen(t *testing.T) {
 
 // TestRequestOutlastsAMomentWithNoReplicaListening: when every replica
 // refuses connections (all restarting at once), a request waits a moment
-// and is tried again within the hold, on the loops and on the goroutine
-// path alike, rather than failing at once.
+// and is tried again within the hold, on the loops and on both goroutine
+// paths alike, rather than failing at once.
 func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 	h := newHarness(t, Config{Hold: 2 * time.Second})
 	addr := freePort(t)
 	r := routeOf(t, "web", HTTP, Backend{ID: "late", Replica: "web/1", Addr: addr, Ready: true})
 	h.sync(r)
-	for _, expect := range []bool{false, true} { // Expect: the goroutine path
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
 		ln := make(chan net.Listener, 1)
 		time.AfterFunc(150*time.Millisecond, func() {
 			l, err := net.Listen("tcp", addr.String())
@@ -247,12 +251,24 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 			go http.Serve(l, named("web/1", nil))
 		})
 		req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
-		if expect {
-			req.Header.Set("Expect", "100-continue")
+		var res *http.Response
+		var body []byte
+		switch path {
+		case "fasthttp":
+			req.Header.Set("Expect", "100-continue") // handed over by the loops
+			res, body = h.send(req)
+		case "http2":
+			var err error
+			if res, err = h2.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(res.Body)
+			res.Body.Close()
+		default:
+			res, body = h.send(req)
 		}
-		res, body := h.send(req)
 		if res.StatusCode != 200 || string(body) != "web/1" {
-			t.Errorf("expect %v: got %d %q", expect, res.StatusCode, body)
+			t.Errorf("%s: got %d %q", path, res.StatusCode, body)
 		}
 		if l := <-ln; l != nil {
 			l.Close()
