@@ -26,13 +26,14 @@
 // # HTTP and TCP
 //
 // An HTTP route's connections are served on event loops (loop.go, on
-// gnet: epoll, one loop per P): a request is parsed, sent to a picked
-// backend over the loop's own keep-alive connections, and its answer
-// read whole and written back, in the loops' callbacks, with no goroutine
-// per connection. The loops do the common case only: a request of known
-// length up to 64 KiB, not an upgrade, and an answer of known length up to
-// 64 KiB. Anything else is handed over, with the bytes read so far, to
-// goroutine servers, for the rest of the connection's life (server.go):
+// gnet: epoll, one loop per CPU, see loopCount): a request is parsed,
+// sent to a picked backend over the loop's own keep-alive connections,
+// and its answer read whole and written back, in the loops' callbacks,
+// with no goroutine per connection. The loops do the common case only: a
+// request of known length up to 64 KiB, not an upgrade, and an answer up
+// to 64 KiB (of known length, or chunked and all in). Anything else is
+// handed over, with the bytes read so far, to goroutine servers, for the
+// rest of the connection's life (server.go):
 // fasthttp serves HTTP/1.x (forward.go, upstream.go: tend's synchronous
 // client, larger bodies streamed both ways, chunked ones chunk by chunk),
 // and net/http with httputil.ReverseProxy serves cleartext HTTP/2
