@@ -62,7 +62,7 @@
 // The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
 // from the connection (tend is the edge, so forwarding headers the client
 // sent are dropped), and hop-by-hop headers (and those Connection names)
-// are not forwarded; trailers are dropped. Errors are short plain-text
+// are not forwarded; a chunked answer's trailer is. Errors are short plain-text
 // answers: 503 when no replica is ready, 502 when none answered, 504 when
 // it did not answer within Config.ResponseTimeout.
 //

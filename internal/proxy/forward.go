@@ -266,7 +266,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 			rh.DelBytes(t)
 		}
 	}
-	for _, k := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Upgrade", "Trailer"} {
+	for _, k := range responseHop { // a Trailer declaration stays: the trailer follows (upBody)
 		rh.Del(k)
 	}
 	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
@@ -290,7 +290,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 	case n >= 0:
 		u.r = io.LimitReader(uc.br, int64(n))
 	case n == -1:
-		u.r, u.chunks = httputil.NewChunkedReader(uc.br), true
+		u.r, u.chunks, u.rh = httputil.NewChunkedReader(uc.br), true, rh
 	default: // until the backend closes
 		u.r, u.keep, n = uc.br, false, -1
 	}

@@ -275,3 +275,27 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailersPassOnTheGoroutinePath: a chunked answer's trailer reaches
+// the client also on a connection the loops handed over (here for its
+// Expect header).
+func TestTrailersPassOnTheGoroutinePath(t *testing.T) {
+	h := newHarness(t, Config{})
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "part one,")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two")
+		w.Header().Set("X-Sum", "17")
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	for range 2 { // the second on the same, handed-over connection
+		req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
+		req.Header.Set("Expect", "100-continue")
+		res, body := h.send(req)
+		if string(body) != "part one,part two" || res.Trailer.Get("X-Sum") != "17" {
+			t.Fatalf("%q, trailer %v", body, res.Trailer)
+		}
+	}
+}

@@ -339,21 +339,26 @@ func isTimeout(err error) bool {
 // when the server has written it (or given up), ends the backend's
 // request and keeps or closes the connection.
 type upBody struct {
-	r      io.Reader // the body's bytes on uc.br, framed
-	uc     *upConn
-	b      *backend
-	start  int64
-	code   int
-	chunks bool // chunked: a trailer follows the last chunk
-	keep   bool // the connection may serve another exchange once the body is read
-	eof    bool
-	done   atomic.Bool
+	r       io.Reader // the body's bytes on uc.br, framed
+	uc      *upConn
+	b       *backend
+	start   int64
+	code    int
+	chunks  bool                     // chunked: a trailer follows the last chunk
+	rh      *fasthttp.ResponseHeader // the client's, which takes the trailer
+	trailer error                    // reading the trailer failed: the connection is not reused
+	keep    bool                     // the connection may serve another exchange once the body is read
+	eof     bool
+	done    atomic.Bool
 }
 
 func (u *upBody) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
-	if err == io.EOF {
+	if err == io.EOF && !u.eof { // once: a reader may be asked again after its end
 		u.eof = true
+		if u.chunks {
+			u.trailer = readTrailer(u.uc.br, u.rh)
+		}
 	}
 	return n, err
 }
@@ -363,7 +368,7 @@ func (u *upBody) Close() error {
 	if !u.done.CompareAndSwap(false, true) {
 		return nil
 	}
-	if u.eof && u.keep && (!u.chunks || skipTrailer(u.uc.br) == nil) {
+	if u.eof && u.keep && u.trailer == nil {
 		u.b.conns.put(u.uc)
 	} else {
 		u.b.conns.drop(u.uc)
@@ -378,16 +383,20 @@ func (u *upBody) Close() error {
 	return nil
 }
 
-// skipTrailer reads what follows a chunked body's last chunk, up to the
-// empty line, so the connection is at the next response.
-func skipTrailer(br *bufio.Reader) error {
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return nil
-		}
+// readTrailer reads what follows a chunked body's last chunk, up to the
+// empty line, into h, whose response the server writes after the last
+// chunk. Most have none: fasthttp's reader would wait for a line more.
+func readTrailer(br *bufio.Reader, h *fasthttp.ResponseHeader) error {
+	b, err := br.Peek(1)
+	if err == nil && b[0] == '\r' {
+		b, err = br.Peek(2)
 	}
+	switch {
+	case err != nil:
+		return err
+	case string(b) == "\n" || string(b) == "\r\n":
+		_, err = br.Discard(len(b))
+		return err
+	}
+	return h.ReadTrailer(br)
 }
