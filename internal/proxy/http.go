@@ -119,21 +119,18 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 		if b = p.pick(mono()); b == nil {
 			break
 		}
-		req2, gerr := again(req, b.host)
-		if gerr != nil {
+		req2, ok := resendTo(req, res, b)
+		if !ok {
 			break
-		}
-		if res != nil {
-			discard(res.Body)
 		}
 		res, f, err = h.attemptsStd(req2, b, mono(), replay)
 	}
 	return res, err
 }
 
-// attemptsStd is attempts for net/http: it sends req to b and, when the attempt failed in a way that
-// allows it, to others not tried yet (see maxAttempts); f is the last
-// attempt's failure, or 0.
+// attemptsStd is forward.go's attempts for net/http: it sends req to b
+// and, when the attempt failed in a way that allows it, to others not
+// tried yet (see maxAttempts); f is the last attempt's failure, or 0.
 func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool) (*http.Response, failure, error) {
 	p := h.pool
 	res, f, err := h.try(req, b, now)
@@ -145,18 +142,28 @@ func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
-		req2, gerr := again(req, next.host)
-		if gerr != nil {
+		req2, ok := resendTo(req, res, next)
+		if !ok {
 			break
 		}
-		if res != nil {
-			discard(res.Body)
-		}
-		b = next
-		tried = append(tried, b)
-		res, f, err = h.try(req2, b, now)
+		tried = append(tried, next)
+		res, f, err = h.try(req2, next, now)
 	}
 	return res, f, err
+}
+
+// resendTo is req made ready to go to b instead, the failed attempt's
+// answer res (if any) discarded; false when it cannot be sent again (res
+// then stands).
+func resendTo(req *http.Request, res *http.Response, b *backend) (*http.Request, bool) {
+	req2, err := again(req, b.host)
+	if err != nil {
+		return nil, false
+	}
+	if res != nil {
+		discard(res.Body)
+	}
+	return req2, true
 }
 
 // try makes one attempt on b and accounts for it; f is the failure, or 0.
