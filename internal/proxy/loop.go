@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,14 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/panjf2000/ants/v2"
-	"github.com/panjf2000/gnet/v2"
-	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
 	"github.com/valyala/fasthttp"
+
+	"github.com/tend-sh/tend/internal/proxy/evloop"
 )
 
 // The HTTP/1.x fast path: client connections and the keep-alive
-// connections to backends live on a few epoll event loops (gnet), one per
+// connections to backends live on a few epoll event loops (evloop), one per
 // CPU, and a request is parsed, forwarded, answered and accounted for in
 // the loop's callbacks, without a goroutine, a channel or a lock of its
 // own. Why: with a goroutine per connection Go reads before it waits and
@@ -49,11 +47,10 @@ const (
 // loops is the process's event-loop engine, shared by every HTTP listener
 // of every Manager; started once, on first use, and never stopped.
 type loops struct {
-	gnet.BuiltinEventEngine
-	cli *gnet.Client
+	eng *evloop.Engine
 
 	mu     sync.Mutex
-	states map[gnet.EventLoop]*loopState
+	states map[*evloop.Loop]*loopState
 }
 
 var (
@@ -65,24 +62,13 @@ var (
 // theLoops starts the engine the first time it is asked for.
 func theLoops() (*loops, error) {
 	sharedOnce.Do(func() {
-		// gnet registers connections of its own dialling through a
-		// goroutine pool whose idle workers linger for 10 s; a short
-		// expiry keeps an idle proxy from holding goroutines.
-		if p, err := ants.NewPool(1<<16, ants.WithExpiryDuration(100*time.Millisecond), ants.WithNonblocking(true)); err == nil {
-			goroutine.DefaultWorkerPool.Release()
-			goroutine.DefaultWorkerPool = p
-		}
-		l := &loops{states: map[gnet.EventLoop]*loopState{}}
-		cli, err := gnet.NewClient(l, gnet.WithNumEventLoop(loopCount()), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(quietLogger{}), gnet.WithReadBufferCap(64<<10))
-		if err == nil {
-			err = cli.Start()
-		}
+		l := &loops{states: map[*evloop.Loop]*loopState{}}
+		eng, err := evloop.Start(loopCount(), l)
 		if err != nil {
 			sharedErr = fmt.Errorf("proxy: event loops: %w", err)
 			return
 		}
-		l.cli = cli
+		l.eng = eng
 		go l.sweeper()
 		sharedLoops = l
 	})
@@ -105,28 +91,17 @@ func loopCount() int {
 	return n
 }
 
-// quietLogger drops gnet's log lines: what matters reaches tend's log
-// through the callbacks.
-type quietLogger struct{}
-
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(string, ...any) {}
-
 // loopState is what one event loop owns; only that loop touches it.
 type loopState struct {
-	el      gnet.EventLoop
+	el      *evloop.Loop
 	clients map[*client]struct{}
 	idle    map[*backend][]*upstream // parked keep-alive connections, most recent last
 	out     []byte                   // what is being written
-	yielded int64                    // mono ns of the last yield
 	src     bytes.Reader             // a head being parsed, ...
 	br      *bufio.Reader            // ... read through this
 }
 
-func (l *loops) state(el gnet.EventLoop) *loopState {
+func (l *loops) state(el *evloop.Loop) *loopState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ls := l.states[el]
@@ -147,10 +122,7 @@ func (l *loops) each(f func(ls *loopState)) {
 	}
 	l.mu.Unlock()
 	for _, ls := range states {
-		ls.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			f(ls)
-			return nil
-		}))
+		ls.el.Execute(func() { f(ls) })
 	}
 }
 
@@ -224,60 +196,44 @@ func (ls *loopState) takeIdle(b *backend) *upstream {
 
 // The engine's callbacks: a connection's context says whose it is.
 
-func (l *loops) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (l *loops) OnOpen(c *evloop.Conn) evloop.Action {
 	switch x := c.Context().(type) {
 	case *client:
-		x.c, x.ls = c, l.state(c.EventLoop())
-		return nil, x.call(x.opened)
+		x.c, x.ls = c, l.state(c.Loop())
+		return x.call(x.opened)
 	case *upstream:
 		x.c = c
-		return nil, x.call(x.opened)
+		return x.call(x.opened)
 	}
-	return nil, gnet.Close
+	return evloop.Close
 }
 
-func (l *loops) OnTraffic(c gnet.Conn) gnet.Action {
+func (l *loops) OnTraffic(c *evloop.Conn) evloop.Action {
 	switch x := c.Context().(type) {
 	case *client:
-		x.ls.yield()
 		return x.traffic()
 	case *upstream:
-		x.ls.yield()
 		return x.traffic()
 	}
-	return gnet.Close
+	return evloop.Close
 }
 
-// yieldEvery is how often a busy loop passes through the scheduler.
-const yieldEvery = 5 * time.Millisecond
-
-// yield passes through the Go scheduler now and then. A loop goroutine
-// otherwise never does (it blocks in system calls, not on the
-// scheduler), and after 10 ms on the same schedule tick the runtime's
-// monitor counts it as running too long: it then takes its P back at
-// every system call, every 20 µs, each time waking a thread for nothing
-// (measured: a nanosleep and a futex per request, and 10 % more CPU).
-func (ls *loopState) yield() {
-	if now := mono(); now-ls.yielded > int64(yieldEvery) {
-		ls.yielded = now
-		runtime.Gosched()
-	}
-}
-
-func (l *loops) OnClose(c gnet.Conn, err error) gnet.Action {
+// OnClose is a connection closed; for a client the loop could not take,
+// x.ls is still nil.
+func (l *loops) OnClose(c *evloop.Conn, err error) {
 	switch x := c.Context().(type) {
 	case *client:
 		x.closed()
 	case *upstream:
 		x.closed(err)
 	}
-	return gnet.None
 }
 
-// conn is what client and upstream share: closing a gnet connection from
-// inside its own callback is done by the callback's return value.
+// conn is what client and upstream share: closing a connection from
+// inside its own callback is done by the callback's return value, so that
+// the callback's own code never runs on a closed connection.
 type conn struct {
-	c        gnet.Conn
+	c        *evloop.Conn
 	inCall   bool // in a callback of its own
 	closeNow bool // close it when that returns
 	dead     bool // closed, or closing
@@ -293,18 +249,18 @@ func (k *conn) close() {
 		k.closeNow = true
 		return
 	}
-	k.c.EventLoop().Close(k.c)
+	k.c.Loop().Close(k.c)
 }
 
 // call runs f as the connection's callback.
-func (k *conn) call(f func()) gnet.Action {
+func (k *conn) call(f func()) evloop.Action {
 	k.inCall = true
 	f()
 	k.inCall = false
 	if k.closeNow {
-		return gnet.Close
+		return evloop.Close
 	}
-	return gnet.None
+	return evloop.None
 }
 
 // client is one client connection on a loop, and its request in flight.
@@ -353,7 +309,7 @@ func (cl *client) opened() {
 	}
 }
 
-func (cl *client) traffic() gnet.Action {
+func (cl *client) traffic() evloop.Action {
 	return cl.call(func() {
 		if cl.busy && cl.c.InboundBuffered() > maxPipelined {
 			cl.close()
@@ -366,7 +322,7 @@ func (cl *client) traffic() gnet.Action {
 // next serves the requests buffered, until one must wait.
 func (cl *client) next() {
 	for !cl.busy && !cl.dead {
-		buf, _ := cl.c.Peek(-1)
+		buf := cl.c.Peek()
 		if len(buf) == 0 {
 			return
 		}
@@ -496,27 +452,19 @@ func (cl *client) send(b *backend, fresh bool) {
 // dial connects a new connection to its backend off the loop; it comes
 // back through OnOpen, or as a failed attempt.
 func (cl *client) dial(up *upstream) {
-	el := cl.c.EventLoop()
+	el := cl.c.Loop()
 	dialer := cl.ex.h.dialer
 	go func() {
 		c, err := dialer.Dial("tcp", up.b.host)
 		if err == nil {
-			var ch <-chan gnet.RegisteredResult
-			if ch, err = el.Enroll(gnet.NewContext(context.Background(), up), c); err == nil {
-				if err = (<-ch).Err; err == nil {
-					return
-				}
-			} else {
-				c.Close()
+			if err = el.Enroll(c, up); err == nil {
+				return // OnOpen follows
 			}
 		}
 		if op := (*net.OpError)(nil); !errors.As(err, &op) || op.Op != "dial" {
 			err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
 		}
-		el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			up.failed(err)
-			return nil
-		}))
+		el.Execute(func() { up.failed(err) })
 	}()
 }
 
@@ -525,13 +473,8 @@ func (cl *client) arm() {
 	d := cl.ex.h.responseTimeout
 	cl.ex.deadline = mono() + int64(d)
 	if cl.timer == nil {
-		el := cl.c.EventLoop()
-		cl.timer = time.AfterFunc(d, func() {
-			el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-				cl.checkTimeout()
-				return nil
-			}))
-		})
+		el := cl.c.Loop()
+		cl.timer = time.AfterFunc(d, func() { el.Execute(cl.checkTimeout) })
 		return
 	}
 	cl.timer.Reset(d)
@@ -561,7 +504,7 @@ var (
 // and finishes the exchange once it has all of it.
 func (cl *client) answerBytes(up *upstream) {
 	ex := &cl.ex
-	buf, _ := up.c.Peek(-1)
+	buf := up.c.Peek()
 	for !ex.gotHead {
 		end := headEnd(buf)
 		if end < 0 {
@@ -718,11 +661,11 @@ func (cl *client) pause(now int64) bool {
 	if time.Duration(now-ex.began)+connectPause >= ex.h.pool.hold {
 		return false
 	}
-	el := cl.c.EventLoop()
+	el := cl.c.Loop()
 	time.AfterFunc(connectPause, func() {
-		el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		el.Execute(func() {
 			if !cl.busy || cl.dead || ex.up != nil {
-				return nil // the client left
+				return // the client left
 			}
 			now := mono()
 			if b := ex.h.pool.pick(now); b != nil {
@@ -731,8 +674,7 @@ func (cl *client) pause(now int64) bool {
 			} else if !cl.pause(now) {
 				cl.reply(appendError(cl.ls.out[:0], 502, ex.h.bodies[502], ex.close))
 			}
-			return nil
-		}))
+		})
 	})
 	return true
 }
@@ -819,7 +761,7 @@ func (cl *client) handOver(q *connQueue, pending []byte) {
 }
 
 // dupConn is a net.Conn on a duplicate of c's socket, which outlives c.
-func dupConn(c gnet.Conn) (net.Conn, error) {
+func dupConn(c *evloop.Conn) (net.Conn, error) {
 	fd, err := c.Dup()
 	if err != nil {
 		return nil, err
@@ -847,10 +789,10 @@ func (up *upstream) opened() {
 	case up.cl == nil: // its client left: keep it for the next
 		up.ls.park(up)
 	default:
-		// Written from its first wake-up: a write that fails inside
-		// OnOpen would close the connection under gnet's feet.
+		// Written from its first wake-up, so that a failed write is
+		// handled as on any other exchange.
 		up.unsent = true
-		up.c.Wake(nil)
+		up.c.Wake()
 	}
 }
 
@@ -862,18 +804,18 @@ func (up *upstream) send() {
 	ex.writing = false
 }
 
-func (up *upstream) traffic() gnet.Action {
+func (up *upstream) traffic() evloop.Action {
 	if up.unsent {
 		up.unsent = false
 		if up.cl != nil {
 			up.send()
 		}
 		if up.dead || up.c.InboundBuffered() == 0 {
-			return gnet.None
+			return evloop.None
 		}
 	}
 	if up.cl == nil {
-		return gnet.Close // nothing was asked
+		return evloop.Close // nothing was asked
 	}
 	return up.call(func() { up.cl.answerBytes(up) })
 }

@@ -159,9 +159,8 @@ func (s *httpServer) adopt(c net.Conn, pending []byte) {
 		return
 	}
 	s.loopConns.Add(1)
-	if _, err := l.cli.EnrollContext(c, &client{srv: s}); err != nil {
-		s.loopConns.Add(-1)
-		c.Close()
+	if err := l.eng.Enroll(c, &client{srv: s}); err != nil {
+		s.loopConns.Add(-1) // Enroll closed c
 	}
 }
 

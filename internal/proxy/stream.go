@@ -3,14 +3,11 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"strconv"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // stream hands an answer the loop does not buffer (over 64 KiB, chunked,
@@ -26,20 +23,19 @@ func (cl *client) stream(up *upstream) {
 		if ex.streamAt == 0 {
 			ex.streamAt = mono()
 		}
-		el := cl.c.EventLoop()
+		el := cl.c.Loop()
 		time.AfterFunc(time.Millisecond, func() {
-			el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			el.Execute(func() {
 				if cl.busy && ex.up == up && !cl.dead && !up.dead {
 					cl.stream(up)
 				}
-				return nil
-			}))
+			})
 		})
 		return
 	}
-	upBytes, _ := up.c.Peek(-1)
+	upBytes := up.c.Peek()
 	upBytes = bytes.Clone(upBytes)
-	pending, _ := cl.c.Peek(-1)
+	pending := cl.c.Peek()
 	pending = bytes.Clone(pending)
 	upc, err1 := dupConn(up.c)
 	cc, err2 := dupConn(cl.c)
