@@ -26,7 +26,8 @@
 // # HTTP and TCP
 //
 // An HTTP route's connections are served on event loops (loop.go, on
-// gnet: epoll, one loop per CPU, see loopCount): a request is parsed,
+// evloop: epoll, one loop per CPU on a thread of its own, see loopCount
+// and evloop's package comment for why not gnet): a request is parsed,
 // sent to a picked backend over the loop's own keep-alive connections,
 // and its answer read whole and written back, in the loops' callbacks,
 // with no goroutine per connection. The loops do the common case only: a
@@ -57,7 +58,10 @@
 // the synchronous client 31-40 us, nginx about 30 us, and on a 2-CPU host
 // the proxy's CPU is taken from the replicas. The loops make the system
 // calls nginx makes (two reads, two writes per request) and cost about as
-// much CPU (bench/README.md, bench/traffic).
+// much CPU (bench/README.md, bench/traffic). The loops keep to their
+// threads: a loop that moved between threads at its pauses, as gnet's
+// did, left the CPU idle while requests waited (bench/README.md,
+// "Profiling the proxy by hand").
 //
 // The client's Host is kept; X-Forwarded-For, -Host and -Proto are set
 // from the connection (tend is the edge, so forwarding headers the client

@@ -76,15 +76,15 @@ func theLoops() (*loops, error) {
 }
 
 // loopCount is how many event loops to run, one per P (per CPU, unless
-// GOMAXPROCS says otherwise), and it gives the process as many Ps again: a loop waiting in epoll_wait holds its P in a
-// system call, and when no P is left idle the runtime's monitor takes
-// such Ps back every 20 µs, waking threads for nothing. With a P per loop
-// added, goroutines keep as many Ps as the process had, and the monitor
-// finds one idle. Measured by hand against nginx (bench/README.md): loops
-// on the Ps they had cost 42 µs of CPU per request, one loop 31 µs but
-// 0.9x nginx's requests (the CPU sat idle while the loop waited for its
-// core), two loops with two Ps more 36 µs at nginx's rate. Three and four
-// loops on two CPUs traded throughput for tail latency (bench/README.md).
+// GOMAXPROCS says otherwise), and it gives the process as many Ps again:
+// a loop holds a P while it works, and the rest of the daemon keeps as
+// many Ps as it had. Without them, a loop back from epoll_wait found no
+// P free as often as not, and the runtime's monitor took Ps back from
+// waiting loops every 20 µs, waking threads for nothing. Measured by hand
+// against nginx (bench/README.md): loops on the Ps they had cost 42 µs of
+// CPU per request, two loops with two Ps more 36 µs; one loop 0.9x
+// nginx's requests (the CPU sat idle while the loop waited for its core);
+// three and four loops on two CPUs traded throughput for tail latency.
 func loopCount() int {
 	n := runtime.GOMAXPROCS(0)
 	runtime.GOMAXPROCS(2 * n)

@@ -285,7 +285,12 @@ func (l *Loop) traffic(c *Conn) {
 	if c.closed {
 		return
 	}
-	c.in = append(c.in[:0], c.view...) // overlapping moves are fine
+	switch {
+	case len(c.view) == 0 && cap(c.in) > 4<<10:
+		c.in = nil // an idle connection keeps no large buffer
+	default:
+		c.in = append(c.in[:0], c.view...) // overlapping moves are fine
+	}
 	c.view = c.in
 }
 
