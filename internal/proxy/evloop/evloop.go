@@ -270,10 +270,12 @@ func (l *Loop) read(c *Conn) {
 		l.close(c, nil)
 		return
 	}
-	if len(c.in) == 0 {
+	if len(c.view) == 0 {
 		c.view = l.buf[:n] // no copy unless the handler leaves some
 	} else {
-		c.in = append(c.in, l.buf[:n]...)
+		// What is unread, then the new bytes. c.view, not c.in: a
+		// Discard outside c's own callbacks moves only the view.
+		c.in = append(append(c.in[:0], c.view...), l.buf[:n]...)
 		c.view = c.in
 	}
 	l.traffic(c)

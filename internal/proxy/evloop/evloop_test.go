@@ -190,3 +190,47 @@ func TestExecuteAndWakeRunOnTheLoop(t *testing.T) {
 	c.Loop().Execute(func() { c.Loop().Close(c) })
 	<-w.closed
 }
+
+// laterEcho echoes the first line in its callback and the rest from a
+// task, as the proxy serves a pipelined request once the answer to the
+// one before it comes in on another connection.
+type laterEcho struct{}
+
+func (laterEcho) OnOpen(c *Conn) Action { return None }
+
+func (laterEcho) OnTraffic(c *Conn) Action {
+	echoLine(c)
+	c.Loop().Execute(func() {
+		for echoLine(c) {
+		}
+	})
+	return None
+}
+
+func (laterEcho) OnClose(c *Conn, err error) {}
+
+func echoLine(c *Conn) bool {
+	buf := c.Peek()
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		return false
+	}
+	line := append([]byte(nil), buf[:i+1]...)
+	c.Discard(i + 1)
+	c.Write(line)
+	return true
+}
+
+func TestBytesDiscardedOutsideTheCallbackStayDiscarded(t *testing.T) {
+	c := serve(t, laterEcho{})
+	c.Write([]byte("a\nb\n"))
+	for _, want := range []string{"a", "b"} {
+		if got := readLine(t, c); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	c.Write([]byte("c\n"))
+	if got := readLine(t, c); got != "c" {
+		t.Fatalf("got %q after c was sent, want c: b came back", got)
+	}
+}
