@@ -322,6 +322,12 @@ func (cl *client) traffic() evloop.Action {
 // next serves the requests buffered, until one must wait.
 func (cl *client) next() {
 	for !cl.busy && !cl.dead {
+		if cl.c.OutboundBuffered() > maxPipelined {
+			// A client that sends ahead and does not read: its next
+			// requests wait until its answers are out (evloop calls
+			// OnTraffic again once they are).
+			return
+		}
 		buf := cl.c.Peek()
 		if len(buf) == 0 {
 			return

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -62,6 +64,35 @@ func TestLoopPipelinedRequestsAnswerInOrder(t *testing.T) {
 		}
 		if res, body := readAnswer(t, br, method); res.StatusCode != 200 || body != want {
 			t.Fatalf("got %d %q, want %q", res.StatusCode, body, want)
+		}
+	}
+}
+
+// TestLoopClientThatDoesNotReadIsNotServedAhead: a client that sends
+// many requests ahead and reads none of the answers gets no more served
+// than what fits in its buffers (the proxy would otherwise hold every
+// answer in memory), and all of them once it reads.
+func TestLoopClientThatDoesNotReadIsNotServedAhead(t *testing.T) {
+	const n, size = 1000, 60 << 10
+	h := newHarness(t, Config{})
+	var served atomic.Int64
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Header().Set("Content-Length", strconv.Itoa(size)) // the loop's own path, not a stream
+		w.Write(make([]byte, size))
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	c, br := dialRoute(t, r)
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	go io.WriteString(c, strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", n))
+	time.Sleep(time.Second)
+	if got := served.Load(); got > n/2 {
+		t.Fatalf("%d of %d answers of %d KiB served to a client that read none", got, n, size>>10)
+	}
+	for i := range n {
+		if res, body := readAnswer(t, br, "GET"); res.StatusCode != 200 || len(body) != size {
+			t.Fatalf("answer %d: %d, %d bytes", i, res.StatusCode, len(body))
 		}
 	}
 }

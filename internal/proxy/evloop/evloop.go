@@ -46,7 +46,8 @@ const (
 type Handler interface {
 	// OnOpen is a new connection, registered on its loop.
 	OnOpen(c *Conn) Action
-	// OnTraffic is bytes read (Peek has them), or a Wake.
+	// OnTraffic is bytes read (Peek has them), a Wake, or bytes left
+	// unread once the connection's pending writes are out.
 	OnTraffic(c *Conn) Action
 	// OnClose is the connection closed: by the peer (err nil on a clean
 	// end), by an error, or by the handler. The descriptor is gone.
@@ -297,7 +298,8 @@ func (l *Loop) traffic(c *Conn) {
 }
 
 // flush writes what c has waiting, and stops watching for writability
-// once it is all out.
+// once it is all out; then OnTraffic hears of what is still unread, which
+// a handler may have left until its answers were out.
 func (l *Loop) flush(c *Conn) {
 	for len(c.out) > 0 {
 		n, err := unix.Write(c.fd, c.out)
@@ -315,6 +317,9 @@ func (l *Loop) flush(c *Conn) {
 	}
 	c.out = nil
 	l.watchWrite(c, false)
+	if !c.closed && len(c.view) > 0 {
+		l.traffic(c)
+	}
 }
 
 func (l *Loop) watchWrite(c *Conn, on bool) {
