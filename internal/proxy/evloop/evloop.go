@@ -83,9 +83,6 @@ func Start(n int, h Handler) (*Engine, error) {
 	return e, nil
 }
 
-// Loops are the engine's loops.
-func (e *Engine) Loops() []*Loop { return e.loops }
-
 // Enroll moves nc onto one of the loops, in turn; ctx is the new Conn's
 // context. nc is closed: the loop owns a duplicate of its socket.
 func (e *Engine) Enroll(nc net.Conn, ctx any) error {
@@ -105,8 +102,6 @@ type Loop struct {
 	tasks   []func()
 	running []func()
 	woken   atomic.Bool
-
-	inCall *Conn // the connection whose callback runs
 }
 
 func newLoop(h Handler) (*Loop, error) {
@@ -178,11 +173,7 @@ func (l *Loop) open(c *Conn) {
 
 // call runs a callback of c's and does what it returns.
 func (l *Loop) call(c *Conn, f func(*Conn) Action) {
-	outer := l.inCall
-	l.inCall = c
-	a := f(c)
-	l.inCall = outer
-	if a == Close {
+	if f(c) == Close {
 		l.Close(c)
 	}
 }
