@@ -292,25 +292,38 @@ func (l *Loop) traffic(c *Conn) {
 // once it is all out; then OnTraffic hears of what is still unread, which
 // a handler may have left until its answers were out.
 func (l *Loop) flush(c *Conn) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			return
-		}
-		if err != nil {
-			l.close(c, os.NewSyscallError("write", err))
-			return
-		}
-		c.out = c.out[n:]
+	rest, err := writeSome(c.fd, c.out)
+	switch {
+	case err != nil:
+		l.close(c, err)
+		return
+	case len(rest) > 0:
+		c.out = rest
+		return
 	}
 	c.out = nil
 	l.watchWrite(c, false)
 	if !c.closed && len(c.view) > 0 {
 		l.traffic(c)
 	}
+}
+
+// writeSome writes b to fd until the socket takes no more; rest is what
+// it did not take.
+func writeSome(fd int, b []byte) (rest []byte, err error) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return b, nil
+		case err != nil:
+			return b, os.NewSyscallError("write", err)
+		}
+		b = b[n:]
+	}
+	return nil, nil
 }
 
 func (l *Loop) watchWrite(c *Conn, on bool) {
@@ -374,22 +387,13 @@ func (c *Conn) Write(b []byte) {
 		c.out = append(c.out, b...)
 		return
 	}
-	for len(b) > 0 {
-		n, err := unix.Write(c.fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil {
-			c.loop.close(c, os.NewSyscallError("write", err))
-			return
-		}
-		b = b[n:]
+	rest, err := writeSome(c.fd, b)
+	if err != nil {
+		c.loop.close(c, err)
+		return
 	}
-	if len(b) > 0 {
-		c.out = append([]byte(nil), b...)
+	if len(rest) > 0 {
+		c.out = append([]byte(nil), rest...) // b is the caller's
 		c.loop.watchWrite(c, true)
 	}
 }
