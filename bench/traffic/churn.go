@@ -111,15 +111,54 @@ func accountTend(ctx context.Context, st *stack) func() string {
 		return parseCounters(text), nil
 	}
 	before, err := read()
+	logFrom := len(st.t.Log())
 	return func() string {
 		after, err2 := read()
 		if err = harness.FirstErr(err, err2); err != nil {
 			return "tend's metrics: " + err.Error()
 		}
 		d := after.minus(before)
-		return fmt.Sprintf("tend's proxy: %d attempts to replicas, %d retries, failed attempts %s, %d answered with no replica ready, ejections %s",
+		s := fmt.Sprintf("tend's proxy: %d attempts to replicas, %d retries, failed attempts %s, %d answered with no replica ready, ejections %s",
 			d.attempts, d.retries, byReplica(d.non2xx), d.noReplica, byReplica(d.ejections))
+		if log := st.t.Log(); len(log) > logFrom {
+			s += failedAttempts(log[logFrom:])
+		}
+		return s
 	}
+}
+
+// failedAttempts sums up the daemon's debug lines on failed attempts: how many, by
+// replica and error (addresses left out).
+func failedAttempts(log string) string {
+	n := map[string]int64{}
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `msg="proxy: attempt failed"`) {
+			continue
+		}
+		n[logValue(line, "replica")+": "+addrPort.ReplaceAllString(logValue(line, "err"), "ADDR")]++
+	}
+	if len(n) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%d x %s", n[k], k))
+	}
+	return "\n          its log on the failed attempts: " + strings.Join(parts, "; ")
+}
+
+// logValue is key's value in a log line of slog's text format (quoted or not).
+func logValue(line, key string) string {
+	_, rest, ok := strings.Cut(line, " "+key+"=")
+	if !ok {
+		return ""
+	}
+	if v, err := strconv.QuotedPrefix(rest); err == nil {
+		v, _ = strconv.Unquote(v)
+		return v
+	}
+	v, _, _ := strings.Cut(rest, " ")
+	return v
 }
 
 // proxyCounters are tend's proxy counters for the project.

@@ -103,7 +103,8 @@ func run(ctx context.Context, c config) (code int) {
 	sweep(sctx, d)
 	cancel()
 
-	t, err := harness.StartTend(ctx, c.tendBin)
+	// --debug: the daemon logs each failed attempt, which availability sums up.
+	t, err := harness.StartTend(ctx, c.tendBin, "--debug")
 	if err != nil {
 		fmt.Println("tend serve:", err)
 		return 1

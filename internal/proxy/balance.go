@@ -138,16 +138,22 @@ func newPool(project, service string, svc *service, policy ejectPolicy, onEvent 
 // yet synced), so a blip of a few hundred milliseconds delays requests
 // instead of failing them. It returns nil when the hold passes or ctx ends.
 func (p *pool) await(ctx context.Context) *backend {
-	if b := p.pick(mono()); b != nil || p.hold <= 0 {
+	return p.awaitExcept(ctx, mono()+int64(p.hold))
+}
+
+// awaitExcept is await for a request already sent to tried, which waits
+// until the deadline (mono ns) at most, for a backend not tried.
+func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
+	if b := p.pickExcept(mono(), tried...); b != nil || p.hold <= 0 {
 		return b
 	}
-	timer := time.NewTimer(p.hold)
+	timer := time.NewTimer(time.Duration(deadline - mono()))
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
 		ch := p.changed
 		p.mu.Unlock()
-		if b := p.pick(mono()); b != nil {
+		if b := p.pickExcept(mono(), tried...); b != nil {
 			return b
 		}
 		var readmit <-chan time.Time
@@ -188,6 +194,19 @@ func (p *pool) pick(now int64) *backend {
 		return b
 	}
 	return bs[i]
+}
+
+// afterStale is where a request goes again when its reused connection to
+// b broke before any answer. b may have closed the connection while it was
+// idle, or died: a killed replica's address can swallow a new connection's
+// attempts for the whole dial timeout. So another ready replica not tried
+// yet takes it when there is one, and b itself otherwise. Either way on a
+// new connection, which cannot be stale: one such resend per attempt.
+func (p *pool) afterStale(now int64, b *backend, tried []*backend) *backend {
+	if next := twoChoices(now, p.set.Load().bs, tried); next != nil {
+		return next
+	}
+	return b
 }
 
 // pickExcept is pick for a retry: never one of tried. The two choices are

@@ -37,14 +37,14 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	out.idempotent = isIdempotent(string(ctx.Method()), *h.idempotent.Load())
-	began := now
+	out.began = now
 	f, code := h.attempts(&out, b, now)
-	for f == failConnect && out.replayable() && time.Duration(mono()-began)+connectPause < p.hold {
+	for f == failConnect && out.replayable() && time.Duration(mono()-out.began)+connectPause < p.hold {
 		// Every replica tried refused the connection: a moment when all
 		// restart at once. Nothing reached one, so once more after a
 		// pause, within the hold.
 		time.Sleep(connectPause)
-		if b = p.pick(mono()); b == nil {
+		if b = p.awaitExcept(ctx, out.deadline(p)); b == nil {
 			break
 		}
 		ctx.Response.Reset()
@@ -66,18 +66,21 @@ const connectPause = 25 * time.Millisecond
 // answer stands).
 func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int) {
 	p := h.pool
-	f, code := h.exchange(out, b, now)
-	var tried [maxAttempts]*backend
-	tried[0] = b
-	for n := 1; n < maxAttempts && f != 0 && out.replayable() && retryable(f, out.idempotent) && (n == 1 || f == failConnect); n++ {
+	var tried triedSet
+	f, code := h.exchange(out, b, now, &tried)
+	for n := 1; mayRetry(f, out.idempotent, n) && out.replayable(); n++ {
 		now = mono()
-		next := p.pickExcept(now, tried[:n]...)
+		next := p.pickExcept(now, tried.list()...)
+		if next == nil && f != failConnect {
+			// None to go to now (the others restarting): wait for one,
+			// within the hold. (After a failed connection serve waits.)
+			next, now = p.awaitExcept(out.ctx, out.deadline(p), tried.list()...), mono()
+		}
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
 		out.ctx.Response.Reset() // closes a failed answer's body, if streaming
-		b, tried[n] = next, next
-		f, code = h.exchange(out, b, now)
+		f, code = h.exchange(out, next, now, &tried)
 	}
 	return f, code
 }
@@ -89,8 +92,12 @@ type outbound struct {
 	stream io.Reader // a large body, sent once as it arrives
 	length int       // body length; -1: unknown (sent chunked)
 
-	idempotent bool // the request may be sent twice
+	idempotent bool  // the request may be sent twice
+	began      int64 // mono ns when it came
 }
+
+// deadline is the end of the request's hold (see Config.Hold), in mono ns.
+func (o *outbound) deadline(p *pool) int64 { return o.began + int64(p.hold) }
 
 // prepare takes the body: whole when it is small (so the request can be
 // sent again), as a stream otherwise.
@@ -154,13 +161,25 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// triedSet is the backends a request was sent to, a stale resend's
+// (pool.afterStale) included: at most one per attempt.
+type triedSet struct {
+	bs [2 * maxAttempts]*backend
+	n  int
+}
+
+func (t *triedSet) add(b *backend)   { t.bs[t.n] = b; t.n++ }
+func (t *triedSet) list() []*backend { return t.bs[:t.n] }
+func (t *triedSet) reset()           { t.n = 0 }
+
 // exchange makes one attempt on b: the response head goes to the client's
 // response, and its body whole or as a stream. It returns the failure, if
 // any, and the status tend must answer with itself (0: the backend's
 // answer stands).
-func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int) {
+func (h *httpRoute) exchange(o *outbound, b *backend, start int64, tried *triedSet) (failure, int) {
 	ctx := o.ctx
 	resp := &ctx.Response
+	tried.add(b)
 	b.begin()
 	var uc *upConn
 	if o.replayable() {
@@ -190,11 +209,17 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64) (failure, int
 			break
 		}
 		b.conns.drop(uc)
-		// A connection the backend closed while idle fails at once, before
-		// any answer: sent again on a new one if nothing reached the
-		// backend, or if the request may be sent twice anyway.
+		// A reused connection that broke before any answer: sent again on
+		// a new one if nothing reached the backend, or if the request may
+		// be sent twice anyway (see afterStale).
 		if uc.reused && o.replayable() && (!sent || o.idempotent) && !errors.Is(err, errClientGone) && !isTimeout(err) {
-			uc = nil // closed by the backend while idle: once more on a new connection
+			uc = nil
+			if next := h.pool.afterStale(mono(), b, tried.list()); next != b {
+				b.end()
+				b = next
+				tried.add(b)
+				b.begin()
+			}
 			continue
 		}
 		break

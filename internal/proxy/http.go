@@ -106,9 +106,9 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, &proxyError{code: http.StatusBadRequest, err: err}
 	}
-	began := now
-	res, f, err := h.attemptsStd(req, b, now, replay)
-	for f == failConnect && replay && time.Duration(mono()-began)+connectPause < p.hold {
+	deadline := now + int64(p.hold)
+	res, f, err := h.attemptsStd(req, b, now, replay, deadline)
+	for f == failConnect && replay && time.Duration(deadline-mono()) > connectPause {
 		// Every replica tried refused: once more after a pause, within
 		// the hold (as forward.go's serve does).
 		select {
@@ -116,29 +116,32 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 		case <-req.Context().Done():
 			return res, err
 		}
-		if b = p.pick(mono()); b == nil {
+		if b = p.awaitExcept(req.Context(), deadline); b == nil {
 			break
 		}
 		req2, ok := resendTo(req, res, b)
 		if !ok {
 			break
 		}
-		res, f, err = h.attemptsStd(req2, b, mono(), replay)
+		res, f, err = h.attemptsStd(req2, b, mono(), replay, deadline)
 	}
 	return res, err
 }
 
 // attemptsStd is forward.go's attempts for net/http: it sends req to b
 // and, when the attempt failed in a way that allows it, to others not
-// tried yet (see maxAttempts); f is the last attempt's failure, or 0.
-func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool) (*http.Response, failure, error) {
+// tried yet (see maxAttempts), waiting for one until deadline (mono ns) as
+// forward.go's attempts does; f is the last attempt's failure, or 0.
+func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool, deadline int64) (*http.Response, failure, error) {
 	p := h.pool
 	res, f, err := h.try(req, b, now)
 	tried := []*backend{b}
-	for len(tried) < maxAttempts && f != 0 && replay && retryable(f, isIdempotent(req.Method, *h.idempotent.Load())) &&
-		(len(tried) == 1 || f == failConnect) {
+	for replay && mayRetry(f, isIdempotent(req.Method, *h.idempotent.Load()), len(tried)) {
 		now = mono()
 		next := p.pickExcept(now, tried...)
+		if next == nil && f != failConnect {
+			next, now = p.awaitExcept(req.Context(), deadline, tried...), mono()
+		}
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}

@@ -290,8 +290,8 @@ type exchange struct {
 	start    int64 // of this attempt
 	deadline int64 // for the response head
 	began    int64 // mono ns when the request came
-	tries    int
-	tried    [maxAttempts]*backend
+	tries    int   // attempts made
+	tried    triedSet
 	writing  bool // the request is being written to up
 
 	rh       fasthttp.ResponseHeader
@@ -422,6 +422,7 @@ func (cl *client) begin(h *httpRoute, body []byte) {
 	ex.req = appendHead(ex.req[:0], hd, cl.c.RemoteAddr(), len(body))
 	ex.req = append(ex.req, body...)
 	ex.tries, ex.began = 0, mono()
+	ex.tried.reset()
 	cl.busy = true
 	h.active.Add(1)
 }
@@ -429,9 +430,15 @@ func (cl *client) begin(h *httpRoute, body []byte) {
 // attempt sends the request to b.
 func (cl *client) attempt(b *backend) {
 	ex := &cl.ex
-	ex.tried[ex.tries] = b
 	ex.tries++
-	cl.send(b, false)
+	cl.sendTo(b, false)
+}
+
+// sendTo sends the request to b and remembers b as tried.
+func (cl *client) sendTo(b *backend, fresh bool) {
+	ex := &cl.ex
+	ex.tried.add(b)
+	cl.send(b, fresh)
 }
 
 // send sends the request to b, on a parked connection or (fresh, or none
@@ -633,14 +640,11 @@ func (cl *client) failed(up *upstream, err error) {
 	up.close()
 	b := ex.b
 	b.end()
-	// A connection the backend closed while idle fails at once: sent
-	// again on a new one if nothing reached the backend, or if the
-	// request may be sent twice anyway.
+	now := mono()
 	if up.reused && (!sent || ex.idempotent) && !errors.Is(err, errLate) && ex.streamAt == 0 {
-		cl.send(b, true)
+		cl.sendTo(ex.h.pool.afterStale(now, b, ex.tried.list()), true)
 		return
 	}
-	now := mono()
 	took := time.Duration(now - ex.start)
 	f, code := failBroken, 502
 	var op *net.OpError
@@ -654,17 +658,20 @@ func (cl *client) failed(up *upstream, err error) {
 	b.observe(now, max(took, failSample))
 	ex.h.pool.failed(b, f, now)
 	ex.h.log.Debug("proxy: attempt failed", "service", ex.h.pool.service, "replica", b.replica, "err", err)
-	if cl.retry(f, now) || (f == failConnect && cl.pause(now)) {
+	if cl.retry(f, now) || cl.pause(f, now) {
 		return
 	}
 	cl.reply(appendError(cl.ls.out[:0], code, ex.h.bodies[code], ex.close))
 }
 
-// pause tries a request that no replica accepted again after connectPause,
-// within the hold (as forward.go's serve does).
-func (cl *client) pause(now int64) bool {
+// pause waits, within the hold, for a replica to take a request whose
+// failed attempt allows another when none can take it now (as forward.go's
+// serve and attempts do): after a connection every replica refused (all
+// restarting at once), any replica, after connectPause; after other
+// failures, one not tried yet, as a retry. Checked every connectPause.
+func (cl *client) pause(f failure, now int64) bool {
 	ex := &cl.ex
-	if time.Duration(now-ex.began)+connectPause >= ex.h.pool.hold {
+	if f != failConnect && !mayRetry(f, ex.idempotent, ex.tries) || time.Duration(now-ex.began)+connectPause >= ex.h.pool.hold {
 		return false
 	}
 	el := cl.c.Loop()
@@ -674,10 +681,22 @@ func (cl *client) pause(now int64) bool {
 				return // the client left
 			}
 			now := mono()
-			if b := ex.h.pool.pick(now); b != nil {
-				ex.tries = 0
+			p := ex.h.pool
+			var b *backend
+			if ex.tries < maxAttempts {
+				b = p.pickExcept(now, ex.tried.list()...)
+			}
+			if b == nil && f == failConnect {
+				// Every replica tried refused: any of them, from the start.
+				if b = p.pick(now); b != nil {
+					ex.tries = 0
+					ex.tried.reset()
+				}
+			}
+			switch {
+			case b != nil && p.svc.takeRetry(now, f == failConnect):
 				cl.attempt(b)
-			} else if !cl.pause(now) {
+			case b != nil || !cl.pause(f, now):
 				cl.reply(appendError(cl.ls.out[:0], 502, ex.h.bodies[502], ex.close))
 			}
 		})
@@ -689,11 +708,11 @@ func (cl *client) pause(now int64) bool {
 // (see maxAttempts and the retry budget).
 func (cl *client) retry(f failure, now int64) bool {
 	ex := &cl.ex
-	if f == 0 || ex.tries >= maxAttempts || !retryable(f, ex.idempotent) || (ex.tries > 1 && f != failConnect) {
+	if !mayRetry(f, ex.idempotent, ex.tries) {
 		return false
 	}
 	p := ex.h.pool
-	next := p.pickExcept(now, ex.tried[:ex.tries]...)
+	next := p.pickExcept(now, ex.tried.list()...)
 	if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 		return false
 	}

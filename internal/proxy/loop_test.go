@@ -330,3 +330,152 @@ func TestTrailersPassOnTheGoroutinePath(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLeavesAReplicaThatDiedUnderIt: a replica killed while it
+// holds a request resets its connections, and its address then swallows
+// new ones (here: a listener that no longer accepts; in Docker, a dead
+// container's address drops them until it is back). The request goes
+// to another replica at once, on both HTTP/1.x paths, rather than to a new
+// connection to the dead one (which waited for the response timeout).
+func TestRequestLeavesAReplicaThatDiedUnderIt(t *testing.T) {
+	for _, path := range []string{"loops", "fasthttp"} {
+		t.Run(path, func(t *testing.T) {
+			h := newHarness(t, Config{ResponseTimeout: 3 * time.Second})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			var died atomic.Bool
+			gone := make(chan struct{})
+			t.Cleanup(func() { close(gone) })
+			go func() {
+				// The first request on a connection is answered; a second
+				// kills the replica: connections reset, and new ones get
+				// no answer.
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						br := bufio.NewReader(c)
+						for n := 0; ; n++ {
+							req, err := http.ReadRequest(br)
+							if err != nil {
+								return
+							}
+							io.Copy(io.Discard, req.Body)
+							if died.Load() {
+								<-gone
+								return
+							}
+							if n > 0 {
+								died.Store(true)
+								c.(*net.TCPConn).SetLinger(0)
+								return
+							}
+							io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nweb/1")
+						}
+					}()
+				}
+			}()
+			slow := func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(20 * time.Millisecond) // costlier: web/1 gets the requests while it lives
+				io.WriteString(w, "web/2")
+			}
+			r := routeOf(t, "web", HTTP,
+				Backend{ID: "dies", Replica: "web/1", Addr: mustAddrPort(ln.Addr()), Ready: true},
+				backendServer(t, "web/2", slow))
+			h.sync(r)
+			for i := 0; i < 40 && !died.Load(); i++ {
+				req, _ := http.NewRequest("GET", url(r), nil)
+				if path == "fasthttp" {
+					req.Header.Set("Expect", "100-continue") // handed over by the loops
+				}
+				start := time.Now()
+				res, body := h.send(req)
+				if took := time.Since(start); res.StatusCode != 200 || took > time.Second {
+					t.Fatalf("request %d: %d %q after %s", i, res.StatusCode, body, took)
+				}
+				if died.Load() && string(body) != "web/2" {
+					t.Fatalf("request %d, which killed web/1: answered by %q", i, body)
+				}
+			}
+			if !died.Load() {
+				t.Fatal("web/1 never got a second request on a connection")
+			}
+		})
+	}
+}
+
+// TestRetryWaitsForAnotherReplica: a GET whose replica dies under it
+// while no other is ready (the others restarting) waits, within the hold,
+// for one to be, on every path, instead of failing at once.
+func TestRetryWaitsForAnotherReplica(t *testing.T) {
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: 10 * time.Second}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
+		t.Run(path, func(t *testing.T) {
+			h := newHarness(t, Config{Hold: 2 * time.Second})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			died := make(chan struct{})
+			go func() {
+				// web/1 dies with its first request: the connection is
+				// reset and nothing listens any more.
+				c, err := ln.Accept()
+				ln.Close()
+				if err != nil {
+					return
+				}
+				http.ReadRequest(bufio.NewReader(c))
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+				close(died)
+			}()
+			dying := Backend{ID: "dies", Replica: "web/1", Addr: mustAddrPort(ln.Addr()), Ready: true}
+			web2 := backendServer(t, "web/2", named("web/2", nil))
+			web2.Ready = false
+			r := routeOf(t, "web", HTTP, dying, web2)
+			h.sync(r)
+			synced := make(chan struct{})
+			defer func() { <-synced }()
+			go func() {
+				defer close(synced)
+				<-died
+				time.Sleep(300 * time.Millisecond) // web/2's readiness comes
+				r2 := r
+				r2.Backends = []Backend{dying, web2}
+				r2.Backends[0].Ready, r2.Backends[1].Ready = false, true
+				if err := h.m.Sync([]Route{r2}); err != nil {
+					t.Error(err)
+				}
+			}()
+			req, _ := http.NewRequest("GET", url(r), nil)
+			var res *http.Response
+			var body []byte
+			switch path {
+			case "fasthttp":
+				req.Header.Set("Expect", "100-continue") // handed over by the loops
+				res, body = h.send(req)
+			case "http2":
+				if res, err = h2.Do(req); err != nil {
+					t.Fatal(err)
+				}
+				body, _ = io.ReadAll(res.Body)
+				res.Body.Close()
+			default:
+				res, body = h.send(req)
+			}
+			if res.StatusCode != 200 || string(body) != "web/2" {
+				t.Fatalf("got %d %q", res.StatusCode, body)
+			}
+		})
+	}
+}

@@ -86,6 +86,14 @@ func isIdempotent(method string, extra []string) bool {
 	return false
 }
 
+// mayRetry reports whether a request whose tries-th attempt failed with f
+// may be sent again (see maxAttempts): once after any failure that allows
+// it, and once more only after a connection that failed, which cost the
+// replica nothing.
+func mayRetry(f failure, idempotent bool, tries int) bool {
+	return f != 0 && tries < maxAttempts && retryable(f, idempotent) && (tries == 1 || f == failConnect)
+}
+
 // retryable reports whether an attempt that failed with f may be made
 // again elsewhere. A failed connection never reached the backend, so any
 // method may retry; a 502, 503 or broken connection may have, so only

@@ -39,8 +39,9 @@ type Tend struct {
 	exited chan error
 }
 
-// StartTend starts `tend serve` and waits until its socket accepts connections.
-func StartTend(ctx context.Context, bin string) (*Tend, error) {
+// StartTend starts `tend serve`, with extra flags, and waits until its socket accepts
+// connections.
+func StartTend(ctx context.Context, bin string, flags ...string) (*Tend, error) {
 	abs, err := filepath.Abs(bin)
 	if err != nil {
 		return nil, err
@@ -56,7 +57,7 @@ func StartTend(ctx context.Context, bin string) (*Tend, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	t.cmd = exec.Command(abs, "serve", "--data", filepath.Join(dir, "data"), "--socket", t.Socket)
+	t.cmd = exec.Command(abs, append([]string{"serve", "--data", filepath.Join(dir, "data"), "--socket", t.Socket}, flags...)...)
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	t.cmd.Env = append(os.Environ(), "TEND_SOCKET="+t.Socket)
 	// Its own process group: a ^C at the terminal must reach the benchmark, which then
