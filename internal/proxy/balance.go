@@ -20,9 +20,18 @@ const (
 	// toward zero, so a backend that lost every comparison gets a request
 	// again and its estimate is refreshed.
 	ewmaHalfLife = 5 * time.Second
-	// costFloor keeps a fresh backend (estimate 0) from looking free: with
-	// no samples anywhere the choice is least outstanding requests.
-	costFloor = 50 * time.Microsecond
+	// slowFactor: a backend whose turn it is gives the request to another
+	// when its load is more than slowFactor times the other's, plus
+	// loadSlack (which keeps two near-zero estimates from comparing as far
+	// apart).
+	slowFactor = 2
+	loadSlack  = 50 * time.Microsecond
+	// stallAfter is how long a backend with requests in flight may go
+	// without answering before that silence counts as its load: longer
+	// than the moments a replica waits for a CPU on a busy host (up to
+	// tens of milliseconds, measured with perf sched), which must not
+	// steer load (doc.go says why).
+	stallAfter = 50 * time.Millisecond
 	// failSample is the latency a failed attempt counts as, so a backend
 	// that fails fast does not attract traffic by looking fast.
 	failSample = time.Second
@@ -47,6 +56,7 @@ type backend struct {
 	inflight  atomic.Int64
 	ewma      atomic.Uint64 // float64 bits: latency estimate in ns
 	lastEWMA  atomic.Int64  // mono ns of the last sample
+	progress  atomic.Int64  // mono ns of the last sample, or of when it got work while it had none
 	streak    atomic.Int32  // consecutive failures
 	firstFail atomic.Int32  // the failure that began the streak
 	mixedFail atomic.Bool   // whether the streak mixes kinds of failure
@@ -60,7 +70,9 @@ type backend struct {
 
 // begin and end bracket one request or connection on b.
 func (b *backend) begin() {
-	b.inflight.Add(1)
+	if b.inflight.Add(1) == 1 {
+		b.progress.Store(mono())
+	}
 	b.stats.inflight.Add(1)
 }
 
@@ -86,18 +98,34 @@ func (b *backend) observe(now int64, sample time.Duration) {
 	e += ewmaAlpha * (float64(sample) - e)
 	b.ewma.Store(math.Float64bits(e))
 	b.lastEWMA.Store(now)
+	b.progress.Store(now)
 }
 
 // reset sets b's estimate to e, as if just measured.
 func (b *backend) reset(now int64, e float64) {
 	b.ewma.Store(math.Float64bits(e))
 	b.lastEWMA.Store(now)
+	b.progress.Store(now)
 }
 
-// cost is what the balancer minimises: expected latency scaled by the
-// requests already waiting on b.
-func (b *backend) cost(now int64) float64 {
-	return (b.estimate(now) + float64(costFloor)) * float64(b.inflight.Load()+1)
+// load is what the balancer compares: b's latency estimate or, for a
+// backend of requests (HTTP) with some in flight, the time since it last
+// answered or got work while idle, once that is over stallAfter: a replica
+// that stopped answering looks slower with every moment, before any of its
+// requests fails. (A TCP backend's connections may rightly last for hours.)
+func (b *backend) load(now int64, requests bool) float64 {
+	e := b.estimate(now)
+	if requests && b.inflight.Load() > 0 {
+		if silent := now - b.progress.Load(); silent > int64(stallAfter) {
+			e = max(e, float64(silent))
+		}
+	}
+	return e
+}
+
+// slower reports whether a is clearly slower than b (see slowFactor).
+func (p *pool) slower(now int64, a, b *backend) bool {
+	return a.load(now, p.requests) > slowFactor*b.load(now, p.requests)+float64(loadSlack)
 }
 
 // eligible is the set of backends that may take new requests, swapped whole.
@@ -116,8 +144,10 @@ type pool struct {
 	log              *slog.Logger
 
 	set       atomic.Pointer[eligible]
-	readmitAt atomic.Int64 // mono ns of the earliest ejection end; 0: none
+	turn      atomic.Uint64 // round robin over set.bs
+	readmitAt atomic.Int64  // mono ns of the earliest ejection end; 0: none
 	hold      time.Duration
+	requests  bool // HTTP: in flight are requests, which should end soon
 
 	changed chan struct{} // closed (and replaced) at every rebuild; guarded by mu
 
@@ -126,9 +156,9 @@ type pool struct {
 	gone []*backend // removed by Sync with requests still in flight
 }
 
-func newPool(project, service string, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
+func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		changed: make(chan struct{})}
+		requests: mode == HTTP, changed: make(chan struct{})}
 	p.set.Store(&eligible{})
 	return p
 }
@@ -171,8 +201,9 @@ func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backen
 	}
 }
 
-// pick returns a backend for a new request, or nil when none is
-// eligible: power of two random choices, the one with the lower cost wins.
+// pick returns a backend for a new request, or nil when none is eligible:
+// the eligible ones in turn, but one clearly slower than another drawn at
+// random gives its turn to that one (doc.go, Balancing, says why).
 func (p *pool) pick(now int64) *backend {
 	if t := p.readmitAt.Load(); t != 0 && now >= t {
 		p.readmit(now)
@@ -185,13 +216,13 @@ func (p *pool) pick(now int64) *backend {
 	case 1:
 		return bs[0]
 	}
-	i := rand.IntN(n)
+	i := int(p.turn.Add(1) % uint64(n))
 	j := rand.IntN(n - 1)
 	if j >= i {
 		j++
 	}
-	if a, b := bs[i], bs[j]; b.cost(now) < a.cost(now) {
-		return b
+	if p.slower(now, bs[i], bs[j]) {
+		return bs[j]
 	}
 	return bs[i]
 }
@@ -203,7 +234,7 @@ func (p *pool) pick(now int64) *backend {
 // yet takes it when there is one, and b itself otherwise. Either way on a
 // new connection, which cannot be stale: one such resend per attempt.
 func (p *pool) afterStale(now int64, b *backend, tried []*backend) *backend {
-	if next := twoChoices(now, p.set.Load().bs, tried); next != nil {
+	if next := p.twoChoices(now, p.set.Load().bs, tried); next != nil {
 		return next
 	}
 	return b
@@ -221,15 +252,15 @@ func (p *pool) pickExcept(now int64, tried ...*backend) *backend {
 		p.readmit(now)
 	}
 	set := p.set.Load()
-	if b := twoChoices(now, set.bs, tried); b != nil {
+	if b := p.twoChoices(now, set.bs, tried); b != nil {
 		return b
 	}
-	return twoChoices(now, set.ejected, tried)
+	return p.twoChoices(now, set.ejected, tried)
 }
 
-// twoChoices is the cheaper of two backends drawn at random from bs less
-// tried (a reservoir of two); nil when none is left.
-func twoChoices(now int64, bs, tried []*backend) *backend {
+// twoChoices is the less loaded of two backends drawn at random from bs
+// less tried (a reservoir of two); nil when none is left.
+func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 	var a, b *backend
 	n := 0
 	for _, x := range bs {
@@ -257,7 +288,7 @@ func twoChoices(now int64, bs, tried []*backend) *backend {
 	if rand.IntN(2) == 0 { // the reservoir's order is not random; ties must be
 		a, b = b, a
 	}
-	if b.cost(now) < a.cost(now) {
+	if b.load(now, p.requests) < a.load(now, p.requests) {
 		return b
 	}
 	return a

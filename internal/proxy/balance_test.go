@@ -44,39 +44,65 @@ func TestPickOnlyEligible(t *testing.T) {
 	}
 }
 
-func TestPickPrefersCheaper(t *testing.T) {
+func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
 	now := mono()
-	t.Run("fewer requests in flight", func(t *testing.T) {
-		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
-		a, b := backendByID(p, "a"), backendByID(p, "b")
-		a.inflight.Store(3)
-		for range 50 {
-			if got := p.pick(now); got != b {
-				t.Fatalf("picked %s with 3 in flight over an idle one", got.id)
-			}
+	// picks counts which backend n picks at now choose, by ID.
+	picks := func(p *pool, n int, now int64) map[string]int {
+		got := map[string]int{}
+		for range n {
+			got[p.pick(now).id]++
+		}
+		return got
+	}
+	t.Run("equals take turns", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()...)
+		for _, b := range p.set.Load().bs {
+			b.reset(now, float64(time.Millisecond))
+		}
+		if got := picks(p, 300, now); got["a"] != 100 || got["b"] != 100 || got["c"] != 100 {
+			t.Fatalf("300 picks over three equal backends: %v", got)
 		}
 	})
-	t.Run("lower latency", func(t *testing.T) {
+	t.Run("a clearly slower one gives its turn away", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()...)
+		backendByID(p, "a").reset(now, float64(20*time.Millisecond))
+		backendByID(p, "b").reset(now, float64(time.Millisecond))
+		backendByID(p, "c").reset(now, float64(time.Millisecond))
+		if got := picks(p, 300, now); got["a"] != 0 || got["b"] < 100 || got["c"] < 100 {
+			t.Fatalf("a 20 ms backend among two of 1 ms: %v", got)
+		}
+	})
+	t.Run("a little slower keeps its turn", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
+		backendByID(p, "a").reset(now, float64(1500*time.Microsecond))
+		backendByID(p, "b").reset(now, float64(time.Millisecond))
+		if got := picks(p, 100, now); got["a"] != 50 {
+			t.Fatalf("1.5 ms against 1 ms: %v", got)
+		}
+	})
+	t.Run("one that stopped answering gives its turn away", func(t *testing.T) {
 		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
 		a, b := backendByID(p, "a"), backendByID(p, "b")
-		a.reset(now, float64(20*time.Millisecond))
+		a.reset(now-int64(100*time.Millisecond), float64(time.Millisecond))
+		a.inflight.Store(3) // since 100 ms, with no answer
 		b.reset(now, float64(time.Millisecond))
-		b.inflight.Store(5) // 6 × 1.05 ms is still cheaper than 20 ms
-		for range 50 {
-			if got := p.pick(now); got != b {
-				t.Fatalf("picked %s over a faster one", got.id)
-			}
+		b.inflight.Store(5)
+		if got := picks(p, 100, now); got["a"] != 0 {
+			t.Fatalf("a backend silent for 100 ms with requests in flight: %v", got)
 		}
 	})
-	t.Run("an idle slow backend is tried again once its estimate decays", func(t *testing.T) {
+	t.Run("an idle slow backend gets its turn again once its estimate decays", func(t *testing.T) {
 		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:2]...)
 		a, b := backendByID(p, "a"), backendByID(p, "b")
 		a.reset(now, float64(failSample))
 		b.reset(now, float64(time.Millisecond))
+		if got := picks(p, 10, now); got["a"] != 0 {
+			t.Fatalf("a 1 s estimate against 1 ms: %v", got)
+		}
 		later := now + int64(60*time.Second)
 		b.observe(later, time.Millisecond)
-		if got := p.pick(later); got != a {
-			t.Fatalf("a 1 s estimate 12 half-lives old still lost to 1 ms")
+		if got := picks(p, 10, later); got["a"] != 5 {
+			t.Fatalf("a 1 s estimate 12 half-lives old against 1 ms: %v", got)
 		}
 	})
 }

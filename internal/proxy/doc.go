@@ -76,25 +76,37 @@
 //
 // # Balancing
 //
-// Each request goes to the cheaper of two backends picked at random from
-// the eligible ones (ready, not draining, not ejected), where the cost is
-// the backend's latency estimate times one plus its requests in flight.
-// The estimate is an exponentially weighted moving average (weight 0.3) of
-// the time to response headers (TCP: to connect), which decays toward zero
-// with a half-life of 5 s while the backend gets no samples, so one that
-// lost every comparison is tried again; a failure counts as a 1 s sample.
+// Requests go to the eligible backends (ready, not draining, not ejected)
+// in turn, except that the backend whose turn it is gives the request to
+// another drawn at random when its load is more than twice that one's
+// (plus 50 µs). A backend's load is its latency estimate: an exponentially
+// weighted moving average (weight 0.3) of the time to response headers
+// (TCP: to connect), which decays toward zero with a half-life of 5 s while
+// the backend gets no samples, so one that was skipped gets its turn again;
+// a failure counts as a 1 s sample. In HTTP mode, a backend with requests
+// in flight that has not answered for over 50 ms has that silence as its
+// load, so a replica that hangs is passed over from then on, long before
+// its requests time out (those it got in the 50 ms wait for it: the price
+// of not steering on the shorter waits for a CPU that every replica on a
+// busy host has).
 //
-// Why this and not least-outstanding-requests alone: replicas on one host
-// share the CPU unevenly (a noisy neighbour, a cold cache, a GC pause), and
-// the latency term moves load off a slow replica before its queue grows,
-// while the in-flight term still spreads load evenly among equals and reacts
-// at once to a burst. Two random choices, rather than the global minimum,
-// keep many concurrent pickers from stampeding the same "best" backend and
-// need no lock: a pick reads one atomic pointer, two estimates and two
-// counters. Limits: the estimate is per route, not shared between a
+// Why turns and not the cheaper of two random choices by latency times
+// requests in flight (sessions 2-5), nor least outstanding requests: on a
+// host whose CPUs the replicas share with the proxy and the clients, the
+// replica that answers fastest is the one that has a CPU at the moment.
+// Both of those balancers send it more, load concentrates on one replica,
+// and when that one is descheduled its many requests wait together: more
+// throughput, a worse tail. Measured against nginx (round robin) over the
+// same three replicas, 8 s wrk runs alternating, 8 rounds (bench/README.md,
+// "Balancing"): two random choices 1.29x nginx's requests at 1.78x its
+// p99; turns alone 0.95x and 1.04x; turns skipping a clearly slower
+// replica 1.16x and 0.78x. The skip keeps what the latency term was for: a
+// replica slowed by a bug, a GC storm or a noisy neighbour gets less,
+// while replicas alike share evenly. Retries and stale resends, which must
+// avoid the replicas tried, take the less loaded of two drawn at random
+// from the rest. Limits: the estimate is per route, not shared between a
 // service's ports; it measures the time to the first byte, so a replica
-// slow at streaming large bodies is not seen as slow; and with only two
-// eligible backends, "random" always compares the same pair.
+// slow at streaming large bodies is not seen as slow.
 //
 // # Failures
 //

@@ -215,7 +215,7 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 	m := newMetrics(prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
 		newInflightCollector(func(func(string, string, string, int64)) {}))
 	svc := newService("p", "web", m)
-	p := newPool("p", "web", svc, policy, onEvent, slog.New(slog.DiscardHandler), -1)
+	p := newPool("p", "web", HTTP, svc, policy, onEvent, slog.New(slog.DiscardHandler), -1)
 	p.update(bs, func(string) bool { return false })
 	return p
 }

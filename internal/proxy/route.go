@@ -68,7 +68,7 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 	lg := m.log.With("project", r.Project, "service", r.Service, "listen", addr)
 	rt := &route{addr: addr, spec: r, ln: ln, log: lg, served: make(chan struct{})}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	rt.pool = newPool(r.Project, r.Service, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
+	rt.pool = newPool(r.Project, r.Service, r.Mode, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
 	if r.Mode == TCP {
 		rt.tcp = newTCPRoute(rt.pool, m.dialer, lg)
 		return rt, nil

@@ -124,7 +124,7 @@ func (m *Manager) openMember(addr string, r Route, svc *service) (*route, error)
 	lg := m.log.With("project", r.Project, "service", r.Service, "listen", addr, "hosts", r.Hosts)
 	rt := &route{addr: addr, spec: r, log: lg, served: make(chan struct{}), front: f}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	rt.pool = newPool(r.Project, r.Service, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
+	rt.pool = newPool(r.Project, r.Service, HTTP, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
 	rt.http = m.newHTTPRoute(rt.pool, lg)
 	close(rt.served) // the front serves it
 	f.join(rt)
