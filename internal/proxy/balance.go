@@ -26,6 +26,12 @@ const (
 	// apart).
 	slowFactor = 2
 	loadSlack  = 50 * time.Microsecond
+	// passDecay is what each turn a backend gives away leaves of its
+	// estimate, so it gets a turn, and a fresh sample, again after a
+	// number of turns that grows with how much slower it was: one 10x
+	// slower than the rest gets about one turn in 20, whatever the
+	// request rate, and one that was slow for a moment is back at once.
+	passDecay = 0.9
 	// stallAfter is how long a backend with requests in flight may go
 	// without answering before that silence counts as its load: longer
 	// than the moments a replica waits for a CPU on a busy host (up to
@@ -99,6 +105,12 @@ func (b *backend) observe(now int64, sample time.Duration) {
 	b.ewma.Store(math.Float64bits(e))
 	b.lastEWMA.Store(now)
 	b.progress.Store(now)
+}
+
+// passed lowers b's estimate for a turn it gave away (see passDecay).
+func (b *backend) passed(now int64) {
+	b.ewma.Store(math.Float64bits(b.estimate(now) * passDecay))
+	b.lastEWMA.Store(now)
 }
 
 // reset sets b's estimate to e, as if just measured.
@@ -222,6 +234,7 @@ func (p *pool) pick(now int64) *backend {
 		j++
 	}
 	if p.slower(now, bs[i], bs[j]) {
+		bs[i].passed(now)
 		return bs[j]
 	}
 	return bs[i]

@@ -65,11 +65,27 @@ func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
 	})
 	t.Run("a clearly slower one gives its turn away", func(t *testing.T) {
 		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()...)
-		backendByID(p, "a").reset(now, float64(20*time.Millisecond))
-		backendByID(p, "b").reset(now, float64(time.Millisecond))
-		backendByID(p, "c").reset(now, float64(time.Millisecond))
-		if got := picks(p, 300, now); got["a"] != 0 || got["b"] < 100 || got["c"] < 100 {
+		latency := map[string]time.Duration{"a": 20 * time.Millisecond, "b": time.Millisecond, "c": time.Millisecond}
+		got := map[string]int{}
+		for range 300 { // each answer a sample
+			b := p.pick(now)
+			got[b.id]++
+			b.observe(now, latency[b.id])
+		}
+		// Each turn it gives away takes a tenth off its estimate: it gets
+		// a turn, and a fresh sample, in about 20.
+		if got["a"] < 2 || got["a"] > 15 || got["b"] < 100 || got["c"] < 100 {
 			t.Fatalf("a 20 ms backend among two of 1 ms: %v", got)
+		}
+	})
+	t.Run("one slow for a moment is back within a few turns", func(t *testing.T) {
+		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()...)
+		backendByID(p, "a").reset(now, float64(6*time.Millisecond)) // one 20 ms sample on 1 ms
+		backendByID(p, "b").reset(now, float64(2*time.Millisecond))
+		backendByID(p, "c").reset(now, float64(2*time.Millisecond))
+		picks(p, 30, now)
+		if got := picks(p, 30, now); got["a"] != 10 {
+			t.Fatalf("after 30 picks, a 6 ms backend among two of 2 ms: %v of the next 30", got)
 		}
 	})
 	t.Run("a little slower keeps its turn", func(t *testing.T) {

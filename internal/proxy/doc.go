@@ -81,9 +81,12 @@
 // another drawn at random when its load is more than twice that one's
 // (plus 50 µs). A backend's load is its latency estimate: an exponentially
 // weighted moving average (weight 0.3) of the time to response headers
-// (TCP: to connect), which decays toward zero with a half-life of 5 s while
-// the backend gets no samples, so one that was skipped gets its turn again;
-// a failure counts as a 1 s sample. In HTTP mode, a backend with requests
+// (TCP: to connect); a failure counts as a 1 s sample. Each turn a backend
+// gives away takes a tenth off its estimate, so it gets a turn, and a fresh
+// sample, again after a number of turns that grows with how much slower it
+// was (one 10x slower than the rest gets about one turn in 20), and one
+// that was slow for a moment is back within a few; the estimate also decays
+// toward zero with a half-life of 5 s while the backend gets no samples. In HTTP mode, a backend with requests
 // in flight that has not answered for over 50 ms has that silence as its
 // load, so a replica that hangs is passed over from then on, long before
 // its requests time out (those it got in the 50 ms wait for it: the price
