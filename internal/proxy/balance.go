@@ -26,12 +26,13 @@ const (
 	// apart).
 	slowFactor = 2
 	loadSlack  = 50 * time.Microsecond
-	// passDecay is what each turn a backend gives away leaves of its
-	// estimate, so it gets a turn, and a fresh sample, again after a
-	// number of turns that grows with how much slower it was: one 10x
-	// slower than the rest gets about one turn in 20, whatever the
-	// request rate, and one that was slow for a moment is back at once.
-	passDecay = 0.9
+	// probeAfter: a backend skipped as slower gets its turn again once its
+	// latest sample is this old, for a fresh one. One slow for a moment is
+	// back within it; one that stays slow gets a few requests a second.
+	// (Skipped with no end, one slow moment kept a replica at 5 % of the
+	// load for seconds; given its turn back after a few skips, it was
+	// round robin again, with round robin's throughput: bench/README.md.)
+	probeAfter = 250 * time.Millisecond
 	// stallAfter is how long a backend with requests in flight may go
 	// without answering before that silence counts as its load: longer
 	// than the moments a replica waits for a CPU on a busy host (up to
@@ -63,6 +64,7 @@ type backend struct {
 	ewma      atomic.Uint64 // float64 bits: latency estimate in ns
 	lastEWMA  atomic.Int64  // mono ns of the last sample
 	progress  atomic.Int64  // mono ns of the last sample, or of when it got work while it had none
+	probed    atomic.Int64  // mono ns of the last request it got while found slower
 	streak    atomic.Int32  // consecutive failures
 	firstFail atomic.Int32  // the failure that began the streak
 	mixedFail atomic.Bool   // whether the streak mixes kinds of failure
@@ -107,12 +109,6 @@ func (b *backend) observe(now int64, sample time.Duration) {
 	b.progress.Store(now)
 }
 
-// passed lowers b's estimate for a turn it gave away (see passDecay).
-func (b *backend) passed(now int64) {
-	b.ewma.Store(math.Float64bits(b.estimate(now) * passDecay))
-	b.lastEWMA.Store(now)
-}
-
 // reset sets b's estimate to e, as if just measured.
 func (b *backend) reset(now int64, e float64) {
 	b.ewma.Store(math.Float64bits(e))
@@ -138,6 +134,16 @@ func (b *backend) load(now int64, requests bool) float64 {
 // slower reports whether a is clearly slower than b (see slowFactor).
 func (p *pool) slower(now int64, a, b *backend) bool {
 	return a.load(now, p.requests) > slowFactor*b.load(now, p.requests)+float64(loadSlack)
+}
+
+// probe reports whether b, found slower, is due a request all the same,
+// for a fresh sample (see probeAfter), and counts it as sent.
+func (b *backend) probe(now int64) bool {
+	last := b.probed.Load()
+	if now-max(last, b.lastEWMA.Load()) <= int64(probeAfter) {
+		return false
+	}
+	return b.probed.CompareAndSwap(last, now)
 }
 
 // eligible is the set of backends that may take new requests, swapped whole.
@@ -233,8 +239,7 @@ func (p *pool) pick(now int64) *backend {
 	if j >= i {
 		j++
 	}
-	if p.slower(now, bs[i], bs[j]) {
-		bs[i].passed(now)
+	if p.slower(now, bs[i], bs[j]) && !bs[i].probe(now) {
 		return bs[j]
 	}
 	return bs[i]

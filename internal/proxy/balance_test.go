@@ -72,20 +72,32 @@ func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
 			got[b.id]++
 			b.observe(now, latency[b.id])
 		}
-		// Each turn it gives away takes a tenth off its estimate: it gets
-		// a turn, and a fresh sample, in about 20.
-		if got["a"] < 2 || got["a"] > 15 || got["b"] < 100 || got["c"] < 100 {
-			t.Fatalf("a 20 ms backend among two of 1 ms: %v", got)
+		if got["a"] != 1 || got["b"] < 140 || got["c"] < 140 {
+			t.Fatalf("a 20 ms backend among two of 1 ms, 300 picks at once: %v", got)
+		}
+		// One request again once its latest sample is probeAfter old.
+		later := now + int64(probeAfter) + 1
+		if got := picks(p, 30, later); got["a"] != 1 {
+			t.Fatalf("a 20 ms backend %s after its last sample: %v of the next 30", probeAfter, got)
 		}
 	})
-	t.Run("one slow for a moment is back within a few turns", func(t *testing.T) {
+	t.Run("one slow for a moment is back once sampled again", func(t *testing.T) {
 		p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()...)
-		backendByID(p, "a").reset(now, float64(6*time.Millisecond)) // one 20 ms sample on 1 ms
+		a := backendByID(p, "a")
+		a.reset(now, float64(6*time.Millisecond)) // one 20 ms sample on 1 ms
 		backendByID(p, "b").reset(now, float64(2*time.Millisecond))
 		backendByID(p, "c").reset(now, float64(2*time.Millisecond))
-		picks(p, 30, now)
-		if got := picks(p, 30, now); got["a"] != 10 {
-			t.Fatalf("after 30 picks, a 6 ms backend among two of 2 ms: %v of the next 30", got)
+		if got := picks(p, 30, now); got["a"] != 0 {
+			t.Fatalf("a 6 ms backend among two of 2 ms: %v", got)
+		}
+		later := now + int64(probeAfter) + 1
+		if got := picks(p, 3, later); got["a"] != 1 {
+			t.Fatalf("%s after its last sample, the 6 ms backend's turn: %v", probeAfter, got)
+		}
+		a.observe(later, 2*time.Millisecond)
+		a.observe(later, 2*time.Millisecond)
+		if got := picks(p, 30, later); got["a"] != 10 {
+			t.Fatalf("sampled again at 2 ms: %v of the next 30", got)
 		}
 	})
 	t.Run("a little slower keeps its turn", func(t *testing.T) {

@@ -46,8 +46,10 @@
 //
 // On both paths the response head has its own deadline, a small answer
 // is read whole before the client sees any of it (so a replica dying
-// mid-answer is a failed attempt, retried like any other), a connection
-// the backend closed while idle costs a new connection, not a failure,
+// mid-answer is a failed attempt, retried like any other), a reused
+// connection that breaks before any answer (the backend closed it while
+// idle, or died) costs a new connection, not a failure, to another
+// backend when one is ready (pool.afterStale says why),
 // and a client that leaves while its request waits is noticed and the
 // exchange cut (at once on the loops; after a second's wait on fasthttp's
 // path, whose connection is watched from then on).
@@ -81,12 +83,11 @@
 // another drawn at random when its load is more than twice that one's
 // (plus 50 µs). A backend's load is its latency estimate: an exponentially
 // weighted moving average (weight 0.3) of the time to response headers
-// (TCP: to connect); a failure counts as a 1 s sample. Each turn a backend
-// gives away takes a tenth off its estimate, so it gets a turn, and a fresh
-// sample, again after a number of turns that grows with how much slower it
-// was (one 10x slower than the rest gets about one turn in 20), and one
-// that was slow for a moment is back within a few; the estimate also decays
-// toward zero with a half-life of 5 s while the backend gets no samples. In HTTP mode, a backend with requests
+// (TCP: to connect); a failure counts as a 1 s sample. A backend skipped as
+// slower gets one request all the same once its latest sample is 250 ms
+// old, for a fresh one: one slow for a moment is back within that, one
+// that stays slow gets about four requests a second. The estimate also
+// decays toward zero with a half-life of 5 s while it gets no samples. In HTTP mode, a backend with requests
 // in flight that has not answered for over 50 ms has that silence as its
 // load, so a replica that hangs is passed over from then on, long before
 // its requests time out (those it got in the 50 ms wait for it: the price
@@ -134,9 +135,11 @@
 // larger or streamed bodies are never retried. Retries spend a per-service
 // budget: over the last 10 s, at most 20 % of the requests plus 3 per second,
 // so a struggling service is never hit with a storm of retries.
-// When every backend tried refused the connection (all restarting at
-// once), the request reached none, so it is tried again after 25 ms, and
-// so on within Config.Hold since it came.
+// A retry that finds no other backend ready (the others restarting) waits
+// for one within Config.Hold since the request came. When every backend
+// tried refused the connection (all restarting at once), the request
+// reached none, so it is tried again on any after 25 ms, and so on within
+// the hold.
 //
 // Draining: Drain takes a backend out of rotation at once and waits for its
 // requests in flight. A backend removed by Sync also stops getting new
