@@ -130,7 +130,7 @@ func accountTend(ctx context.Context, st *stack) func() string {
 // failedAttempts sums up the daemon's debug lines on failed attempts: how many, by
 // replica and error (addresses left out).
 func failedAttempts(log string) string {
-	n := map[string]int64{}
+	n := map[string]int{}
 	for _, line := range strings.Split(log, "\n") {
 		if !strings.Contains(line, `msg="proxy: attempt failed"`) {
 			continue
@@ -140,11 +140,16 @@ func failedAttempts(log string) string {
 	if len(n) == 0 {
 		return ""
 	}
+	return "\n          its log on the failed attempts: " + tally(n)
+}
+
+// tally lists counts by what was counted, in order: "3 x a; 1 x b".
+func tally(n map[string]int) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(n)) {
 		parts = append(parts, fmt.Sprintf("%d x %s", n[k], k))
 	}
-	return "\n          its log on the failed attempts: " + strings.Join(parts, "; ")
+	return strings.Join(parts, "; ")
 }
 
 // logValue is key's value in a log line of slog's text format (quoted or not).
@@ -252,11 +257,7 @@ func accountNginx(ng *nginx) func() string {
 		if len(errs) == 0 {
 			return "nginx error log: nothing"
 		}
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(errs)) {
-			parts = append(parts, fmt.Sprintf("%d x %s", errs[k], k))
-		}
-		return "nginx error log: " + strings.Join(parts, "; ")
+		return "nginx error log: " + tally(errs)
 	}
 }
 

@@ -282,22 +282,7 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 			go http.Serve(l, named("web/1", nil))
 		})
 		req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
-		var res *http.Response
-		var body []byte
-		switch path {
-		case "fasthttp":
-			req.Header.Set("Expect", "100-continue") // handed over by the loops
-			res, body = h.send(req)
-		case "http2":
-			var err error
-			if res, err = h2.Do(req); err != nil {
-				t.Fatal(err)
-			}
-			body, _ = io.ReadAll(res.Body)
-			res.Body.Close()
-		default:
-			res, body = h.send(req)
-		}
+		res, body := sendVia(t, h, h2, path, req)
 		if res.StatusCode != 200 || string(body) != "web/1" {
 			t.Errorf("%s: got %d %q", path, res.StatusCode, body)
 		}
@@ -305,6 +290,26 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 			l.Close()
 		}
 	}
+}
+
+// sendVia sends req through the proxy on one of its paths: "loops" (as it
+// is), "fasthttp" (with an Expect header, which the loops hand over) or
+// "http2" (cleartext HTTP/2, through h2).
+func sendVia(t *testing.T, h *harness, h2 *http.Client, path string, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	switch path {
+	case "fasthttp":
+		req.Header.Set("Expect", "100-continue")
+	case "http2":
+		res, err := h2.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, body
+	}
+	return h.send(req)
 }
 
 // TestTrailersPassOnTheGoroutinePath: a chunked answer's trailer reaches
@@ -333,60 +338,46 @@ func TestTrailersPassOnTheGoroutinePath(t *testing.T) {
 
 // TestRequestLeavesAReplicaThatDiedUnderIt: a replica killed while it
 // holds a request resets its connections, and its address then swallows
-// new ones (here: a listener that no longer accepts; in Docker, a dead
-// container's address drops them until it is back). The request goes
+// new ones (here: connections accepted and never answered; in Docker, a
+// dead container's address drops their SYNs until it is back). The request goes
 // to another replica at once, on both HTTP/1.x paths, rather than to a new
 // connection to the dead one (which waited for the response timeout).
 func TestRequestLeavesAReplicaThatDiedUnderIt(t *testing.T) {
 	for _, path := range []string{"loops", "fasthttp"} {
 		t.Run(path, func(t *testing.T) {
 			h := newHarness(t, Config{ResponseTimeout: 3 * time.Second})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ln.Close() })
 			var died atomic.Bool
 			gone := make(chan struct{})
-			t.Cleanup(func() { close(gone) })
-			go func() {
-				// The first request on a connection is answered; a second
-				// kills the replica: connections reset, and new ones get
-				// no answer.
-				for {
-					c, err := ln.Accept()
+			// The first request on a connection is answered; a second
+			// kills the replica: connections reset, and new ones get no
+			// answer.
+			addr := rawServer(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					req, err := http.ReadRequest(br)
 					if err != nil {
 						return
 					}
-					go func() {
-						defer c.Close()
-						br := bufio.NewReader(c)
-						for n := 0; ; n++ {
-							req, err := http.ReadRequest(br)
-							if err != nil {
-								return
-							}
-							io.Copy(io.Discard, req.Body)
-							if died.Load() {
-								<-gone
-								return
-							}
-							if n > 0 {
-								died.Store(true)
-								c.(*net.TCPConn).SetLinger(0)
-								return
-							}
-							io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nweb/1")
-						}
-					}()
+					io.Copy(io.Discard, req.Body)
+					if died.Load() {
+						<-gone
+						return
+					}
+					if n > 0 {
+						died.Store(true)
+						c.(*net.TCPConn).SetLinger(0)
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nweb/1")
 				}
-			}()
+			})
+			t.Cleanup(func() { close(gone) })
 			slow := func(w http.ResponseWriter, r *http.Request) {
 				time.Sleep(20 * time.Millisecond) // costlier: web/1 gets the requests while it lives
 				io.WriteString(w, "web/2")
 			}
 			r := routeOf(t, "web", HTTP,
-				Backend{ID: "dies", Replica: "web/1", Addr: mustAddrPort(ln.Addr()), Ready: true},
+				Backend{ID: "dies", Replica: "web/1", Addr: addr, Ready: true},
 				backendServer(t, "web/2", slow))
 			h.sync(r)
 			for i := 0; i < 40 && !died.Load(); i++ {
@@ -458,21 +449,7 @@ func TestRetryWaitsForAnotherReplica(t *testing.T) {
 				}
 			}()
 			req, _ := http.NewRequest("GET", url(r), nil)
-			var res *http.Response
-			var body []byte
-			switch path {
-			case "fasthttp":
-				req.Header.Set("Expect", "100-continue") // handed over by the loops
-				res, body = h.send(req)
-			case "http2":
-				if res, err = h2.Do(req); err != nil {
-					t.Fatal(err)
-				}
-				body, _ = io.ReadAll(res.Body)
-				res.Body.Close()
-			default:
-				res, body = h.send(req)
-			}
+			res, body := sendVia(t, h, h2, path, req)
 			if res.StatusCode != 200 || string(body) != "web/2" {
 				t.Fatalf("got %d %q", res.StatusCode, body)
 			}
