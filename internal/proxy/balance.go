@@ -192,7 +192,11 @@ func (p *pool) await(ctx context.Context) *backend {
 // awaitExcept is await for a request already sent to tried, which waits
 // until the deadline (mono ns) at most, for a backend not tried.
 func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
-	if b := p.pickExcept(mono(), tried...); b != nil || p.hold <= 0 {
+	pick := p.pickExcept
+	if len(tried) == 0 {
+		pick = func(now int64, _ ...*backend) *backend { return p.pick(now) } // in turn
+	}
+	if b := pick(mono(), tried...); b != nil || p.hold <= 0 {
 		return b
 	}
 	timer := time.NewTimer(time.Duration(deadline - mono()))
@@ -201,7 +205,7 @@ func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backen
 		p.mu.Lock()
 		ch := p.changed
 		p.mu.Unlock()
-		if b := p.pickExcept(mono(), tried...); b != nil {
+		if b := pick(mono(), tried...); b != nil {
 			return b
 		}
 		var readmit <-chan time.Time
