@@ -72,7 +72,8 @@ func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
 			got[b.id]++
 			b.observe(now, latency[b.id])
 		}
-		if got["a"] != 1 || got["b"] < 140 || got["c"] < 140 {
+		// a's first turn measures it; its later turns go to b or c at random.
+		if got["a"] != 1 || got["b"] < 110 || got["c"] < 110 {
 			t.Fatalf("a 20 ms backend among two of 1 ms, 300 picks at once: %v", got)
 		}
 		// One request again once its latest sample is probeAfter old.
