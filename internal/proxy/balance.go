@@ -192,11 +192,7 @@ func (p *pool) await(ctx context.Context) *backend {
 // awaitExcept is await for a request already sent to tried, which waits
 // until the deadline (mono ns) at most, for a backend not tried.
 func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
-	pick := p.pickExcept
-	if len(tried) == 0 {
-		pick = func(now int64, _ ...*backend) *backend { return p.pick(now) } // in turn
-	}
-	if b := pick(mono(), tried...); b != nil || p.hold <= 0 {
+	if b := p.next(mono(), tried); b != nil || p.hold <= 0 {
 		return b
 	}
 	timer := time.NewTimer(time.Duration(deadline - mono()))
@@ -205,7 +201,7 @@ func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backen
 		p.mu.Lock()
 		ch := p.changed
 		p.mu.Unlock()
-		if b := pick(mono(), tried...); b != nil {
+		if b := p.next(mono(), tried); b != nil {
 			return b
 		}
 		var readmit <-chan time.Time
@@ -260,6 +256,14 @@ func (p *pool) afterStale(now int64, b *backend, tried []*backend) *backend {
 		return next
 	}
 	return b
+}
+
+// next is pick for a request sent to tried so far: in turn when none.
+func (p *pool) next(now int64, tried []*backend) *backend {
+	if len(tried) == 0 {
+		return p.pick(now)
+	}
+	return p.pickExcept(now, tried...)
 }
 
 // pickExcept is pick for a retry: never one of tried. The two choices are

@@ -69,13 +69,15 @@ func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int
 	var tried triedSet
 	f, code := h.exchange(out, b, now, &tried)
 	for n := 1; mayRetry(f, out.idempotent, n) && out.replayable(); n++ {
-		now = mono()
-		next := p.pickExcept(now, tried.list()...)
-		if next == nil && f != failConnect {
-			// None to go to now (the others restarting): wait for one,
-			// within the hold. (After a failed connection serve waits.)
-			next, now = p.awaitExcept(out.ctx, out.deadline(p), tried.list()...), mono()
+		// With none to go to now (the others restarting), a retry waits
+		// for one within the hold; after a failed connection serve waits.
+		var next *backend
+		if f == failConnect {
+			next = p.pickExcept(mono(), tried.list()...)
+		} else {
+			next = p.awaitExcept(out.ctx, out.deadline(p), tried.list()...)
 		}
+		now = mono()
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}

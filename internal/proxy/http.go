@@ -135,13 +135,16 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool, deadline int64) (*http.Response, failure, error) {
 	p := h.pool
 	res, f, err := h.try(req, b, now)
-	tried := []*backend{b}
-	for replay && mayRetry(f, isIdempotent(req.Method, *h.idempotent.Load()), len(tried)) {
-		now = mono()
-		next := p.pickExcept(now, tried...)
-		if next == nil && f != failConnect {
-			next, now = p.awaitExcept(req.Context(), deadline, tried...), mono()
+	var tried triedSet
+	tried.add(b)
+	for replay && mayRetry(f, isIdempotent(req.Method, *h.idempotent.Load()), tried.n) {
+		var next *backend
+		if f == failConnect {
+			next = p.pickExcept(mono(), tried.list()...)
+		} else {
+			next = p.awaitExcept(req.Context(), deadline, tried.list()...)
 		}
+		now = mono()
 		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
 			break
 		}
@@ -149,7 +152,7 @@ func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay
 		if !ok {
 			break
 		}
-		tried = append(tried, next)
+		tried.add(next)
 		res, f, err = h.try(req2, next, now)
 	}
 	return res, f, err
