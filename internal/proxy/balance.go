@@ -176,7 +176,7 @@ type pool struct {
 
 func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode == HTTP, changed: make(chan struct{})}
+		requests: mode != TCP, changed: make(chan struct{})}
 	p.set.Store(&eligible{})
 	return p
 }
