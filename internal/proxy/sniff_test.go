@@ -32,10 +32,10 @@ func TestSniff(t *testing.T) {
 		{"GET /index.html HTT", sniffMore},
 		{"GET / HTTP/1.1", sniffMore},
 		{"GET / HTTP/1.1\r", sniffMore},
-		{"GET key\r\n", sniffOther},           // Redis' inline protocol
+		{"GET key\r\n", sniffOther},          // Redis' inline protocol
 		{"*1\r\n$4\r\nPING\r\n", sniffOther}, // Redis
 		{"PING\r\n", sniffOther},
-		{"\x16\x03\x01\x02\x00", sniffOther}, // a TLS ClientHello
+		{"\x16\x03\x01\x02\x00", sniffOther},             // a TLS ClientHello
 		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", sniffOther}, // PostgreSQL's SSLRequest
 		{"get / HTTP/1.1\r\n", sniffOther},
 		{"GET  / HTTP/1.1\r\n", sniffOther},
