@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -210,4 +211,33 @@ func portsOf(m *Manager, service string) []PortStats {
 		}
 	}
 	return nil
+}
+
+// TestAutoFreshHTTPConnectionsCostNoEmptyBackendOnes: a port whose clients
+// speak first waits for them before dialling a backend, so fresh HTTP
+// connections do not each open (and drop) one to a replica.
+func TestAutoFreshHTTPConnectionsCostNoEmptyBackendOnes(t *testing.T) {
+	h := newHarness(t, Config{})
+	var conns counter
+	srv := httptest.NewUnstartedServer(named("web/1", nil))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.inc()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	r := routeOf(t, "web", Auto, Backend{ID: "a", Replica: "web/1", Addr: mustAddrPort(srv.Listener.Addr()), Ready: true})
+	h.sync(r)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testwait.For}
+	for i := range 300 {
+		resp, err := c.Get(url(r))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	if n := conns.get(); n > 30 {
+		t.Fatalf("300 fresh client connections opened %d to the replica; want the loops' few kept-alive ones", n)
+	}
 }

@@ -24,6 +24,8 @@ type tcpRoute struct {
 
 	// Connections by the mode they were served in, for Stats.
 	servedHTTP, servedTCP atomic.Uint64
+	// Connections by who spoke first, for awaitClient.
+	clientFirst, serverFirst atomic.Uint64
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // client connections, to cut at stop
@@ -108,12 +110,30 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		}
 	}()
 	if t.http != nil && t.speaksHTTPNow(c) {
+		t.clientFirst.Add(1)
 		t.toHTTP(c)
 		return
 	}
 	w := watchFirst(c, t.http != nil)
+	early := t.awaitClient(w)
+	if early != nil && (early.gone || early.v == sniffHTTP) {
+		w.finish()
+		if early.gone {
+			t.closeClient(c)
+			return
+		}
+		t.clientFirst.Add(1)
+		t.toHTTP(c)
+		return
+	}
 	o := opening{t: t, ctx: ctx}
-	bc, b, v := o.run(w)
+	bc, b, v := o.run(w, early)
+	switch {
+	case v.v != sniffMore:
+		t.clientFirst.Add(1)
+	case bc != nil:
+		t.serverFirst.Add(1)
+	}
 	switch {
 	case v.v == sniffHTTP:
 		t.toHTTP(c)
@@ -137,6 +157,31 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		b.stats.record(mono(), 0, 0, false)
 	}()
 	splice(c, bc)
+}
+
+// clientFirstWait is how long a new connection of an Auto port whose
+// clients have always spoken first waits for its client before a backend
+// is dialled for it: most HTTP clients' bytes come within a fraction of a
+// millisecond of the connection, and without the wait most fresh HTTP
+// connections cost their backend an empty one (measured: 1,719 of 2,000
+// from Go's client on loopback). A port that has seen a backend speak
+// first waits for nothing.
+const clientFirstWait = 50 * time.Millisecond
+
+// awaitClient waits up to clientFirstWait for the client's verdict when
+// the port's clients have always spoken first; nil: none yet, or no wait.
+func (t *tcpRoute) awaitClient(w *clientFirst) *clientVerdict {
+	if t.http == nil || t.serverFirst.Load() > 0 || t.clientFirst.Load() == 0 {
+		return nil
+	}
+	timer := time.NewTimer(clientFirstWait)
+	defer timer.Stop()
+	select {
+	case v := <-w.done:
+		return &v
+	case <-timer.C:
+		return nil
+	}
 }
 
 // speaksHTTPNow reports whether what c has sent already is an HTTP request
@@ -190,7 +235,8 @@ type backendEvent struct {
 // run returns the backend connection and its backend when the connection
 // is to be spliced, nil otherwise, and the client's verdict (zero when the
 // backend spoke first, or gave up).
-func (o *opening) run(w *clientFirst) (net.Conn, *backend, clientVerdict) {
+// early is the client's verdict when it came before the opening began.
+func (o *opening) run(w *clientFirst, early *clientVerdict) (net.Conn, *backend, clientVerdict) {
 	ctx, cancel := context.WithCancel(o.ctx)
 	defer cancel()
 	o.events = make(chan backendEvent, 1)
@@ -198,10 +244,14 @@ func (o *opening) run(w *clientFirst) (net.Conn, *backend, clientVerdict) {
 	var e backendEvent
 	var v clientVerdict
 	ended := false // o.backend sent its one event
-	select {
-	case v = <-w.done:
-	case e = <-o.events:
-		ended = true
+	if early != nil {
+		v = *early
+	} else {
+		select {
+		case v = <-w.done:
+		case e = <-o.events:
+			ended = true
+		}
 	}
 	w.finish()
 	o.mu.Lock()
