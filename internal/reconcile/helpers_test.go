@@ -118,6 +118,7 @@ type planCase struct {
 	desired    *spec.Project
 	containers []runtime.Container
 	history    map[reconcile.SlotKey]reconcile.History
+	health     map[string]reconcile.Health // by container ID
 	now        time.Time
 
 	want []string // actions, as rendered by actions
@@ -135,7 +136,7 @@ func runPlanCases(t *testing.T, cases []planCase) {
 			if now.IsZero() {
 				now = t0
 			}
-			r := reconcile.Plan(tc.desired, reconcile.Observed{Containers: tc.containers, History: tc.history}, now)
+			r := reconcile.Plan(tc.desired, reconcile.Observed{Containers: tc.containers, History: tc.history, Health: tc.health}, now)
 			if got := actions(r); !slices.Equal(got, tc.want) {
 				t.Errorf("actions:\n got %q\nwant %q", got, tc.want)
 			}

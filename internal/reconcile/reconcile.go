@@ -31,6 +31,9 @@ type History struct {
 	// Settled identifies the last exit the planner chose not to restart, by the
 	// start time of the run that ended.
 	Settled time.Time `json:"settled,omitzero"`
+	// ReadyRun identifies, by its start time, the last run tend saw ready:
+	// a kill from outside after such a run is not a crash of the program.
+	ReadyRun time.Time `json:"ready_run,omitzero"`
 	// Done marks a slot whose job has run to its end: it is not run again, even if removed.
 	Done bool `json:"done,omitempty"`
 	// GaveUp marks a slot that used up its restart attempts.
@@ -45,7 +48,7 @@ type History struct {
 // Equal reports whether two memories are the same.
 func (h History) Equal(o History) bool {
 	return h.Container == o.Container && slices.Equal(h.Streak, o.Streak) && h.Restarts == o.Restarts &&
-		h.Settled.Equal(o.Settled) && h.Done == o.Done && h.GaveUp == o.GaveUp &&
+		h.Settled.Equal(o.Settled) && h.ReadyRun.Equal(o.ReadyRun) && h.Done == o.Done && h.GaveUp == o.GaveUp &&
 		h.Failures == o.Failures && h.FailedAt.Equal(o.FailedAt) && h.LastError == o.LastError
 }
 

@@ -39,7 +39,9 @@ var update = flag.Bool("update", false, "rewrite the expected output of the test
 //	drop-service NAME   take a service out of the project
 //	advance DURATION    move the clock forward
 //	wake                move the clock to the wake time of the last plan
-//	exit SVC/SLOT [code=N]   the slot's container exits (code 1 by default)
+//	exit SVC/SLOT [code=N] [oom|held]   the slot's container exits (code 1 by default);
+//	        oom: killed by the OOM killer (code 137); held: the command exits
+//	        inside its container, as under tend's shim
 //	health SVC/SLOT HEALTH   set its health (healthy, unhealthy, starting)
 //	sick SVC/SLOT [CAUSE]   tend's checks condemn it (cause liveness by default)
 //	suspect SVC/SLOT / well SVC/SLOT   its liveness begins to fail / passes again
@@ -265,15 +267,24 @@ func (w *world) engine(cmd string, args []string) error {
 	}
 	switch cmd {
 	case "exit":
-		code := 1
-		if len(args) > 1 {
-			v, ok := strings.CutPrefix(args[1], "code=")
-			if !ok {
-				return fmt.Errorf("want code=N, got %q", args[1])
+		code, how := 1, ""
+		for _, a := range args[1:] {
+			if v, ok := strings.CutPrefix(a, "code="); ok {
+				if code, err = strconv.Atoi(v); err != nil {
+					return err
+				}
+				continue
 			}
-			if code, err = strconv.Atoi(v); err != nil {
-				return err
+			if a != "oom" && a != "held" {
+				return fmt.Errorf("want code=N, oom or held, got %q", a)
 			}
+			how = a
+		}
+		switch how {
+		case "oom":
+			return w.rt.OOMKill(c.ID)
+		case "held":
+			return w.rt.ExitHeld(c.ID, code)
 		}
 		return w.rt.Exit(c.ID, code)
 	case "health":
@@ -438,6 +449,12 @@ func (w *world) state() []string {
 		}
 		if c.State == runtime.Exited {
 			line += fmt.Sprintf(" code=%d", c.ExitCode)
+			if c.OOMKilled {
+				line += " oom-killed"
+			}
+			if c.Held {
+				line += " held"
+			}
 		}
 		if !c.StartedAt.IsZero() {
 			line += " started=" + since(c.StartedAt)
@@ -460,6 +477,9 @@ func (w *world) state() []string {
 		}
 		if !h.Settled.IsZero() {
 			line += " settled=" + since(h.Settled)
+		}
+		if !h.ReadyRun.IsZero() {
+			line += " ready-run=" + since(h.ReadyRun)
 		}
 		if h.Done {
 			line += " done"

@@ -80,6 +80,7 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 	case runtime.Exited, runtime.Dead:
 		s.exited(c)
 	case runtime.Running:
+		s.noteReady(c)
 		if hl := s.health[c.ID]; hl.Sick {
 			s.sick(c, hl)
 		} else if hl.Suspect {
@@ -93,7 +94,7 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 // fresh forgets the slot's container: a new one is about to be made from the current spec.
 func (s *slotPlanner) fresh() {
 	s.history.Container = ""
-	s.history.Settled = time.Time{}
+	s.history.Settled, s.history.ReadyRun = time.Time{}, time.Time{}
 }
 
 func (s *slotPlanner) missing(depsReady func() (bool, string)) {
@@ -132,6 +133,18 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 		s.act(Settle, c.ID, ReasonCompleted, "%s; restart condition is %s", how, p.Condition)
 		return
 	}
+	sig, outside, note := s.killedAfterHealthyRun(c)
+	if outside {
+		// Not a crash: the streak ends, and this restart neither waits nor
+		// counts toward max_attempts (see kill.go).
+		h.Streak = nil
+		h.Restarts++
+		h.GaveUp = false
+		s.act(Restart, c.ID, ReasonExited, "%s: killed from outside (signal %d) after a healthy run; not counted as a crash, restarting at once",
+			how, sig)
+		return
+	}
+	how += note
 	b := s.svc.Tend.Backoff
 	// A restart at or after this exit failed to start (FinishedAt stays as it
 	// was): the long run was already counted, and counting it again at every

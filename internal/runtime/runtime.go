@@ -58,12 +58,19 @@ type Container struct {
 	// its way to unhealthy.
 	HealthFailing int `json:"health_failing,omitempty"`
 	// HealthOutput is what the engine's last health check printed, trimmed.
-	HealthOutput string    `json:"health_output,omitempty"`
-	IP           string    `json:"ip,omitempty"` // the address on its first network, while it runs
-	ExitCode     int       `json:"exit_code"`
-	Created      time.Time `json:"created"`
-	StartedAt    time.Time `json:"started_at"`
-	FinishedAt   time.Time `json:"finished_at"`
+	HealthOutput string `json:"health_output,omitempty"`
+	IP           string `json:"ip,omitempty"` // the address on its first network, while it runs
+	ExitCode     int    `json:"exit_code"`
+	// OOMKilled: the engine says the kernel's OOM killer killed a process of
+	// the container since the engine last started it (Docker's State.OOMKilled).
+	OOMKilled bool `json:"oom_killed,omitempty"`
+	// Held: the command ended inside a container that still runs, and the
+	// runtime holds the exit for tend's verdict (tend's shim, see Release);
+	// ExitCode is then the command's own, not the container's.
+	Held       bool      `json:"held,omitempty"`
+	Created    time.Time `json:"created"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
 }
 
 // Event is a change the engine reports about a tend container. Events only wake

@@ -12,7 +12,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
 	"github.com/tend-sh/tend/internal/errs"
@@ -34,6 +33,7 @@ type Docker struct {
 	shimBinary string               // the copy of tend's binary replicas mount
 	holds      map[string]*held     // exits shims wait on a verdict for, by container
 	runStarted map[string]time.Time // when a shim last started its command, by container
+	oomed      map[string]bool      // containers the engine reported an OOM kill in since it started them
 	checks     map[string]bool      // execs that run a health check, by exec ID, until they end
 	shimEvents chan runtime.Event   // shims' reports, merged into Events
 }
@@ -62,7 +62,7 @@ type Config struct {
 // local socket) and negotiates the API version.
 func New(ctx context.Context, cfg Config) (*Docker, error) {
 	d := &Docker{inspected: map[string]cached{}, shim: cfg.Shim, holds: map[string]*held{},
-		runStarted: map[string]time.Time{}, shimEvents: make(chan runtime.Event, 64), checks: map[string]bool{}}
+		runStarted: map[string]time.Time{}, oomed: map[string]bool{}, shimEvents: make(chan runtime.Event, 64), checks: map[string]bool{}}
 	if cfg.Shim.Dir != "" {
 		bin, err := prepareShim(cfg.Shim)
 		if err != nil {
@@ -135,33 +135,6 @@ func (d *Docker) cached(id string, state container.ContainerState, health runtim
 	return e.c, true
 }
 
-// noteExit records a container's exit from its die event. Inspecting a
-// container that has just died waits for the engine's clean-up of it (about
-// 60 ms here); the event already tells the exit code and time, and the run's
-// start is known from when it was running. That is what makes a crash
-// restart quick.
-func (d *Docker) noteExit(id string, m events.Message) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	e, ok := d.inspected[id]
-	code, err := strconv.Atoi(m.Actor.Attributes["exitCode"])
-	if !ok || e.c.StartedAt.IsZero() || err != nil {
-		delete(d.inspected, id)
-		return
-	}
-	e.c.State, e.c.ExitCode, e.c.Health = runtime.Exited, code, runtime.HealthNone
-	e.c.FinishedAt = time.Unix(0, m.TimeNano)
-	e.state, e.health, e.died = container.StateExited, runtime.HealthNone, true
-	d.inspected[id] = e
-}
-
-// forget drops what is cached about a container; called on each of its events.
-func (d *Docker) forget(id string) {
-	d.mu.Lock()
-	delete(d.inspected, id)
-	d.mu.Unlock()
-}
-
 func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, error) {
 	res, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
@@ -184,6 +157,9 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 		c.ExitCode = st.ExitCode
 		c.StartedAt = parseTime(st.StartedAt)
 		c.FinishedAt = parseTime(st.FinishedAt)
+		if c.State == runtime.Exited || c.State == runtime.Dead {
+			c.OOMKilled = st.OOMKilled
+		}
 		if st.Health != nil && st.Health.Status != container.NoHealthcheck {
 			c.Health = runtime.Health(st.Health.Status)
 			if n := len(st.Health.Log); n > 0 && st.Health.Log[n-1] != nil {
@@ -291,73 +267,6 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// Events streams engine events about tend's containers. Health-check exec
-// events arrive every interval and change nothing tend looks at: they are dropped.
-func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error) {
-	// What happened while no stream was open is unknown: forget it all.
-	d.mu.Lock()
-	clear(d.inspected)
-	d.mu.Unlock()
-	f := client.Filters{}.Add("type", string(events.ContainerEventType)).Add("label", runtime.LabelProject)
-	res := d.c.Events(ctx, client.EventsListOptions{Filters: f})
-	out := make(chan runtime.Event)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(out)
-		defer close(errc)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case err := <-res.Err:
-				if ctx.Err() == nil {
-					errc <- fmt.Errorf("docker: events: %w", err)
-				}
-				return
-			case e := <-d.shimEvents:
-				select {
-				case out <- e:
-				case <-ctx.Done():
-					return
-				}
-			case m := <-res.Messages:
-				action := string(m.Action)
-				if strings.HasPrefix(action, "exec_") {
-					// Health checks run as execs: their results, read from the
-					// events, tell a failing streak before the engine's verdict.
-					if !d.noteExec(m, action) {
-						continue
-					}
-				}
-				switch action {
-				case "exec_die": // the cache holds the new count
-				case "die":
-					d.noteExit(m.Actor.ID, m)
-				case "start", "destroy":
-					d.mu.Lock()
-					delete(d.runStarted, m.Actor.ID) // started afresh by the engine, or gone
-					d.mu.Unlock()
-					d.forget(m.Actor.ID)
-				default:
-					d.forget(m.Actor.ID)
-				}
-				e := runtime.Event{
-					Project:   m.Actor.Attributes[runtime.LabelProject],
-					Service:   m.Actor.Attributes[runtime.LabelService],
-					Container: m.Actor.ID,
-					Action:    action,
-				}
-				select {
-				case out <- e:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out, errc
-}
-
 func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, r runtime.Replica) (string, error) {
 	name := r.Name
 	opts, extra, err := createOptions(p, svc, r.Slot)
@@ -430,53 +339,4 @@ func oneLine(s string, n int) string {
 		s = s[:n] + "..."
 	}
 	return s
-}
-
-// checkCommand is how exec events name a health check's command.
-func checkCommand(h *container.HealthConfig) string {
-	if h == nil || len(h.Test) < 2 {
-		return ""
-	}
-	switch h.Test[0] {
-	case "CMD":
-		return strings.Join(h.Test[1:], " ")
-	case "CMD-SHELL":
-		return "/bin/sh -c " + strings.Join(h.Test[1:], " ")
-	}
-	return ""
-}
-
-// noteExec follows the engine's health checks through exec events: it
-// remembers which exec runs a container's check, and counts the checks that
-// fail in a row. It tells whether the count went from none to some or back
-// (the supervisor is told: a standby may start, or go).
-func (d *Docker) noteExec(m events.Message, action string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	id, exec := m.Actor.ID, m.Actor.Attributes["execID"]
-	if cmd, ok := strings.CutPrefix(action, "exec_create: "); ok {
-		if e, cached := d.inspected[id]; cached && e.check != "" && cmd == e.check {
-			if len(d.checks) > 4096 {
-				clear(d.checks) // execs whose end was never seen (a stream lost mid-way)
-			}
-			d.checks[exec] = true
-		}
-		return false
-	}
-	if action != "exec_die" || !d.checks[exec] {
-		return false
-	}
-	delete(d.checks, exec)
-	e, ok := d.inspected[id]
-	if !ok {
-		return false
-	}
-	was := e.c.HealthFailing
-	if m.Actor.Attributes["exitCode"] == "0" {
-		e.c.HealthFailing = 0
-	} else {
-		e.c.HealthFailing++
-	}
-	d.inspected[id] = e
-	return (was == 0) != (e.c.HealthFailing == 0)
 }

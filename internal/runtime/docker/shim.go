@@ -227,6 +227,9 @@ func (d *Docker) hold(id string, h *held) {
 func heldEntry(e cached, h *held) cached {
 	e.c.State, e.c.ExitCode, e.c.Health = runtime.Exited, h.exit.Code, runtime.HealthNone
 	e.c.StartedAt, e.c.FinishedAt = h.exit.Started, h.exit.Finished
+	// The command's own exit, in a container that lives on: the engine's
+	// word on OOM kills is about the container, and comes too late for it.
+	e.c.Held, e.c.OOMKilled = true, false
 	e.died = true
 	return e
 }

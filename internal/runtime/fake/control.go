@@ -56,6 +56,36 @@ func (f *Fake) Exit(id string, code int) error {
 	return nil
 }
 
+// OOMKill ends a running container as the kernel's OOM killer does: it emits
+// "oom", then "die" with code 137, and the container says OOMKilled.
+func (f *Fake) OOMKill(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, err := f.running(id, "OOM-kill")
+	if err != nil {
+		return err
+	}
+	f.emit(e.c, "oom")
+	e.c.OOMKilled = true
+	f.exit(e, 137)
+	return nil
+}
+
+// ExitHeld makes a running container's command exit with code inside a
+// container that lives on, as under tend's shim: it shows as exited and
+// Held until it is started again or released.
+func (f *Fake) ExitHeld(id string, code int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, err := f.running(id, "exit")
+	if err != nil {
+		return err
+	}
+	e.c.Held = true
+	f.exit(e, code)
+	return nil
+}
+
 // Delete removes a container as someone outside tend would (docker rm -f),
 // emitting "die" if it ran, then "destroy".
 func (f *Fake) Delete(id string) error {

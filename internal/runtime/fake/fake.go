@@ -212,6 +212,7 @@ func (f *Fake) Start(_ context.Context, id string) error {
 	}
 	// Like the engine: the exit code resets, FinishedAt keeps the last exit.
 	e.c.State, e.c.ExitCode, e.c.StartedAt = runtime.Running, 0, f.now()
+	e.c.OOMKilled, e.c.Held = false, false
 	e.c.IP = "10.0.0." + strings.TrimLeft(strings.TrimPrefix(id, "fake"), "0")
 	e.c.Health = runtime.HealthNone
 	if e.hasHealth {
@@ -236,12 +237,18 @@ func (f *Fake) Stop(_ context.Context, id string, grace time.Duration) error {
 	return nil
 }
 
-// Release only records the call: the fake holds no exits (its containers exit
-// as the engine's do).
+// Release ends a held exit (see ExitHeld) as exited; for any other container
+// it only records the call.
 func (f *Fake) Release(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.begin(MethodRelease, id)
+	if err := f.begin(MethodRelease, id); err != nil {
+		return err
+	}
+	if e, ok := f.containers[id]; ok {
+		e.c.Held = false
+	}
+	return nil
 }
 
 func (f *Fake) Remove(_ context.Context, id string) error {

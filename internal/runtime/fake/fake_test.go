@@ -91,6 +91,33 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// The two exits the planner tells from a kill from outside: an OOM kill, and
+// a held exit (the command's, under tend's shim). A start runs afresh.
+func TestOOMKillAndHeldExit(t *testing.T) {
+	ctx := t.Context()
+	p := project()
+	api, _ := p.Service("api")
+	rt := fake.New()
+	id, _ := rt.Create(ctx, p, api, runtime.Replica{Slot: 1, Name: "demo-api-1"})
+	mustDo(t, rt.Start(ctx, id))
+	mustDo(t, rt.OOMKill(id))
+	if c, _ := rt.Container(id); c.State != runtime.Exited || c.ExitCode != 137 || !c.OOMKilled || c.Held {
+		t.Errorf("after an OOM kill: %+v", c)
+	}
+	mustDo(t, rt.Start(ctx, id))
+	if c, _ := rt.Container(id); c.OOMKilled {
+		t.Errorf("a new run still says OOM-killed: %+v", c)
+	}
+	mustDo(t, rt.ExitHeld(id, 137))
+	if c, _ := rt.Container(id); c.State != runtime.Exited || c.ExitCode != 137 || !c.Held || c.OOMKilled {
+		t.Errorf("after a held exit: %+v", c)
+	}
+	mustDo(t, rt.Release(ctx, id))
+	if c, _ := rt.Container(id); c.Held {
+		t.Errorf("a released exit is still held: %+v", c)
+	}
+}
+
 func TestCreateRefusesATakenName(t *testing.T) {
 	ctx := t.Context()
 	p := project()
