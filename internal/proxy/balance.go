@@ -44,6 +44,18 @@ const (
 	failSample = time.Second
 )
 
+// randSource is where the balancer's random draws come from; it must be
+// safe for concurrent use (the goroutine paths pick at once).
+type randSource interface {
+	IntN(n int) int // in [0, n)
+}
+
+// globalRand is math/rand/v2's source: per-thread, safe for concurrent
+// use, and as cheap as a draw can be on the hot path.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int { return rand.IntN(n) }
+
 // base is the origin of mono; time.Since reads the monotonic clock.
 var base = time.Now()
 
@@ -77,9 +89,9 @@ type backend struct {
 }
 
 // begin and end bracket one request or connection on b.
-func (b *backend) begin() {
+func (b *backend) begin(now int64) {
 	if b.inflight.Add(1) == 1 {
-		b.progress.Store(mono())
+		b.progress.Store(now)
 	}
 	b.stats.inflight.Add(1)
 }
@@ -161,6 +173,8 @@ type pool struct {
 	onEvent          func(Event)
 	log              *slog.Logger
 
+	rnd randSource // the balancer's random draws
+
 	set       atomic.Pointer[eligible]
 	turn      atomic.Uint64 // round robin over set.bs
 	readmitAt atomic.Int64  // mono ns of the earliest ejection end; 0: none
@@ -176,7 +190,7 @@ type pool struct {
 
 func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode == HTTP, changed: make(chan struct{})}
+		requests: mode == HTTP, changed: make(chan struct{}), rnd: globalRand{}}
 	p.set.Store(&eligible{})
 	return p
 }
@@ -235,7 +249,7 @@ func (p *pool) pick(now int64) *backend {
 		return bs[0]
 	}
 	i := int(p.turn.Add(1) % uint64(n))
-	j := rand.IntN(n - 1)
+	j := p.rnd.IntN(n - 1)
 	if j >= i {
 		j++
 	}
@@ -300,7 +314,7 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 		case n == 2:
 			b = x
 		default: // keeps each of the n in the pair with probability 2/n
-			switch rand.IntN(n) {
+			switch p.rnd.IntN(n) {
 			case 0:
 				a = x
 			case 1:
@@ -311,7 +325,7 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 	if b == nil {
 		return a
 	}
-	if rand.IntN(2) == 0 { // the reservoir's order is not random; ties must be
+	if p.rnd.IntN(2) == 0 { // the reservoir's order is not random; ties must be
 		a, b = b, a
 	}
 	if b.load(now, p.requests) < a.load(now, p.requests) {

@@ -55,11 +55,6 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// connectPause is the wait before a request that no replica accepted is
-// tried again (see Config.Hold): a replica restarted in place is back in
-// tens of milliseconds.
-const connectPause = 25 * time.Millisecond
-
 // attempts sends the request to b and, when the attempt failed in a way
 // that allows it, to others not tried yet (see maxAttempts). It returns
 // the last failure and the status tend must answer with (0: a backend's
@@ -163,17 +158,6 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// triedSet is the backends a request was sent to, a stale resend's
-// (pool.afterStale) included: at most one per attempt.
-type triedSet struct {
-	bs [2 * maxAttempts]*backend
-	n  int
-}
-
-func (t *triedSet) add(b *backend)   { t.bs[t.n] = b; t.n++ }
-func (t *triedSet) list() []*backend { return t.bs[:t.n] }
-func (t *triedSet) reset()           { t.n = 0 }
-
 // exchange makes one attempt on b: the response head goes to the client's
 // response, and its body whole or as a stream. It returns the failure, if
 // any, and the status tend must answer with itself (0: the backend's
@@ -182,7 +166,7 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64, tried *triedS
 	ctx := o.ctx
 	resp := &ctx.Response
 	tried.add(b)
-	b.begin()
+	b.begin(mono())
 	var uc *upConn
 	if o.replayable() {
 		uc = b.conns.get() // a body sent once goes on a new connection: an idle one may be stale
@@ -220,7 +204,7 @@ func (h *httpRoute) exchange(o *outbound, b *backend, start int64, tried *triedS
 				b.end()
 				b = next
 				tried.add(b)
-				b.begin()
+				b.begin(mono())
 			}
 			continue
 		}

@@ -87,11 +87,6 @@ func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.proxy.ServeHTTP(w, r)
 }
 
-// maxAttempts bounds the replicas one request is sent to: a retry after a
-// failure that allows it, and one more only if that retry could not even
-// connect (two replicas down at once), which costs the replicas nothing.
-const maxAttempts = 3
-
 // RoundTrip sends the request to a picked backend and, when the attempt
 // failed in a way that allows it, once more to another.
 func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -175,7 +170,7 @@ func resendTo(req *http.Request, res *http.Response, b *backend) (*http.Request,
 // try makes one attempt on b and accounts for it; f is the failure, or 0.
 func (h *httpRoute) try(req *http.Request, b *backend, start int64) (res *http.Response, f failure, err error) {
 	req.URL.Host = b.host
-	b.begin()
+	b.begin(start)
 	res, err = h.transport.RoundTrip(req)
 	now := mono()
 	took := time.Duration(now - start)

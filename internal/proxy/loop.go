@@ -273,11 +273,11 @@ type client struct {
 	busy  bool  // a request is being served
 	moved bool  // handed to the goroutine servers
 	timer *time.Timer
-	ex    exchange
+	ex    loopReq
 }
 
-// exchange is a request's trip through the proxy, attempt by attempt.
-type exchange struct {
+// loopReq is a request's trip through the proxy, attempt by attempt.
+type loopReq struct {
 	h          *httpRoute
 	req        []byte // as sent to backends: head and body
 	head       bool   // HEAD: the answer has no body
@@ -446,7 +446,7 @@ func (cl *client) sendTo(b *backend, fresh bool) {
 func (cl *client) send(b *backend, fresh bool) {
 	ex := &cl.ex
 	ex.b, ex.start, ex.gotHead, ex.streamAt = b, mono(), false, 0
-	b.begin()
+	b.begin(ex.start)
 	var up *upstream
 	if !fresh {
 		up = cl.ls.takeIdle(b)

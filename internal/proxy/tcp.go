@@ -130,7 +130,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 // dial connects to b and accounts for the attempt; on success b has one
 // more connection in flight.
 func (t *tcpRoute) dial(ctx context.Context, b *backend, start int64) (net.Conn, error) {
-	b.begin()
+	b.begin(start)
 	bc, err := t.dialer.DialContext(ctx, "tcp", b.host)
 	now := mono()
 	if err != nil {
