@@ -181,56 +181,94 @@ type pool struct {
 	hold      time.Duration
 	requests  bool // HTTP: in flight are requests, which should end soon
 
-	changed chan struct{} // closed (and replaced) at every rebuild; guarded by mu
+	epoch atomic.Uint64 // changes at every rebuild
 
-	mu   sync.Mutex
+	mu      sync.Mutex
+	waiters map[*waiter]struct{} // woken at the next rebuild
 	all  []*backend // in Sync order
 	gone []*backend // removed by Sync with requests still in flight
 }
 
 func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode == HTTP, changed: make(chan struct{}), rnd: globalRand{}}
+		requests: mode == HTTP, waiters: map[*waiter]struct{}{}, rnd: globalRand{}}
 	p.set.Store(&eligible{})
 	return p
 }
 
-// await picks a backend for a new request; when none is eligible it waits
-// up to the pool's hold for one (a replica restarting, or its readiness not
-// yet synced), so a blip of a few hundred milliseconds delays requests
-// instead of failing them. It returns nil when the hold passes or ctx ends.
+// await picks a backend for a new connection (TCP); when none is eligible
+// it waits up to the pool's hold for one (a replica restarting, or its
+// readiness not yet synced), so a blip of a few hundred milliseconds delays
+// connections instead of failing them. It returns nil when the hold passes
+// or ctx ends. (An HTTP request's wait is its exchange's.)
 func (p *pool) await(ctx context.Context) *backend {
-	return p.awaitExcept(ctx, mono()+int64(p.hold))
-}
-
-// awaitExcept is await for a request already sent to tried, which waits
-// until the deadline (mono ns) at most, for a backend not tried.
-func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
-	if b := p.next(mono(), tried); b != nil || p.hold <= 0 {
-		return b
-	}
-	timer := time.NewTimer(time.Duration(deadline - mono()))
-	defer timer.Stop()
+	deadline := mono() + int64(p.hold)
 	for {
-		p.mu.Lock()
-		ch := p.changed
-		p.mu.Unlock()
-		if b := p.next(mono(), tried); b != nil {
+		epoch := p.epoch.Load()
+		now := mono()
+		if b := p.pick(now); b != nil || now >= deadline {
 			return b
 		}
-		var readmit <-chan time.Time
-		if t := p.readmitAt.Load(); t != 0 {
-			readmit = time.After(time.Duration(max(t-mono(), 0)))
+		until := deadline
+		if t := p.readmitAt.Load(); t > now && t < until {
+			until = t
 		}
-		select {
-		case <-ch:
-		case <-readmit:
-		case <-timer.C:
-			return nil
-		case <-ctx.Done():
+		if !p.sleep(ctx, epoch, until) {
 			return nil
 		}
 	}
+}
+
+// waiter is one wait for the pool to change; wake is called once, with
+// the pool's lock held, so it must only signal (el.Execute, a channel).
+type waiter struct{ wake func() }
+
+// watch has w woken at the pool's next change, and reports whether it
+// will be: false when the pool has changed since epoch already (w is then
+// not kept, and the caller should look again at once).
+func (p *pool) watch(w *waiter, epoch uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.epoch.Load() != epoch {
+		return false
+	}
+	p.waiters[w] = struct{}{}
+	return true
+}
+
+// unwatch forgets w, which was woken or gave up.
+func (p *pool) unwatch(w *waiter) {
+	p.mu.Lock()
+	delete(p.waiters, w)
+	p.mu.Unlock()
+}
+
+// waiting is how many waits are on the pool: requests (and connections)
+// waiting for a replica.
+func (p *pool) waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiters)
+}
+
+// sleep is a wait on a goroutine: until (mono ns), a change of the pool
+// since epoch, or the end of ctx (false).
+func (p *pool) sleep(ctx context.Context, epoch uint64, until int64) bool {
+	changed := make(chan struct{}, 1)
+	w := &waiter{wake: func() { changed <- struct{}{} }}
+	if !p.watch(w, epoch) {
+		return ctx.Err() == nil
+	}
+	defer p.unwatch(w)
+	timer := time.NewTimer(time.Duration(until - mono()))
+	defer timer.Stop()
+	select {
+	case <-changed:
+	case <-timer.C:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // pick returns a backend for a new request, or nil when none is eligible:
@@ -441,8 +479,11 @@ func (p *pool) rebuild() {
 	}
 	p.set.Store(&eligible{bs: bs, ejected: ejected})
 	p.readmitAt.Store(next)
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.epoch.Add(1)
+	for w := range p.waiters {
+		w.wake()
+	}
+	clear(p.waiters)
 }
 
 // bestEstimate is the lowest latency estimate among the backends in

@@ -35,6 +35,7 @@ type exchange struct {
 	code   int      // the status of the answer being streamed; 0 while none
 
 	wait  waitFor
+	epoch uint64  // the pool's, when the event being handled came
 	until int64   // the end of a pause (connectPause)
 	f     failure // the failure a retry waits after
 	fcode int     // the answer for it when the wait ends with no backend
@@ -78,6 +79,7 @@ type decision struct {
 	b     *backend // stepSend
 	fresh bool     // stepSend: on a new connection, not a parked one
 	until int64    // stepWait: mono ns
+	epoch uint64   // stepWait: the pool's epoch it saw; a change since ends the wait
 	code  int      // stepAnswer
 }
 
@@ -88,6 +90,7 @@ func newExchange(p *pool, idempotent, replayable bool) exchange {
 
 // start is the request come in at now: to a backend, or a wait for one.
 func (x *exchange) start(now int64) decision {
+	x.epoch = x.p.epoch.Load()
 	x.began, x.tries, x.b, x.wait, x.code = now, 0, nil, waitNone, 0
 	x.tried.reset()
 	if b := x.p.pick(now); b != nil {
@@ -129,6 +132,7 @@ func (x *exchange) failed(now int64, k kind, reused bool) decision {
 	if b == nil {
 		return decision{step: stepDone}
 	}
+	x.epoch = x.p.epoch.Load()
 	if reused && !x.fresh && x.replayable && (k == failedWrite || k == failedBroken && x.idempotent) {
 		// The backend may have closed the connection while it was idle:
 		// no failure, and once more on a new connection (pool.afterStale
@@ -187,6 +191,7 @@ func (x *exchange) finished(now int64, complete bool) {
 // because the pool changed.
 func (x *exchange) woke(now int64) decision {
 	p := x.p
+	x.epoch = p.epoch.Load()
 	switch x.wait {
 	case waitFirst:
 		if b := p.pick(now); b != nil {
@@ -202,7 +207,7 @@ func (x *exchange) woke(now int64) decision {
 		return x.hold(now, waitOther)
 	case waitPause:
 		if now < x.until {
-			return decision{step: stepWait, until: x.until}
+			return decision{step: stepWait, until: x.until, epoch: x.epoch}
 		}
 		var b *backend
 		if x.tries < maxAttempts {
@@ -249,7 +254,7 @@ func (x *exchange) afterFailure(now int64, f failure, code int) decision {
 		return x.answer(code)
 	}
 	x.wait, x.until = waitPause, now+int64(connectPause)
-	return decision{step: stepWait, until: x.until}
+	return decision{step: stepWait, until: x.until, epoch: x.epoch}
 }
 
 // connectPause is the wait before a request that no replica accepted is
@@ -278,7 +283,7 @@ func (x *exchange) hold(now int64, w waitFor) decision {
 	if t := x.p.readmitAt.Load(); t > now && t < until {
 		until = t // an ejection ends: a backend is back
 	}
-	return decision{step: stepWait, until: until}
+	return decision{step: stepWait, until: until, epoch: x.epoch}
 }
 
 // retry sends the request to b after a failure f, if the budget allows.

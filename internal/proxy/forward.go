@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -80,6 +81,21 @@ func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int
 		f, code = h.exchange(out, next, now, &tried)
 	}
 	return f, code
+}
+
+// awaitExcept is a wait for a backend not tried until deadline.
+// TEMPORARY: until serve is driven by the exchange.
+func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
+	for {
+		epoch := p.epoch.Load()
+		now := mono()
+		if b := p.next(now, tried); b != nil || now >= deadline {
+			return b
+		}
+		if !p.sleep(ctx, epoch, deadline) {
+			return nil
+		}
+	}
 }
 
 // outbound is the request as sent to backends.
