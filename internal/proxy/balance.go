@@ -185,8 +185,8 @@ type pool struct {
 
 	mu      sync.Mutex
 	waiters map[*waiter]struct{} // woken at the next rebuild
-	all  []*backend // in Sync order
-	gone []*backend // removed by Sync with requests still in flight
+	all     []*backend           // in Sync order
+	gone    []*backend           // removed by Sync with requests still in flight
 }
 
 func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {

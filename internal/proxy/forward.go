@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -18,82 +17,36 @@ import (
 // on; a larger one, or one of unknown length, streams through.
 const maxBuffered = 64 << 10
 
-// serve proxies one HTTP/1.x request: to a picked backend and, when the
-// attempt failed in a way that allows it, once more to another (see
-// maxAttempts).
+// serve proxies one HTTP/1.x request: its exchange decides, this carries
+// it out (exchange.go).
 func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	h.active.Add(1)
 	defer h.active.Add(-1)
-	p := h.pool
-	b := p.await(ctx)
-	now := mono()
-	if b == nil {
-		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
-		h.answer(ctx, http.StatusServiceUnavailable)
-		return
-	}
 	out := outbound{ctx: ctx}
 	if err := out.prepare(); err != nil {
 		h.answer(ctx, http.StatusBadRequest)
 		return
 	}
-	out.idempotent = isIdempotent(string(ctx.Method()), *h.idempotent.Load())
-	out.began = now
-	f, code := h.attempts(&out, b, now)
-	for f == failConnect && out.replayable() && time.Duration(mono()-out.began)+connectPause < p.hold {
-		// Every replica tried refused the connection: a moment when all
-		// restart at once. Nothing reached one, so once more after a
-		// pause, within the hold.
-		time.Sleep(connectPause)
-		if b = p.awaitExcept(ctx, out.deadline(p)); b == nil {
-			break
-		}
-		ctx.Response.Reset()
-		f, code = h.attempts(&out, b, mono())
-	}
-	if code != 0 {
-		h.answer(ctx, code)
-	}
-}
-
-// attempts sends the request to b and, when the attempt failed in a way
-// that allows it, to others not tried yet (see maxAttempts). It returns
-// the last failure and the status tend must answer with (0: a backend's
-// answer stands).
-func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int) {
-	p := h.pool
-	var tried triedSet
-	f, code := h.exchange(out, b, now, &tried)
-	for n := 1; mayRetry(f, out.idempotent, n) && out.replayable(); n++ {
-		// With none to go to now (the others restarting), a retry waits
-		// for one within the hold; after a failed connection serve waits.
-		var next *backend
-		if f == failConnect {
-			next = p.pickExcept(mono(), tried.list()...)
-		} else {
-			next = p.awaitExcept(out.ctx, out.deadline(p), tried.list()...)
-		}
-		now = mono()
-		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
-			break
-		}
-		out.ctx.Response.Reset() // closes a failed answer's body, if streaming
-		f, code = h.exchange(out, next, now, &tried)
-	}
-	return f, code
-}
-
-// awaitExcept is a wait for a backend not tried until deadline.
-// TEMPORARY: until serve is driven by the exchange.
-func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
-	for {
-		epoch := p.epoch.Load()
-		now := mono()
-		if b := p.next(now, tried); b != nil || now >= deadline {
-			return b
-		}
-		if !p.sleep(ctx, epoch, deadline) {
-			return nil
+	x := newExchange(h.pool, isIdempotent(string(ctx.Method()), *h.idempotent.Load()), out.replayable())
+	for d := x.start(mono()); ; {
+		switch d.step {
+		case stepSend:
+			ctx.Response.Reset()
+			d = h.attempt(&out, &x, d.b, d.fresh)
+		case stepWait:
+			if !h.pool.sleep(ctx, d.epoch, d.until) {
+				d = x.clientGone(mono())
+				continue
+			}
+			d = x.woke(mono())
+		case stepAnswer:
+			h.answer(ctx, d.code)
+			return
+		case stepDeliver:
+			return
+		default: // stepDone: the client left
+			h.answer(ctx, statusClientGone)
+			return
 		}
 	}
 }
@@ -104,13 +57,7 @@ type outbound struct {
 	body   []byte    // the whole body, when it was small enough to keep
 	stream io.Reader // a large body, sent once as it arrives
 	length int       // body length; -1: unknown (sent chunked)
-
-	idempotent bool  // the request may be sent twice
-	began      int64 // mono ns when it came
 }
-
-// deadline is the end of the request's hold (see Config.Hold), in mono ns.
-func (o *outbound) deadline(p *pool) int64 { return o.began + int64(p.hold) }
 
 // prepare takes the body: whole when it is small (so the request can be
 // sent again), as a stream otherwise.
@@ -139,6 +86,10 @@ func (o *outbound) prepare() error {
 
 // replayable reports whether the request may be sent again.
 func (o *outbound) replayable() bool { return o.stream == nil }
+
+// clientFailed reports whether reading the client's streamed body failed:
+// the client's doing, not the backend's.
+func (o *outbound) clientFailed() bool { return o.stream != nil && o.stream.(*clientBody).failed }
 
 // send writes the request on uc.
 func (o *outbound) send(uc *upConn) error {
@@ -174,85 +125,47 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// exchange makes one attempt on b: the response head goes to the client's
-// response, and its body whole or as a stream. It returns the failure, if
-// any, and the status tend must answer with itself (0: the backend's
-// answer stands).
-func (h *httpRoute) exchange(o *outbound, b *backend, start int64, tried *triedSet) (failure, int) {
-	ctx := o.ctx
-	resp := &ctx.Response
-	tried.add(b)
-	b.begin(mono())
+// attempt makes one attempt on b, on a parked connection unless fresh:
+// the request written, the response head into the client's response and
+// its body whole or set to stream; it returns what the exchange decides
+// next.
+func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) decision {
 	var uc *upConn
-	if o.replayable() {
-		uc = b.conns.get() // a body sent once goes on a new connection: an idle one may be stale
+	if !fresh {
+		uc = b.conns.get()
 	}
-	var err error
-	sent := false
-	for {
-		if uc == nil {
-			var c net.Conn
-			if c, err = h.dial(b); err != nil {
-				break
-			}
-			uc = newUpConn(c)
-			if !b.conns.using(uc) {
-				uc.close()
-				err = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("the replica left rotation")}
-				break
-			}
+	if uc == nil {
+		c, err := h.dial(b)
+		if err != nil {
+			return h.failed(x, b, failedConnect, false, err)
 		}
-		sent = false
-		if err = o.send(uc); err == nil {
-			sent = true
-			err = readHead(uc, &resp.Header, h.responseTimeout, ctx.Conn())
+		uc = newUpConn(c)
+		if !b.conns.using(uc) {
+			uc.close()
+			return h.failed(x, b, failedConnect, false, errors.New("the replica left rotation"))
 		}
-		if err == nil {
-			break
-		}
+	}
+	if err := o.send(uc); err != nil {
 		b.conns.drop(uc)
-		// A reused connection that broke before any answer: sent again on
-		// a new one if nothing reached the backend, or if the request may
-		// be sent twice anyway (see afterStale).
-		if uc.reused && o.replayable() && (!sent || o.idempotent) && !errors.Is(err, errClientGone) && !isTimeout(err) {
-			uc = nil
-			if next := h.pool.afterStale(mono(), b, tried.list()); next != b {
-				b.end()
-				b = next
-				tried.add(b)
-				b.begin(mono())
-			}
-			continue
+		if o.clientFailed() {
+			return x.clientGone(mono())
 		}
-		break
+		return h.failed(x, b, classify(err, false), uc.reused, err)
 	}
-	now := mono()
-	took := time.Duration(now - start)
-	if err != nil {
-		b.end()
-		f, code := h.classify(o, err)
-		if f == failBroken && !sent && o.replayable() {
-			f = failConnect // the request could not be written: it reached no one
+	if err := readHead(uc, &o.ctx.Response.Header, h.responseTimeout, o.ctx.Conn()); err != nil {
+		b.conns.drop(uc)
+		if errors.Is(err, errClientGone) {
+			return x.clientGone(mono())
 		}
-		b.stats.record(now, code, took, f != 0)
-		if f != 0 {
-			b.observe(now, max(took, failSample))
-			h.pool.failed(b, f, now)
-			h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "err", err)
-		}
-		return f, code
+		return h.failed(x, b, classify(err, true), uc.reused, err)
 	}
-	code := resp.Header.StatusCode()
-	if err := h.forwardBody(ctx, uc, b, start, code); err != nil {
-		// Nothing has reached the client yet: as if the backend had not answered.
-		now = mono()
-		b.stats.record(now, http.StatusBadGateway, time.Duration(now-start), true)
-		b.observe(now, failSample)
-		h.pool.failed(b, failBroken, now)
-		resp.Reset()
-		return failBroken, http.StatusBadGateway
-	}
-	return h.pool.answered(b, code, now, took), 0
+	return h.forwardBody(o.ctx, x, uc, b)
+}
+
+// failed is an attempt on b that failed with k.
+func (h *httpRoute) failed(x *exchange, b *backend, k kind, reused bool, err error) decision {
+	h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "reused", reused, "err", err)
+	return x.failed(mono(), k, reused)
 }
 
 // dial connects to b; its error is marked as a failed connection.
@@ -264,29 +177,14 @@ func (h *httpRoute) dial(b *backend) (net.Conn, error) {
 	return c, err
 }
 
-// classify names the failure behind a failed exchange and the status the
-// client gets for it. A client that left is no backend's fault.
-func (h *httpRoute) classify(o *outbound, err error) (failure, int) {
-	var op *net.OpError
-	switch {
-	case errors.Is(err, errClientGone):
-		return 0, statusClientGone
-	case o.stream != nil && o.stream.(*clientBody).failed:
-		return 0, statusClientGone
-	case errors.As(err, &op) && op.Op == "dial":
-		return failConnect, http.StatusBadGateway
-	case isTimeout(err):
-		return failTimeout, http.StatusGatewayTimeout
-	}
-	return failBroken, http.StatusBadGateway
-}
-
 // forwardBody hands the response body to the client's response: read
-// whole when small, streamed otherwise; hop headers are dropped. An error
-// is a small body that could not be read: the exchange failed.
-func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend, start int64, code int) error {
+// whole when small (nothing reaches the client before it is all in, so a
+// body cut short is a failed attempt), streamed otherwise; hop headers
+// are dropped.
+func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, x *exchange, uc *upConn, b *backend) decision {
 	resp := &ctx.Response
 	rh := &resp.Header
+	code := rh.StatusCode()
 	keep := !rh.ConnectionClose()
 	if c := rh.Peek("Connection"); len(c) > 0 {
 		for _, t := range connectionTokens(c) {
@@ -298,21 +196,25 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 	}
 	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
 		resp.SkipBody = true
-		h.finish(uc, b, start, code, keep)
-		return nil
+		b.conns.release(uc, keep)
+		return x.answered(mono(), code, false)
 	}
 	n := rh.ContentLength()
 	if n >= 0 && n <= maxBuffered {
 		if err := resp.ReadBody(uc.br, 0); err != nil {
 			b.conns.drop(uc)
-			b.end()
-			return err
+			return h.failed(x, b, failedBad, false, err)
 		}
-		h.finish(uc, b, start, code, keep)
-		return nil
+		b.conns.release(uc, keep)
+		return x.answered(mono(), code, false)
+	}
+	d := x.answered(mono(), code, true)
+	if d.step != stepDeliver {
+		b.conns.drop(uc)
+		return d
 	}
 	uc.c.SetReadDeadline(time.Time{}) // a stream may run for hours
-	u := &upBody{uc: uc, b: b, start: start, code: code, keep: keep}
+	u := &upBody{uc: uc, b: b, x: x, keep: keep}
 	switch {
 	case n >= 0:
 		u.r = io.LimitReader(uc.br, int64(n))
@@ -322,19 +224,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 		u.r, u.keep, n = uc.br, false, -1
 	}
 	resp.SetBodyStream(u, n)
-	return nil
-}
-
-// finish ends an exchange whose body is in memory.
-func (h *httpRoute) finish(uc *upConn, b *backend, start int64, code int, keep bool) {
-	if keep {
-		b.conns.put(uc)
-	} else {
-		b.conns.drop(uc)
-	}
-	now := mono()
-	b.end()
-	b.stats.record(now, code, time.Duration(now-start), true)
+	return d
 }
 
 // answer is tend's own short plain-text answer.

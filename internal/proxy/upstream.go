@@ -102,6 +102,15 @@ func (ic *idleConns) isClosed() bool {
 	return ic.closed
 }
 
+// release is uc's exchange done: kept for the next if keep, else closed.
+func (ic *idleConns) release(uc *upConn, keep bool) {
+	if keep {
+		ic.put(uc)
+	} else {
+		ic.drop(uc)
+	}
+}
+
 // drop closes uc, which failed or cannot serve another exchange.
 func (ic *idleConns) drop(uc *upConn) {
 	ic.mu.Lock()
@@ -160,11 +169,6 @@ func (uc *upConn) close() {
 	readers.Put(uc.br)
 	writers.Put(uc.bw)
 }
-
-// errStale is an exchange on a reused connection that the backend had
-// closed while it was idle: nothing reached it, so it is no failure and
-// the request goes again on a new connection.
-var errStale = errors.New("the backend closed an idle connection")
 
 // errClientGone ends an exchange whose client left.
 var errClientGone = errors.New("the client left")
@@ -342,8 +346,7 @@ type upBody struct {
 	r       io.Reader // the body's bytes on uc.br, framed
 	uc      *upConn
 	b       *backend
-	start   int64
-	code    int
+	x       *exchange                // told when the body is through
 	chunks  bool                     // chunked: a trailer follows the last chunk
 	rh      *fasthttp.ResponseHeader // the client's, which takes the trailer
 	trailer error                    // reading the trailer failed: the connection is not reused
@@ -368,18 +371,8 @@ func (u *upBody) Close() error {
 	if !u.done.CompareAndSwap(false, true) {
 		return nil
 	}
-	if u.eof && u.keep && u.trailer == nil {
-		u.b.conns.put(u.uc)
-	} else {
-		u.b.conns.drop(u.uc)
-	}
-	now := mono()
-	u.b.end()
-	code := u.code
-	if !u.eof {
-		code = statusClientGone // cut short: by the client or by the backend
-	}
-	u.b.stats.record(now, code, time.Duration(now-u.start), true)
+	u.b.conns.release(u.uc, u.eof && u.keep && u.trailer == nil)
+	u.x.finished(mono(), u.eof)
 	return nil
 }
 
