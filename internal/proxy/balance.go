@@ -56,12 +56,6 @@ type globalRand struct{}
 
 func (globalRand) IntN(n int) int { return rand.IntN(n) }
 
-// base is the origin of mono; time.Since reads the monotonic clock.
-var base = time.Now()
-
-// mono is the monotonic time in nanoseconds since the package started.
-func mono() int64 { return int64(time.Since(base)) }
-
 // backend is one replica behind one route. The hot-path fields are atomics;
 // the rest is guarded by the owning pool's mutex.
 type backend struct {
@@ -173,6 +167,7 @@ type pool struct {
 	onEvent          func(Event)
 	log              *slog.Logger
 
+	clk *clk
 	rnd randSource // the balancer's random draws
 
 	set       atomic.Pointer[eligible]
@@ -189,9 +184,9 @@ type pool struct {
 	gone    []*backend           // removed by Sync with requests still in flight
 }
 
-func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
+func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration, rnd randSource) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode == HTTP, waiters: map[*waiter]struct{}{}, rnd: globalRand{}}
+		requests: mode == HTTP, waiters: map[*waiter]struct{}{}, clk: svc.clk, rnd: rnd}
 	p.set.Store(&eligible{})
 	return p
 }
@@ -202,10 +197,10 @@ func newPool(project, service string, mode Mode, svc *service, policy ejectPolic
 // connections instead of failing them. It returns nil when the hold passes
 // or ctx ends. (An HTTP request's wait is its exchange's.)
 func (p *pool) await(ctx context.Context) *backend {
-	deadline := mono() + int64(p.hold)
+	deadline := p.now() + int64(p.hold)
 	for {
 		epoch := p.epoch.Load()
-		now := mono()
+		now := p.now()
 		if b := p.pick(now); b != nil || now >= deadline {
 			return b
 		}
@@ -218,6 +213,9 @@ func (p *pool) await(ctx context.Context) *backend {
 		}
 	}
 }
+
+// now is the pool's clock's mono.
+func (p *pool) now() int64 { return p.clk.mono() }
 
 // waiter is one wait for the pool to change; wake is called once, with
 // the pool's lock held, so it must only signal (el.Execute, a channel).
@@ -260,11 +258,12 @@ func (p *pool) sleep(ctx context.Context, epoch uint64, until int64) bool {
 		return ctx.Err() == nil
 	}
 	defer p.unwatch(w)
-	timer := time.NewTimer(time.Duration(until - mono()))
-	defer timer.Stop()
+	timer := make(chan struct{}, 1)
+	t := p.clk.AfterFunc(time.Duration(until-p.now()), func() { timer <- struct{}{} })
+	defer t.Stop()
 	select {
 	case <-changed:
-	case <-timer.C:
+	case <-timer:
 	case <-ctx.Done():
 		return false
 	}
@@ -376,7 +375,13 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 // in-flight requests) of those that stay. drained reports the IDs that
 // Drain took out of rotation.
 func (p *pool) update(want []Backend, drained func(id string) bool) {
-	now := mono()
+	now := p.now()
+	dropped := false
+	defer func() {
+		if dropped {
+			closeParked() // after the lock: the loops' parked connections to them
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := make(map[string]*backend, len(p.all))
@@ -395,6 +400,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
 			if b != nil {
 				b.conns.close()
+				dropped = true
 			}
 			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: p.svc.replica(w.Replica)}
 			b.reset(now, best)
@@ -407,6 +413,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 	for _, b := range old {
 		b.conns.close()
 		p.gone = append(p.gone, b)
+		dropped = true
 	}
 	p.all = next
 	p.pruneGone()
@@ -416,13 +423,14 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 // closeConns closes the backends' connections: the route is gone.
 func (p *pool) closeConns() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, bs := range [][]*backend{p.all, p.gone} {
 		for _, b := range bs {
 			b.conns.close()
 			b.conns.cut()
 		}
 	}
+	p.mu.Unlock()
+	closeParked()
 }
 
 // pruneGone forgets removed backends whose last request has finished.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tend-sh/tend/internal/clock"
 )
 
 // The exchange's rules as stories: events in, decisions out, no sockets.
@@ -215,9 +217,8 @@ type storyWorld struct {
 func newStoryWorld(t *testing.T, unready ...string) *storyWorld {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, slog.New(slog.DiscardHandler), newInflightCollector(func(func(string, string, string, int64)) {}))
-	p := newPool("p", "web", HTTP, newService("p", "web", m), ejectPolicy{after: 5, base: 10 * time.Second, max: time.Minute},
-		nil, slog.New(slog.DiscardHandler), 2*time.Second)
-	p.rnd = seeded(1)
+	p := newPool("p", "web", HTTP, newService("p", "web", m, newClk(clock.NewFake(time.Unix(0, 0)))),
+		ejectPolicy{after: 5, base: 10 * time.Second, max: time.Minute}, nil, slog.New(slog.DiscardHandler), 2*time.Second, seeded(1))
 	w := &storyWorld{t: t, p: p, reg: reg}
 	for i, name := range []string{"web/1", "web/2"} {
 		w.bs = append(w.bs, Backend{ID: name, Replica: name, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80),

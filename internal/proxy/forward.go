@@ -28,17 +28,17 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	x := newExchange(h.pool, isIdempotent(string(ctx.Method()), *h.idempotent.Load()), out.replayable())
-	for d := x.start(mono()); ; {
+	for d := x.start(h.now()); ; {
 		switch d.step {
 		case stepSend:
 			ctx.Response.Reset()
 			d = h.attempt(&out, &x, d.b, d.fresh)
 		case stepWait:
 			if !h.pool.sleep(ctx, d.epoch, d.until) {
-				d = x.clientGone(mono())
+				d = x.clientGone(h.now())
 				continue
 			}
-			d = x.woke(mono())
+			d = x.woke(h.now())
 		case stepAnswer:
 			h.answer(ctx, d.code)
 			return
@@ -148,14 +148,14 @@ func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) de
 	if err := o.send(uc); err != nil {
 		b.conns.drop(uc)
 		if o.clientFailed() {
-			return x.clientGone(mono())
+			return x.clientGone(h.now())
 		}
 		return h.failed(x, b, classify(err, false), uc.reused, err)
 	}
-	if err := readHead(uc, &o.ctx.Response.Header, h.responseTimeout, o.ctx.Conn()); err != nil {
+	if err := readHead(uc, &o.ctx.Response.Header, h.responseTimeout, o.ctx.Conn(), h.pool.clk); err != nil {
 		b.conns.drop(uc)
 		if errors.Is(err, errClientGone) {
-			return x.clientGone(mono())
+			return x.clientGone(h.now())
 		}
 		return h.failed(x, b, classify(err, true), uc.reused, err)
 	}
@@ -165,7 +165,7 @@ func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) de
 // failed is an attempt on b that failed with k.
 func (h *httpRoute) failed(x *exchange, b *backend, k kind, reused bool, err error) decision {
 	h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "reused", reused, "err", err)
-	return x.failed(mono(), k, reused)
+	return x.failed(h.now(), k, reused)
 }
 
 // dial connects to b; its error is marked as a failed connection.
@@ -197,23 +197,24 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, x *exchange, uc *upCon
 	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
 		resp.SkipBody = true
 		b.conns.release(uc, keep)
-		return x.answered(mono(), code, false)
+		return x.answered(h.now(), code, false)
 	}
 	n := rh.ContentLength()
 	if n >= 0 && n <= maxBuffered {
-		if err := resp.ReadBody(uc.br, 0); err != nil {
+		// Within what is left of the response timeout.
+		left := h.responseTimeout - time.Duration(h.now()-x.sentAt)
+		if _, err := uc.within(h.pool.clk, left, func() error { return resp.ReadBody(uc.br, 0) }); err != nil {
 			b.conns.drop(uc)
 			return h.failed(x, b, failedBad, false, err)
 		}
 		b.conns.release(uc, keep)
-		return x.answered(mono(), code, false)
+		return x.answered(h.now(), code, false)
 	}
-	d := x.answered(mono(), code, true)
+	d := x.answered(h.now(), code, true)
 	if d.step != stepDeliver {
 		b.conns.drop(uc)
 		return d
 	}
-	uc.c.SetReadDeadline(time.Time{}) // a stream may run for hours
 	u := &upBody{uc: uc, b: b, x: x, keep: keep}
 	switch {
 	case n >= 0:
@@ -275,14 +276,14 @@ func watchClient(client, backend net.Conn) (stop func() bool) {
 			}
 			if n == 0 || err != nil { // closed or reset
 				gone.Store(true)
-				backend.SetDeadline(time.Now())
+				backend.SetDeadline(aLongTimeAgo)
 			}
 			return true // or bytes: a pipelined request, so the client is there
 		})
 	}()
 	return func() bool {
 		stopped.Store(true)
-		client.SetReadDeadline(time.Now()) // wakes the watch
+		client.SetReadDeadline(aLongTimeAgo) // wakes the watch
 		<-done
 		client.SetReadDeadline(time.Time{})
 		return gone.Load()

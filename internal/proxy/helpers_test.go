@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/testwait"
 )
 
@@ -214,11 +215,17 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 	t.Helper()
 	m := newMetrics(prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
 		newInflightCollector(func(func(string, string, string, int64)) {}))
-	svc := newService("p", "web", m)
-	p := newPool("p", "web", HTTP, svc, policy, onEvent, slog.New(slog.DiscardHandler), -1)
+	svc := newService("p", "web", m, testClk)
+	p := newPool("p", "web", HTTP, svc, policy, onEvent, slog.New(slog.DiscardHandler), -1, globalRand{})
 	p.update(bs, func(string) bool { return false })
 	return p
 }
+
+// testClk is the real clock of the pools outside any Manager (testPool);
+// testNow is now on it.
+var testClk = newClk(clock.Real{})
+
+func testNow() int64 { return testClk.mono() }
 
 func mustAddrPort(a net.Addr) netip.AddrPort { return netip.MustParseAddrPort(a.String()) }
 

@@ -81,6 +81,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
+// now is the route's clock's mono.
+func (h *httpRoute) now() int64 { return h.pool.now() }
+
 func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.active.Add(1)
 	defer h.active.Add(-1)
@@ -99,7 +102,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := newExchange(h.pool, isIdempotent(req.Method, *h.idempotent.Load()), replay)
 	var res *http.Response
 	last, sent := errNoBackend, false
-	for d := x.start(mono()); ; {
+	for d := x.start(h.now()); ; {
 		switch d.step {
 		case stepSend:
 			res, err = h.try(req, d.b, sent)
@@ -107,23 +110,23 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err != nil {
 				last = err
 				if ctx.Err() != nil {
-					x.clientGone(mono())
+					x.clientGone(h.now())
 					return nil, &proxyError{code: statusClientGone, err: err}
 				}
 				h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", d.b.replica, "err", err)
-				d = x.failed(mono(), classify(err, true), false)
+				d = x.failed(h.now(), classify(err, true), false)
 				continue
 			}
-			d = x.answered(mono(), res.StatusCode, true)
+			d = x.answered(h.now(), res.StatusCode, true)
 			if d.step != stepDeliver {
 				discard(res.Body)
 			}
 		case stepWait:
 			if !h.pool.sleep(ctx, d.epoch, d.until) {
-				x.clientGone(mono())
+				x.clientGone(h.now())
 				return nil, &proxyError{code: statusClientGone, err: ctx.Err()}
 			}
-			d = x.woke(mono())
+			d = x.woke(h.now())
 		case stepAnswer:
 			return nil, &proxyError{code: d.code, err: last}
 		case stepDeliver:
@@ -237,7 +240,7 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 func (t *trackedBody) Close() error {
 	err := t.ReadCloser.Close()
 	if t.done.CompareAndSwap(false, true) {
-		t.x.finished(mono(), t.eof || t.upgraded)
+		t.x.finished(t.x.p.now(), t.eof || t.upgraded)
 	}
 	return err
 }

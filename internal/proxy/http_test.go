@@ -268,7 +268,7 @@ func TestHTTPRetryRules(t *testing.T) {
 			// picked first: the last one's penalty keeps it out.
 			r.Backends[0].ID = "bad-" + method
 			h.sync(r)
-			backendByID(h.pool(r), r.Backends[0].ID).reset(mono(), 0)
+			backendByID(h.pool(r), r.Backends[0].ID).reset(h.pool(r).now(), 0)
 			bad0, good0 := badHits.get(), goodHits.get()
 			n, unavailable := 0, 0
 			// Until the failing replica has been tried at least once.
@@ -418,7 +418,7 @@ func TestHTTPEjectsAndReadmits(t *testing.T) {
 	bad := backendServer(t, "web/1", failing(500, &badHits))
 	r := routeOf(t, "web", HTTP, bad, backendServer(t, "web/2", named("web/2", nil)))
 	h.sync(r)
-	pinBad := func() { backendByID(h.pool(r), bad.ID).reset(mono(), 0) }
+	pinBad := func() { backendByID(h.pool(r), bad.ID).reset(h.pool(r).now(), 0) }
 	for i := 0; len(h.eventsOf(EventEject)) == 0; i++ {
 		if i == 100 {
 			t.Fatalf("no ejection after 100 requests, %d to the failing replica", badHits.get())
@@ -505,7 +505,7 @@ func TestHTTPCutBodyIsAFailedAttempt(t *testing.T) {
 	r.Backends = append(r.Backends, backendServer(t, "web/2", named("web/2", nil)))
 	h.sync(r)
 	for range 20 {
-		backendByID(h.pool(r), cut.ID).reset(mono(), 0) // cheapest: picked first
+		backendByID(h.pool(r), cut.ID).reset(h.pool(r).now(), 0) // cheapest: picked first
 		if code, body := h.get(url(r)); code != 200 || body != "web/2" {
 			t.Fatalf("got %d %q; want the other replica's answer", code, body)
 		}

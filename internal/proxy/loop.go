@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tend-sh/tend/internal/proxy/evloop"
@@ -58,6 +59,7 @@ var (
 	sharedOnce  sync.Once
 	sharedLoops *loops
 	sharedErr   error
+	loopsUp     atomic.Pointer[loops] // sharedLoops once started, for those that must not start them
 )
 
 // theLoops starts the engine the first time it is asked for.
@@ -70,8 +72,8 @@ func theLoops() (*loops, error) {
 			return
 		}
 		l.eng = eng
-		go l.sweeper()
 		sharedLoops = l
+		loopsUp.Store(l)
 	})
 	return sharedLoops, sharedErr
 }
@@ -127,17 +129,12 @@ func (l *loops) each(f func(ls *loopState)) {
 	}
 }
 
-// sweeper closes, once a second, clients idle or slow for too long and
-// parked connections to backends that are gone.
-func (l *loops) sweeper() {
-	for range time.Tick(sweepInterval) {
-		l.each(func(ls *loopState) { ls.sweep(mono()) })
-	}
-}
-
-func (ls *loopState) sweep(now int64) {
+// sweep closes srv's clients idle or slow for too long, at now on srv's
+// clock, and parked connections to backends that are gone. Each server
+// sweeps its own clients once a second (httpServer.sweeper).
+func (ls *loopState) sweep(srv *httpServer, now int64) {
 	for cl := range ls.clients {
-		if cl.busy {
+		if cl.busy || cl.srv != srv {
 			continue
 		}
 		waited := time.Duration(now - cl.since)
@@ -145,12 +142,25 @@ func (ls *loopState) sweep(now int64) {
 			cl.close()
 		}
 	}
+	ls.dropGone()
+}
+
+// dropGone closes the parked connections to backends that are gone.
+func (ls *loopState) dropGone() {
 	for b, ups := range ls.idle {
 		if b.conns.isClosed() {
 			for _, up := range slices.Clone(ups) {
 				up.close()
 			}
 		}
+	}
+}
+
+// closeParked has every loop close its parked connections to backends
+// that are gone, if the loops run: a pool let some go.
+func closeParked() {
+	if l := loopsUp.Load(); l != nil {
+		l.each(func(ls *loopState) { ls.dropGone() })
 	}
 }
 

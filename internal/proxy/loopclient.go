@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/proxy/evloop"
 )
 
@@ -21,7 +22,7 @@ type client struct {
 	since int64 // mono ns since it waits for a request
 	busy  bool  // a request is being served
 	moved bool  // handed to the goroutine servers
-	timer *time.Timer
+	timer clock.Timer
 
 	x  exchange // the request's life: what to do next
 	rq wire     // the request's bytes and its answer's, on the loop
@@ -52,7 +53,7 @@ type wire struct {
 }
 
 func (cl *client) opened() {
-	cl.since = mono()
+	cl.since = cl.srv.clk.mono()
 	cl.ls.clients[cl] = struct{}{}
 	if cl.srv.closing.Load() {
 		cl.close()
@@ -110,7 +111,7 @@ func (cl *client) next() {
 		}
 		cl.begin(h, buf[end:end+n])
 		cl.c.Discard(end + n)
-		cl.carry(cl.x.start(mono()))
+		cl.carry(cl.x.start(cl.srv.clk.mono()))
 	}
 }
 
@@ -183,13 +184,13 @@ func (cl *client) dial(up *upstream) {
 // arm sets the client's one timer for at (mono ns): the response head's
 // deadline, or the end of a wait. tick says which it was.
 func (cl *client) arm(at int64) {
-	d := time.Duration(at - mono())
+	d := time.Duration(at - cl.srv.clk.mono())
 	if cl.rq.up != nil {
 		cl.rq.deadline = at
 	}
 	if cl.timer == nil {
 		el := cl.c.Loop()
-		cl.timer = time.AfterFunc(d, func() { el.Execute(cl.tick) })
+		cl.timer = cl.srv.clk.AfterFunc(d, func() { el.Execute(cl.tick) })
 		return
 	}
 	cl.timer.Reset(d)
@@ -208,7 +209,7 @@ func (cl *client) tick() {
 	if !cl.busy || cl.dead {
 		return
 	}
-	now := mono()
+	now := cl.srv.clk.mono()
 	rq := &cl.rq
 	switch {
 	case cl.waiting:
@@ -237,7 +238,7 @@ func (cl *client) wait(d decision) {
 // poolChanged is the pool changing while the request waits.
 func (cl *client) poolChanged() {
 	if cl.waiting && cl.busy && !cl.dead {
-		cl.woke(mono())
+		cl.woke(cl.srv.clk.mono())
 	}
 }
 
@@ -263,7 +264,7 @@ func (cl *client) answered(up *upstream, answer []byte, extra bool) {
 	} else {
 		cl.ls.park(up)
 	}
-	if d := cl.x.answered(mono(), rq.rh.StatusCode(), false); d.step != stepDeliver {
+	if d := cl.x.answered(cl.srv.clk.mono(), rq.rh.StatusCode(), false); d.step != stepDeliver {
 		cl.carry(d)
 		return
 	}
@@ -277,7 +278,7 @@ func (cl *client) failed(up *upstream, k kind, err error) {
 	up.cl, rq.up = nil, nil
 	up.close()
 	rq.h.log.Debug("proxy: attempt failed", "service", rq.h.pool.service, "replica", up.b.replica, "reused", up.reused, "err", err)
-	cl.carry(cl.x.failed(mono(), k, up.reused))
+	cl.carry(cl.x.failed(cl.srv.clk.mono(), k, up.reused))
 }
 
 var (
@@ -296,7 +297,7 @@ func (cl *client) reply(out []byte) {
 func (cl *client) done() {
 	cl.busy = false
 	cl.rq.h.active.Add(-1)
-	cl.since = mono()
+	cl.since = cl.srv.clk.mono()
 }
 
 // after closes the connection or serves what the client sent meanwhile.
@@ -331,7 +332,7 @@ func (cl *client) closed() {
 		up.cl, rq.up = nil, nil
 		up.close()
 	}
-	cl.x.clientGone(mono())
+	cl.x.clientGone(cl.srv.clk.mono())
 }
 
 // handOver gives the connection, with the bytes it sent so far, to the

@@ -21,10 +21,10 @@ func (cl *client) stream(up *upstream) {
 		// An earlier answer is still on its way out: the connection can
 		// leave the loop only without bytes of its own left in it.
 		if rq.streamAt == 0 {
-			rq.streamAt = mono()
+			rq.streamAt = cl.srv.clk.mono()
 		}
 		el := cl.c.Loop()
-		time.AfterFunc(time.Millisecond, func() {
+		cl.srv.clk.AfterFunc(time.Millisecond, func() {
 			el.Execute(func() {
 				if cl.busy && rq.up == up && !cl.dead && !up.dead {
 					cl.stream(up)
@@ -34,7 +34,7 @@ func (cl *client) stream(up *upstream) {
 		return
 	}
 	code, n := rq.rh.StatusCode(), rq.rh.ContentLength()
-	if d := cl.x.answered(mono(), code, true); d.step != stepDeliver {
+	if d := cl.x.answered(cl.srv.clk.mono(), code, true); d.step != stepDeliver {
 		up.cl, rq.up = nil, nil // a 502 or 503 that goes elsewhere
 		up.close()
 		cl.carry(d)
@@ -65,7 +65,7 @@ func (cl *client) stream(up *upstream) {
 				c.Close()
 			}
 		}
-		s.x.clientGone(mono())
+		s.x.clientGone(cl.srv.clk.mono())
 		rq.h.active.Add(-1)
 		cl.srv.log.Debug("proxy: handing a stream over failed", "err", errors.Join(err1, err2))
 		return
@@ -111,7 +111,7 @@ func (s *streamed) run(client, backend net.Conn) {
 	} else {
 		uc.close()
 	}
-	s.x.finished(mono(), err == nil)
+	s.x.finished(s.srv.clk.mono(), err == nil)
 	if err != nil || s.closeClient || s.srv.closing.Load() {
 		client.Close()
 		return

@@ -43,7 +43,7 @@ func (t *tcpRoute) serve(ctx context.Context, ln net.Listener) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(delay):
+			case <-t.pool.clk.After(delay):
 			}
 			continue
 		}
@@ -103,14 +103,14 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 	}()
 	p := t.pool
 	b := p.await(ctx)
-	now := mono()
+	now := p.now()
 	if b == nil {
 		p.svc.none.record(now, 0, 0, false)
 		return
 	}
 	bc, err := t.dial(ctx, b, now)
 	if err != nil {
-		now = mono()
+		now = p.now()
 		if b = p.pickExcept(now, b); b == nil {
 			return
 		}
@@ -120,7 +120,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 	}
 	defer func() {
 		bc.Close()
-		now := mono()
+		now := p.now()
 		b.end()
 		b.stats.record(now, 0, 0, false)
 	}()
@@ -132,7 +132,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 func (t *tcpRoute) dial(ctx context.Context, b *backend, start int64) (net.Conn, error) {
 	b.begin(start)
 	bc, err := t.dialer.DialContext(ctx, "tcp", b.host)
-	now := mono()
+	now := t.pool.now()
 	if err != nil {
 		b.end()
 		if ctx.Err() == nil {
