@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	"github.com/valyala/fasthttp"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/testwait"
@@ -28,7 +29,8 @@ type harness struct {
 	t      *testing.T
 	m      *Manager
 	client *http.Client
-	stop   func() // ends Run and waits for it; once
+	clk    *clock.Fake // the Manager's clock, when the test drives it
+	stop   func()      // ends Run and waits for it; once
 
 	mu     sync.Mutex
 	events []Event
@@ -58,6 +60,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		h.events = append(h.events, ev)
 		h.mu.Unlock()
 	}
+	if f, ok := cfg.Clock.(*clock.Fake); ok {
+		h.clk = f
+	}
 	h.m = NewManager(cfg)
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	h.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -67,6 +72,21 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	h.stop = sync.OnceFunc(func() {
 		tr.CloseIdleConnections()
 		cancel()
+		if h.clk != nil {
+			// Stopping waits on the clock (the grace, polls): let it run.
+			stopped := make(chan struct{})
+			defer close(stopped)
+			go func() {
+				for {
+					select {
+					case <-stopped:
+						return
+					case <-time.After(time.Millisecond):
+						h.clk.Advance(10 * time.Millisecond)
+					}
+				}
+			}()
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -78,6 +98,29 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	})
 	t.Cleanup(h.stop)
 	return h
+}
+
+// newFakeHarness is a harness whose Manager runs on a fake clock (h.clk),
+// which moves only when the test advances it.
+func newFakeHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	cfg.Clock = clock.NewFake(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	return newHarness(t, cfg)
+}
+
+// held waits until n requests (or connections) of route r wait for a
+// replica, or a pause, on the Manager's clock.
+func (h *harness) held(r Route, n int) {
+	h.t.Helper()
+	p := h.pool(r)
+	testwait.Eventually(h.t, fmt.Sprintf("%d requests to wait for a replica", n), func() bool { return p.waiting() >= n })
+}
+
+// pool returns the pool of route r.
+func (h *harness) pool(r Route) *pool {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	return h.m.routes[listenAddr(r.Listen)].pool
 }
 
 // eventsOf returns the events of kind so far.

@@ -73,11 +73,15 @@ func TestTCPRetriesAFailedDial(t *testing.T) {
 }
 
 func TestTCPWithoutBackendCloses(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newFakeHarness(t, Config{})
 	r := routeOf(t, "db", TCP)
 	h.sync(r)
-	if got, _ := roundTrip(t, r.Listen.String(), "hi"); got != "" {
-		t.Fatalf("got %q from nowhere", got)
+	got := make(chan string, 1)
+	go func() { s, _ := roundTrip(t, r.Listen.String(), "hi"); got <- s }()
+	h.held(r, 1) // waits for a replica, within the hold
+	h.clk.Advance(2 * time.Second)
+	if s := wait(t, got, "the connection to close"); s != "" {
+		t.Fatalf("got %q from nowhere", s)
 	}
 	// All backends dead: the client is closed too.
 	r.Backends = []Backend{{ID: "dead", Replica: "db/1", Addr: deadAddr(t), Ready: true}}
