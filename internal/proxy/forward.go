@@ -135,7 +135,7 @@ func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) de
 		uc = b.conns.get()
 	}
 	if uc == nil {
-		c, err := h.dial(b)
+		c, err := h.dialer.Dial("tcp", b.host)
 		if err != nil {
 			return h.failed(x, b, failedConnect, false, err)
 		}
@@ -166,15 +166,6 @@ func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) de
 func (h *httpRoute) failed(x *exchange, b *backend, k kind, reused bool, err error) decision {
 	h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "reused", reused, "err", err)
 	return x.failed(h.now(), k, reused)
-}
-
-// dial connects to b; its error is marked as a failed connection.
-func (h *httpRoute) dial(b *backend) (net.Conn, error) {
-	c, err := h.dialer.Dial("tcp", b.host)
-	if op := (*net.OpError)(nil); err != nil && (!errors.As(err, &op) || op.Op != "dial") {
-		err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
-	}
-	return c, err
 }
 
 // forwardBody hands the response body to the client's response: read
