@@ -11,6 +11,9 @@ import (
 // Clock tells the time and makes timers.
 type Clock interface {
 	Now() time.Time
+	// Since is time.Since on this clock: on Real, of a time it gave, the
+	// monotonic clock alone, which is half the cost of Now on a hot path.
+	Since(t time.Time) time.Duration
 	// After is time.After on this clock.
 	After(d time.Duration) <-chan time.Time
 	// AfterFunc is time.AfterFunc on this clock: f runs in a goroutine of
@@ -30,6 +33,7 @@ type Timer interface {
 type Real struct{}
 
 func (Real) Now() time.Time                            { return time.Now() }
+func (Real) Since(t time.Time) time.Duration           { return time.Since(t) }
 func (Real) After(d time.Duration) <-chan time.Time    { return time.After(d) }
 func (Real) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
@@ -54,6 +58,9 @@ func (f *Fake) Now() time.Time {
 	defer f.mu.Unlock()
 	return f.now
 }
+
+// Since is the fake time since t.
+func (f *Fake) Since(t time.Time) time.Duration { return f.Now().Sub(t) }
 
 func (f *Fake) After(d time.Duration) <-chan time.Time {
 	f.mu.Lock()

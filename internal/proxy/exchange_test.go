@@ -208,13 +208,13 @@ func cmpOr(s, def string) string {
 // storyWorld is a pool of two replicas, web/1 and web/2, with a hold of
 // 2 s, whose first pick is web/1.
 type storyWorld struct {
-	t   *testing.T
+	t   testing.TB
 	p   *pool
 	reg *prometheus.Registry
 	bs  []Backend
 }
 
-func newStoryWorld(t *testing.T, unready ...string) *storyWorld {
+func newStoryWorld(t testing.TB, unready ...string) *storyWorld {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg, slog.New(slog.DiscardHandler), newInflightCollector(func(func(string, string, string, int64)) {}))
 	p := newPool("p", "web", HTTP, newService("p", "web", m, newClk(clock.NewFake(time.Unix(0, 0)))),
@@ -347,4 +347,23 @@ func (l *lockedRand) IntN(n int) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.r.IntN(n)
+}
+
+// BenchmarkExchange is the machine's own cost for a request answered at
+// once (start, answered), the bookkeeping included: what the loops pay for
+// it per request. It must not allocate.
+func BenchmarkExchange(b *testing.B) {
+	w := newStoryWorld(b)
+	now := int64(1000 * time.Second)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		now += int64(time.Microsecond)
+		x := newExchange(w.p, true, true)
+		if d := x.start(now); d.step != stepSend {
+			b.Fatal("no send")
+		}
+		if d := x.answered(now+int64(300*time.Microsecond), 200, false); d.step != stepDeliver {
+			b.Fatal("no deliver")
+		}
+	}
 }
