@@ -69,6 +69,16 @@ func psCommand(g *globals) *cobra.Command {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Project, st.Service, r.Replica, trafficCells(r.Traffic, note))
 				}
 			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Println()
+			fmt.Fprintln(w, "PROJECT\tSERVICE\tLISTEN\tMODE")
+			for _, st := range stats {
+				for _, p := range st.Ports {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.Project, st.Service, p.Listen, portMode(p))
+				}
+			}
 			return w.Flush()
 		},
 	}
@@ -137,6 +147,23 @@ func clip(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
+}
+
+// portMode says how a port is served: as declared, or for a port nobody
+// declared, what its clients turned out to speak.
+func portMode(p proxy.PortStats) string {
+	if p.Mode != proxy.Auto {
+		return p.Mode.String() + " (declared)"
+	}
+	switch {
+	case p.HTTPConns == 0 && p.TCPConns == 0:
+		return "auto: no connection yet"
+	case p.TCPConns == 0:
+		return fmt.Sprintf("http (detected; %d connections)", p.HTTPConns)
+	case p.HTTPConns == 0:
+		return fmt.Sprintf("tcp (detected; %d connections)", p.TCPConns)
+	}
+	return fmt.Sprintf("http and tcp (detected; %d and %d connections)", p.HTTPConns, p.TCPConns)
 }
 
 // trafficCells are the proxy's figures for one row of `tend ps`.

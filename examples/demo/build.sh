@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the demo service into the local image tend-demo:dev (FROM scratch, static binary).
+# Builds the demo service into the local image tend-demo:dev, or $DEMO_IMAGE (FROM scratch, static binary).
 # Works from any directory and needs no registry. Prints the image id.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-image="tend-demo:dev"
+image="${DEMO_IMAGE:-tend-demo:dev}" # another tag for a run of its own (the e2e tests)
 gobin="${GO:-go}"
 if ! command -v "$gobin" >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	gobin=/usr/local/go/bin/go

@@ -79,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 2*time.Second, "probe mode: request timeout")
 	exitAfter := fs.Duration("exit-after", 0, "job mode: exit after this long without serving")
 	exitCode := fs.Int("exit-code", 0, "job mode: exit status")
+	greetAddr := fs.String("greet", "", "server-first mode: on this address, greet each connection, then echo its lines")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *probeURL != "":
 		return probe(*probeURL, *timeout, stdout)
+	case *greetAddr != "":
+		return greet(ctx, *greetAddr, *name, stderr)
 	case jobMode:
 		if *exitCode < 0 || *exitCode > 255 {
 			fmt.Fprintf(stderr, "demo: -exit-code %d: want 0..255\n", *exitCode)

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -377,5 +380,40 @@ func TestWebSocketEcho(t *testing.T) {
 	}
 	if code, _ := do(t, ts, "GET", "/ws"); code != http.StatusBadRequest {
 		t.Errorf("GET /ws without an upgrade = %d, want 400", code)
+	}
+}
+
+func TestGreet(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- greet(ctx, addr, "mail", io.Discard) }()
+	var c net.Conn
+	for range 100 {
+		if c, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if l, err := br.ReadString('\n'); err != nil || l != "220 mail ready\r\n" {
+		t.Fatalf("greeting %q %v", l, err)
+	}
+	fmt.Fprintf(c, "HELO x\r\n")
+	if l, err := br.ReadString('\n'); err != nil || l != "mail: HELO x\r\n" {
+		t.Fatalf("answer %q %v", l, err)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }

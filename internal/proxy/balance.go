@@ -186,7 +186,7 @@ type pool struct {
 
 func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration, rnd randSource) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode == HTTP, waiters: map[*waiter]struct{}{}, clk: svc.clk, rnd: rnd}
+		requests: mode != TCP, waiters: map[*waiter]struct{}{}, clk: svc.clk, rnd: rnd}
 	p.set.Store(&eligible{})
 	return p
 }
@@ -197,7 +197,11 @@ func newPool(project, service string, mode Mode, svc *service, policy ejectPolic
 // connections instead of failing them. It returns nil when the hold passes
 // or ctx ends. (An HTTP request's wait is its exchange's.)
 func (p *pool) await(ctx context.Context) *backend {
-	deadline := p.now() + int64(p.hold)
+	return p.awaitUntil(ctx, p.now()+int64(p.hold))
+}
+
+// awaitUntil is await with the hold ending at deadline (mono ns).
+func (p *pool) awaitUntil(ctx context.Context, deadline int64) *backend {
 	for {
 		epoch := p.epoch.Load()
 		now := p.now()

@@ -22,11 +22,35 @@ type Mode uint8
 const (
 	HTTP Mode = iota // HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends
 	TCP              // bytes, both ways
+	// Auto is HTTP for the clients whose first bytes are an HTTP request and
+	// TCP for the others, and for backends that speak first (sniff.go).
+	Auto
 )
 
+// MarshalText writes a Mode by its name, as the API shows it.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText reads a Mode's name.
+func (m *Mode) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "http":
+		*m = HTTP
+	case "tcp":
+		*m = TCP
+	case "auto":
+		*m = Auto
+	default:
+		return fmt.Errorf("proxy: unknown mode %q", b)
+	}
+	return nil
+}
+
 func (m Mode) String() string {
-	if m == TCP {
+	switch m {
+	case TCP:
 		return "tcp"
+	case Auto:
+		return "auto"
 	}
 	return "http"
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -26,9 +27,9 @@ type route struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	http *httpRoute  // HTTP mode
-	srv  *httpServer // HTTP mode, on a listener of its own
-	tcp  *tcpRoute   // TCP mode
+	http *httpRoute  // HTTP and Auto mode
+	srv  *httpServer // HTTP and Auto mode, on a listener of its own
+	tcp  *tcpRoute   // TCP and Auto mode: accepts the connections (sniff.go)
 
 	started bool          // serve was started (guarded by Manager.mu)
 	served  chan struct{} // closed when serve returns
@@ -69,13 +70,17 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 	rt := &route{addr: addr, spec: r, ln: ln, log: lg, served: make(chan struct{})}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.pool = newPool(r.Project, r.Service, r.Mode, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold, m.rnd)
-	if r.Mode == TCP {
+	if r.Mode != HTTP {
 		rt.tcp = newTCPRoute(rt.pool, m.dialer, lg)
-		return rt, nil
 	}
-	rt.http = m.newHTTPRoute(rt.pool, lg)
-	rt.srv = newHTTPServer(ln, only{rt.http}, lg, m.clk)
-	rt.srv.std.BaseContext = func(net.Listener) context.Context { return rt.ctx }
+	if r.Mode != TCP {
+		rt.http = m.newHTTPRoute(rt.pool, lg)
+		rt.srv = newHTTPServer(ln, only{rt.http}, lg, m.clk)
+		rt.srv.std.BaseContext = func(net.Listener) context.Context { return rt.ctx }
+	}
+	if rt.tcp != nil && rt.srv != nil {
+		rt.tcp.http = rt.srv
+	}
 	return rt, nil
 }
 
@@ -103,9 +108,17 @@ func (rt *route) serve() {
 		return // the front serves it
 	}
 	defer close(rt.served)
-	if rt.srv != nil {
-		rt.srv.serve()
+	if rt.tcp == nil {
+		rt.srv.serve(true)
 		return
+	}
+	if rt.srv != nil {
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			rt.srv.serve(false)
+		}()
+		defer func() { <-served }()
 	}
 	if err := rt.tcp.serve(rt.ctx, rt.ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		rt.log.Error("proxy: listener failed", "err", err)
@@ -128,19 +141,24 @@ func (rt *route) stop(grace time.Duration, started bool) {
 		rt.cancel()
 		return
 	}
+	var wg sync.WaitGroup
+	if rt.tcp != nil {
+		wg.Go(func() {
+			waitUntil(rt.pool.clk, grace, rt.tcp.idle)
+			rt.tcp.cut()
+			rt.tcp.wg.Wait()
+		})
+	}
 	if rt.srv != nil {
 		rt.srv.stop(grace, true) // cuts what outlives the grace; upgraded connections are the route's
 		rt.pool.closeConns()
-		rt.cancel()
-		<-rt.served
+	}
+	wg.Wait()
+	rt.cancel()
+	<-rt.served
+	if rt.http != nil {
 		// Handlers of upgraded connections end once their context is cancelled.
 		waitUntil(rt.pool.clk, grace, func() bool { return rt.http.active.Load() == 0 })
-	} else {
-		waitUntil(rt.pool.clk, grace, rt.tcp.idle)
-		rt.cancel()
-		<-rt.served
-		rt.tcp.cut()
-		rt.tcp.wg.Wait()
 	}
 }
 

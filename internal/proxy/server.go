@@ -120,8 +120,9 @@ func (l fastLogger) Printf(format string, args ...any) {
 }
 
 // serve accepts connections onto the event loops, and runs the goroutine
-// servers for those handed over, until stop.
-func (s *httpServer) serve() {
+// servers for those handed over, until stop. Without accept, connections
+// come through adopt only (an Auto route's, whose clients spoke HTTP).
+func (s *httpServer) serve(accept bool) {
 	defer close(s.served)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -140,7 +141,7 @@ func (s *httpServer) serve() {
 	} else {
 		wg.Go(func() { s.sweeper(l) })
 	}
-	for {
+	for accept {
 		c, err := s.ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {

@@ -28,6 +28,16 @@ type ServiceStats struct {
 	Service  string
 	Traffic                 // the whole service, requests no replica could take included
 	Replicas []ReplicaStats // sorted by replica name
+	Ports    []PortStats    // sorted by address
+}
+
+// PortStats is one listener of a service and the mode it runs in.
+type PortStats struct {
+	Listen string // as bound: "127.0.0.1:8080", or ":8080" for every address
+	Mode   Mode
+	// Connections since the listener opened, of an Auto port by the mode
+	// their first bytes chose (HTTP ports count none, TCP ports TCP).
+	HTTPConns, TCPConns uint64
 }
 
 // ReplicaStats is the traffic and standing of one replica.
@@ -128,7 +138,13 @@ func (m *Manager) Stats() []ServiceStats {
 	now := m.clk.mono()
 	m.mu.Lock()
 	standings := make(map[*service]map[string]ReplicaStats, len(m.services))
+	ports := make(map[*service][]PortStats, len(m.services))
 	for _, rt := range m.routes {
+		ps := PortStats{Listen: rt.addr, Mode: rt.spec.Mode}
+		if rt.tcp != nil {
+			ps.HTTPConns, ps.TCPConns = rt.tcp.servedHTTP.Load(), rt.tcp.servedTCP.Load()
+		}
+		ports[rt.pool.svc] = append(ports[rt.pool.svc], ps)
 		st := standings[rt.pool.svc]
 		if st == nil {
 			st = make(map[string]ReplicaStats)
@@ -138,7 +154,10 @@ func (m *Manager) Stats() []ServiceStats {
 	}
 	out := make([]ServiceStats, 0, len(m.services))
 	for _, svc := range m.services {
-		out = append(out, svc.stats(now, standings[svc]))
+		ss := svc.stats(now, standings[svc])
+		ss.Ports = ports[svc]
+		slices.SortFunc(ss.Ports, func(a, b PortStats) int { return cmp.Compare(a.Listen, b.Listen) })
+		out = append(out, ss)
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b ServiceStats) int {

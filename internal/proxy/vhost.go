@@ -93,7 +93,7 @@ func (f *front) publish() {
 
 func (f *front) serve() {
 	defer close(f.served)
-	f.srv.serve()
+	f.srv.serve(true)
 }
 
 // stop closes the listener and lets requests in flight finish for up to grace.

@@ -79,7 +79,9 @@ func listenAddr(port spec.Port) netip.AddrPort {
 }
 
 // mode is HTTP where the port is declared HTTP (compose app_protocol) or a
-// probe checks it over HTTP; TCP otherwise, which is always safe.
+// probe checks it over HTTP, TCP where app_protocol names anything else,
+// and Auto (HTTP for the clients that speak it, TCP for the rest) where
+// nothing is said, which is what almost every compose file says.
 func mode(svc *spec.Service, port spec.Port) proxy.Mode {
 	switch port.AppProtocol {
 	case "http", "h2c":
@@ -93,7 +95,7 @@ func mode(svc *spec.Service, port spec.Port) proxy.Mode {
 			return proxy.HTTP
 		}
 	}
-	return proxy.TCP
+	return proxy.Auto
 }
 
 // syncTraffic hands the proxy every route, and journals a failure to bind once, not at every pass.

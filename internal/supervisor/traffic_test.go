@@ -18,7 +18,7 @@ func trafficProject() *spec.Project {
 		Services: []spec.Service{
 			{Name: "api", Ports: []spec.Port{{HostIP: "127.0.0.1", HostPort: 18080, ContainerPort: 8080, Protocol: "tcp"}},
 				Networks: []spec.NetworkAttach{{Network: "default"}}, Tend: spec.Extension{Readiness: httpProbe, Idempotent: []string{"PUT"}}},
-			{Name: "db", Ports: []spec.Port{{HostPort: 5432, ContainerPort: 5432, Protocol: "tcp"}},
+			{Name: "db", Ports: []spec.Port{{HostPort: 5432, ContainerPort: 5432, Protocol: "tcp", AppProtocol: "postgresql"}},
 				Networks: []spec.NetworkAttach{{Network: "back"}}},
 			{Name: "dns", Ports: []spec.Port{{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
 				Networks: []spec.NetworkAttach{{Network: "default"}}},
@@ -55,7 +55,11 @@ func TestRoutesPublishTCPPortsOverRunningReplicas(t *testing.T) {
 		t.Errorf("api backends:\n got %+v\nwant %+v", api.Backends, want)
 	}
 	if db := rs[1]; db.Mode != proxy.TCP || db.Listen != netip.AddrPortFrom(netip.IPv4Unspecified(), 5432) {
-		t.Errorf("db route: %v %v, want every address in TCP mode", db.Listen, db.Mode)
+		t.Errorf("db route: %v %v, want every address in TCP mode (app_protocol names another protocol)", db.Listen, db.Mode)
+	}
+	p.Services[1].Ports[0].AppProtocol = ""
+	if db := routes(p, cs, health)[1]; db.Mode != proxy.Auto {
+		t.Errorf("db route with nothing declared: %v, want auto (HTTP told from TCP by the first bytes)", db.Mode)
 	}
 	if web := rs[2]; web.Mode != proxy.HTTP {
 		t.Errorf("web route: %v, want HTTP (app_protocol)", web.Mode)

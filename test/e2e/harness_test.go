@@ -24,6 +24,15 @@ import (
 
 var tendBin string
 
+// demoImage is the demo image as this run built it, under a tag of its own:
+// another run (or benchmark) on the same engine may build tend-demo:dev from
+// other sources meanwhile. The tests' compose files and Dockerfiles say
+// tend-demo:dev; project and writeFile put this tag in its place.
+var demoImage = fmt.Sprintf("tend-demo:e2e-%d", os.Getpid())
+
+// ownImage is s with this run's demo image for tend-demo:dev.
+func ownImage(s string) string { return strings.ReplaceAll(s, "tend-demo:dev", demoImage) }
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -53,10 +62,13 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: build tend: %v\n%s", err, out)
 		return 1
 	}
-	if out, err := exec.Command(filepath.Join(root, "examples/demo/build.sh")).CombinedOutput(); err != nil {
+	demo := exec.Command(filepath.Join(root, "examples/demo/build.sh"))
+	demo.Env = append(os.Environ(), "DEMO_IMAGE="+demoImage)
+	if out, err := demo.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build demo image: %v\n%s", err, out)
 		return 1
 	}
+	defer exec.Command("docker", "rmi", demoImage).Run() // the tag; the image stays while others name it
 	return m.Run()
 }
 
@@ -240,7 +252,7 @@ func (d *daemon) project(compose string) (name, file string) {
 		name = name[:40]
 	}
 	file = filepath.Join(t.TempDir(), "compose.yaml")
-	if err := os.WriteFile(file, []byte(compose), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(ownImage(compose)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -194,7 +194,7 @@ func readFile(t *testing.T, path string) string {
 
 func writeFile(t *testing.T, path, s string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(ownImage(s)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
