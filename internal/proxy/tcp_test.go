@@ -86,8 +86,21 @@ func TestTCPWithoutBackendCloses(t *testing.T) {
 	// All backends dead: the client is closed too.
 	r.Backends = []Backend{{ID: "dead", Replica: "db/1", Addr: deadAddr(t), Ready: true}}
 	h.sync(r)
-	if got, _ := roundTrip(t, r.Listen.String(), "hi"); got != "" {
-		t.Fatalf("got %q from a dead backend", got)
+	go func() { s, _ := roundTrip(t, r.Listen.String(), "hi"); got <- s }()
+	// Refused, it is dialled again after pauses, within the hold: let the
+	// clock run until the client is closed.
+	var s string
+	testwait.Eventually(t, "the connection to close", func() bool {
+		h.clk.Advance(connectPause)
+		select {
+		case s = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if s != "" {
+		t.Fatalf("got %q from a dead backend", s)
 	}
 }
 
