@@ -98,7 +98,7 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace bool, l
 	}
 	reg := prometheus.NewRegistry()
 	var sup *supervisor.Supervisor
-	traffic := proxy.NewManager(proxy.Config{Log: log, Registry: reg,
+	traffic := proxy.NewManager(proxy.Config{Log: log, Registry: reg, Clock: clock.Real{},
 		OnEvent: func(e proxy.Event) { sup.ProxyEvent(e) }})
 	sup = supervisor.New(supervisor.Config{Runtime: rt, Store: st, Clock: clock.Real{}, Log: log, Traffic: traffic})
 	srv := &api.Server{Supervisor: sup, Store: st, Log: log, Version: version, Metrics: traffic.Handler()}

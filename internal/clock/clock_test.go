@@ -1,6 +1,7 @@
 package clock_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,39 @@ func TestReal(t *testing.T) {
 	}
 	if now := c.Now(); now.Before(got) {
 		t.Errorf("Real.Now() = %s, before the timer fired (%s)", now, got)
+	}
+}
+
+func TestFakeAfterFunc(t *testing.T) {
+	c := clock.NewFake(t0)
+	var fired []string
+	at := func(name string) func() { return func() { fired = append(fired, name+"@"+c.Now().Sub(t0).String()) } }
+	late := c.AfterFunc(3*time.Second, at("late"))
+	c.AfterFunc(time.Second, at("early"))
+	stopped := c.AfterFunc(2*time.Second, at("stopped"))
+	if !stopped.Stop() || stopped.Stop() {
+		t.Fatal("Stop of a pending timer: want true, then false")
+	}
+	if n := c.Timers(); n != 2 {
+		t.Fatalf("Timers() = %d, want 2 pending", n)
+	}
+	c.Advance(5 * time.Second)
+	// Both came due in this advance: in due order, with the clock at its new time.
+	if got := strings.Join(fired, " "); got != "early@5s late@5s" {
+		t.Fatalf("fired %q", got)
+	}
+	if late.Reset(time.Second) {
+		t.Fatal("Reset of a fired timer reported it pending")
+	}
+	c.Advance(999 * time.Millisecond)
+	if len(fired) != 2 {
+		t.Fatal("a reset timer fired early")
+	}
+	c.Advance(time.Millisecond)
+	if got := fired[len(fired)-1]; got != "late@6s" {
+		t.Fatalf("the reset timer fired as %q", got)
+	}
+	if c.Timers() != 0 {
+		t.Fatalf("%d timers left", c.Timers())
 	}
 }

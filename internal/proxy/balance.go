@@ -44,11 +44,17 @@ const (
 	failSample = time.Second
 )
 
-// base is the origin of mono; time.Since reads the monotonic clock.
-var base = time.Now()
+// randSource is where the balancer's random draws come from; it must be
+// safe for concurrent use (the goroutine paths pick at once).
+type randSource interface {
+	IntN(n int) int // in [0, n)
+}
 
-// mono is the monotonic time in nanoseconds since the package started.
-func mono() int64 { return int64(time.Since(base)) }
+// globalRand is math/rand/v2's source: per-thread, safe for concurrent
+// use, and as cheap as a draw can be on the hot path.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int { return rand.IntN(n) }
 
 // backend is one replica behind one route. The hot-path fields are atomics;
 // the rest is guarded by the owning pool's mutex.
@@ -77,9 +83,9 @@ type backend struct {
 }
 
 // begin and end bracket one request or connection on b.
-func (b *backend) begin() {
+func (b *backend) begin(now int64) {
 	if b.inflight.Add(1) == 1 {
-		b.progress.Store(mono())
+		b.progress.Store(now)
 	}
 	b.stats.inflight.Add(1)
 }
@@ -161,62 +167,111 @@ type pool struct {
 	onEvent          func(Event)
 	log              *slog.Logger
 
+	clk *clk
+	rnd randSource // the balancer's random draws
+
 	set       atomic.Pointer[eligible]
 	turn      atomic.Uint64 // round robin over set.bs
 	readmitAt atomic.Int64  // mono ns of the earliest ejection end; 0: none
 	hold      time.Duration
 	requests  bool // HTTP: in flight are requests, which should end soon
 
-	changed chan struct{} // closed (and replaced) at every rebuild; guarded by mu
+	epoch atomic.Uint64 // changes at every rebuild
 
-	mu   sync.Mutex
-	all  []*backend // in Sync order
-	gone []*backend // removed by Sync with requests still in flight
+	mu      sync.Mutex
+	waiters map[*waiter]struct{} // woken at the next rebuild
+	all     []*backend           // in Sync order
+	gone    []*backend           // removed by Sync with requests still in flight
 }
 
-func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration) *pool {
+func newPool(project, service string, mode Mode, svc *service, policy ejectPolicy, onEvent func(Event), log *slog.Logger, hold time.Duration, rnd randSource) *pool {
 	p := &pool{project: project, service: service, svc: svc, policy: policy, onEvent: onEvent, log: log, hold: hold,
-		requests: mode != TCP, changed: make(chan struct{})}
+		requests: mode != TCP, waiters: map[*waiter]struct{}{}, clk: svc.clk, rnd: rnd}
 	p.set.Store(&eligible{})
 	return p
 }
 
-// await picks a backend for a new request; when none is eligible it waits
-// up to the pool's hold for one (a replica restarting, or its readiness not
-// yet synced), so a blip of a few hundred milliseconds delays requests
-// instead of failing them. It returns nil when the hold passes or ctx ends.
+// await picks a backend for a new connection (TCP); when none is eligible
+// it waits up to the pool's hold for one (a replica restarting, or its
+// readiness not yet synced), so a blip of a few hundred milliseconds delays
+// connections instead of failing them. It returns nil when the hold passes
+// or ctx ends. (An HTTP request's wait is its exchange's.)
 func (p *pool) await(ctx context.Context) *backend {
-	return p.awaitExcept(ctx, mono()+int64(p.hold))
+	return p.awaitUntil(ctx, p.now()+int64(p.hold))
 }
 
-// awaitExcept is await for a request already sent to tried, which waits
-// until the deadline (mono ns) at most, for a backend not tried.
-func (p *pool) awaitExcept(ctx context.Context, deadline int64, tried ...*backend) *backend {
-	if b := p.next(mono(), tried); b != nil || p.hold <= 0 {
-		return b
-	}
-	timer := time.NewTimer(time.Duration(deadline - mono()))
-	defer timer.Stop()
+// awaitUntil is await with the hold ending at deadline (mono ns).
+func (p *pool) awaitUntil(ctx context.Context, deadline int64) *backend {
 	for {
-		p.mu.Lock()
-		ch := p.changed
-		p.mu.Unlock()
-		if b := p.next(mono(), tried); b != nil {
+		epoch := p.epoch.Load()
+		now := p.now()
+		if b := p.pick(now); b != nil || now >= deadline {
 			return b
 		}
-		var readmit <-chan time.Time
-		if t := p.readmitAt.Load(); t != 0 {
-			readmit = time.After(time.Duration(max(t-mono(), 0)))
+		until := deadline
+		if t := p.readmitAt.Load(); t > now && t < until {
+			until = t
 		}
-		select {
-		case <-ch:
-		case <-readmit:
-		case <-timer.C:
-			return nil
-		case <-ctx.Done():
+		if !p.sleep(ctx, epoch, until) {
 			return nil
 		}
 	}
+}
+
+// now is the pool's clock's mono.
+func (p *pool) now() int64 { return p.clk.mono() }
+
+// waiter is one wait for the pool to change; wake is called once, with
+// the pool's lock held, so it must only signal (el.Execute, a channel).
+type waiter struct{ wake func() }
+
+// watch has w woken at the pool's next change, and reports whether it
+// will be: false when the pool has changed since epoch already (w is then
+// not kept, and the caller should look again at once).
+func (p *pool) watch(w *waiter, epoch uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.epoch.Load() != epoch {
+		return false
+	}
+	p.waiters[w] = struct{}{}
+	return true
+}
+
+// unwatch forgets w, which was woken or gave up.
+func (p *pool) unwatch(w *waiter) {
+	p.mu.Lock()
+	delete(p.waiters, w)
+	p.mu.Unlock()
+}
+
+// waiting is how many waits are on the pool: requests (and connections)
+// waiting for a replica.
+func (p *pool) waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiters)
+}
+
+// sleep is a wait on a goroutine: until (mono ns), a change of the pool
+// since epoch, or the end of ctx (false).
+func (p *pool) sleep(ctx context.Context, epoch uint64, until int64) bool {
+	changed := make(chan struct{}, 1)
+	w := &waiter{wake: func() { changed <- struct{}{} }}
+	if !p.watch(w, epoch) {
+		return ctx.Err() == nil
+	}
+	defer p.unwatch(w)
+	timer := make(chan struct{}, 1)
+	t := p.clk.AfterFunc(time.Duration(until-p.now()), func() { timer <- struct{}{} })
+	defer t.Stop()
+	select {
+	case <-changed:
+	case <-timer:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // pick returns a backend for a new request, or nil when none is eligible:
@@ -235,7 +290,7 @@ func (p *pool) pick(now int64) *backend {
 		return bs[0]
 	}
 	i := int(p.turn.Add(1) % uint64(n))
-	j := rand.IntN(n - 1)
+	j := p.rnd.IntN(n - 1)
 	if j >= i {
 		j++
 	}
@@ -300,7 +355,7 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 		case n == 2:
 			b = x
 		default: // keeps each of the n in the pair with probability 2/n
-			switch rand.IntN(n) {
+			switch p.rnd.IntN(n) {
 			case 0:
 				a = x
 			case 1:
@@ -311,7 +366,7 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 	if b == nil {
 		return a
 	}
-	if rand.IntN(2) == 0 { // the reservoir's order is not random; ties must be
+	if p.rnd.IntN(2) == 0 { // the reservoir's order is not random; ties must be
 		a, b = b, a
 	}
 	if b.load(now, p.requests) < a.load(now, p.requests) {
@@ -324,7 +379,13 @@ func (p *pool) twoChoices(now int64, bs, tried []*backend) *backend {
 // in-flight requests) of those that stay. drained reports the IDs that
 // Drain took out of rotation.
 func (p *pool) update(want []Backend, drained func(id string) bool) {
-	now := mono()
+	now := p.now()
+	dropped := false
+	defer func() {
+		if dropped {
+			closeParked() // after the lock: the loops' parked connections to them
+		}
+	}()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := make(map[string]*backend, len(p.all))
@@ -343,6 +404,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 		if b == nil || b.addr != w.Addr || b.replica != w.Replica {
 			if b != nil {
 				b.conns.close()
+				dropped = true
 			}
 			b = &backend{id: w.ID, replica: w.Replica, addr: w.Addr, host: w.Addr.String(), stats: p.svc.replica(w.Replica)}
 			b.reset(now, best)
@@ -355,6 +417,7 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 	for _, b := range old {
 		b.conns.close()
 		p.gone = append(p.gone, b)
+		dropped = true
 	}
 	p.all = next
 	p.pruneGone()
@@ -364,13 +427,14 @@ func (p *pool) update(want []Backend, drained func(id string) bool) {
 // closeConns closes the backends' connections: the route is gone.
 func (p *pool) closeConns() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, bs := range [][]*backend{p.all, p.gone} {
 		for _, b := range bs {
 			b.conns.close()
 			b.conns.cut()
 		}
 	}
+	p.mu.Unlock()
+	closeParked()
 }
 
 // pruneGone forgets removed backends whose last request has finished.
@@ -427,8 +491,11 @@ func (p *pool) rebuild() {
 	}
 	p.set.Store(&eligible{bs: bs, ejected: ejected})
 	p.readmitAt.Store(next)
-	close(p.changed)
-	p.changed = make(chan struct{})
+	p.epoch.Add(1)
+	for w := range p.waiters {
+		w.wake()
+	}
+	clear(p.waiters)
 }
 
 // bestEstimate is the lowest latency estimate among the backends in

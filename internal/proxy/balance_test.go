@@ -10,42 +10,42 @@ func TestPickOnlyEligible(t *testing.T) {
 	bs[1].Ready = false
 	p := testPool(t, ejectPolicy{after: 5, base: time.Second, max: time.Minute}, nil, bs...)
 	for range 200 {
-		if b := p.pick(mono()); b == nil || b.id == "b" {
+		if b := p.pick(testNow()); b == nil || b.id == "b" {
 			t.Fatalf("picked %v", b)
 		}
 	}
 	a := backendByID(p, "a")
 	for range 50 {
-		if b := p.pickExcept(mono(), a); b == nil || b.id != "c" {
+		if b := p.pickExcept(testNow(), a); b == nil || b.id != "c" {
 			t.Fatalf("skipping a picked %v", b)
 		}
 	}
 	// A retry after two failed attempts finds the one backend left.
 	p2 := testPool(t, ejectPolicy{after: 5, base: time.Second, max: time.Minute}, nil, threeBackends()...)
 	for range 50 {
-		if b := p2.pickExcept(mono(), backendByID(p2, "a"), backendByID(p2, "c")); b == nil || b.id != "b" {
+		if b := p2.pickExcept(testNow(), backendByID(p2, "a"), backendByID(p2, "c")); b == nil || b.id != "b" {
 			t.Fatalf("skipping a and c picked %v", b)
 		}
 	}
 	seen := map[string]bool{}
 	for range 200 {
-		seen[p2.pick(mono()).id] = true
+		seen[p2.pick(testNow()).id] = true
 	}
 	if len(seen) != 3 {
 		t.Fatalf("200 picks over three equal backends chose only %v", seen)
 	}
 	p.drain("c")
-	if b := p.pickExcept(mono(), a); b != nil {
+	if b := p.pickExcept(testNow(), a); b != nil {
 		t.Fatalf("picked %s with a skipped and c draining", b.id)
 	}
 	p.update(nil, func(string) bool { return false })
-	if b := p.pick(mono()); b != nil {
+	if b := p.pick(testNow()); b != nil {
 		t.Fatalf("picked %s from an empty pool", b.id)
 	}
 }
 
 func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
-	now := mono()
+	now := testNow()
 	// picks counts which backend n picks at now choose, by ID.
 	picks := func(p *pool, n int, now int64) map[string]int {
 		got := map[string]int{}
@@ -139,7 +139,7 @@ func TestPickTakesTurnsButSkipsASlowReplica(t *testing.T) {
 func TestObserveMovesTheEstimate(t *testing.T) {
 	p := testPool(t, ejectPolicy{after: 5}, nil, threeBackends()[:1]...)
 	a := backendByID(p, "a")
-	now := mono()
+	now := testNow()
 	a.reset(now, float64(10*time.Millisecond))
 	a.observe(now, 20*time.Millisecond)
 	if got := time.Duration(a.estimate(now)); got != 13*time.Millisecond {
@@ -154,8 +154,8 @@ func TestUpdateKeepsStateAndAddsFreshBackends(t *testing.T) {
 	bs := threeBackends()
 	p := testPool(t, ejectPolicy{after: 5}, nil, bs[:2]...)
 	a, b := backendByID(p, "a"), backendByID(p, "b")
-	a.reset(mono(), float64(4*time.Millisecond))
-	b.reset(mono(), float64(2*time.Millisecond))
+	a.reset(testNow(), float64(4*time.Millisecond))
+	b.reset(testNow(), float64(2*time.Millisecond))
 	b.inflight.Store(1) // b leaves with a request in flight
 	p.update([]Backend{bs[0], bs[2]}, func(string) bool { return false })
 	if backendByID(p, "a") != a {
@@ -165,7 +165,7 @@ func TestUpdateKeepsStateAndAddsFreshBackends(t *testing.T) {
 		t.Fatalf("b was not kept as gone; gone = %v", p.gone)
 	}
 	c := backendByID(p, "c")
-	if e := time.Duration(c.estimate(mono())); e < 1900*time.Microsecond || e > 2*time.Millisecond {
+	if e := time.Duration(c.estimate(testNow())); e < 1900*time.Microsecond || e > 2*time.Millisecond {
 		t.Fatalf("a new backend starts at %s, want about the best of the others", e)
 	}
 	// A moved container (same ID, new address) is a new backend.

@@ -8,12 +8,14 @@
 // metrics through Handler). It holds no policy about replicas' lives: which
 // backends exist and which are ready come from the supervisor through Sync,
 // and what the proxy notices (ejections) goes back as Events for the
-// journal. It imports no other tend package (nor the Docker SDK): the
-// supervisor translates its replicas into Routes.
+// journal. It imports no other tend package but internal/clock (nor the
+// Docker SDK): the supervisor translates its replicas into Routes. It reads
+// time only through Config.Clock (internal/arch_test.go checks), so its
+// waits, pauses and timeouts run on a fake clock in tests.
 //
 // # Use
 //
-//	m := proxy.NewManager(proxy.Config{Log: log, OnEvent: journal})
+//	m := proxy.NewManager(proxy.Config{Log: log, Clock: clock.Real{}, OnEvent: journal})
 //	go m.Run(ctx)                // or under an errgroup; returns when ctx ends
 //	err := m.Sync(routes)        // after every pass: the whole desired set, idempotent
 //	m.Drain(ctx, containerID)    // before stopping a replica
@@ -23,14 +25,35 @@
 // once and served when Run starts. A route on port 0 gets a port from the
 // system; Addr tells which.
 //
+// # One exchange, three drivers
+//
+// A request's life is one state machine, the exchange (exchange.go): it
+// is fed events with the time (start; an attempt answered, or failed with
+// a kind: could not connect, could not write, broken after sending, no
+// head in time, a bad answer; the client gone; a wait over; a streamed
+// answer finished) and returns what to do next (send to a backend, on a
+// new or a parked connection; wait until a time or a change of the pool;
+// answer with tend's own error; deliver the backend's answer). It does no
+// I/O and reads no clock. The rules below (Failures) and the bookkeeping
+// (the backend's in-flight count, latency sample and failure streak, the
+// statistics, the retry budget) are in it once; every attempt's outcome
+// passes through one method (exchange.outcome), where a request breaker or
+// a rollout gate belongs. The drivers carry bytes and turn what happened
+// into events (classify, once): the event loops, fasthttp's handler
+// (forward.go) and the RoundTripper under net/http's ReverseProxy
+// (http.go) each run the same loop over the exchange's decisions. Tests of
+// the rules are stories of events with no sockets (exchange_test.go).
+//
 // # HTTP and TCP
 //
-// An HTTP route's connections are served on event loops (loop.go, on
-// evloop: epoll, one loop per CPU on a thread of its own, see loopCount
-// and evloop's package comment for why not gnet): a request is parsed,
-// sent to a picked backend over the loop's own keep-alive connections,
-// and its answer read whole and written back, in the loops' callbacks,
-// with no goroutine per connection. The loops do the common case only: a
+// An HTTP route's connections are served on event loops (loop.go and
+// loopclient.go, loopupstream.go, loopwire.go, on evloop: epoll, one loop
+// per CPU on a thread of its own, see loopCount and evloop's package
+// comment for why not gnet): a request is parsed, sent where its exchange
+// says over the loop's own keep-alive connections, and its answer read
+// whole and written back, in the loops' callbacks, with no goroutine per
+// connection; a request that must wait for a replica waits on the loop, on
+// a timer and a waiter on the pool. The loops do the common case only: a
 // request of known length up to 64 KiB, not an upgrade, and an answer up
 // to 64 KiB (of known length, or chunked and all in). Anything else is
 // handed over, with the bytes read so far, to goroutine servers, for the
@@ -44,15 +67,13 @@
 // client's pace, and passes a chunked one through as it is, trailer
 // included.
 //
-// On both paths the response head has its own deadline, a small answer
-// is read whole before the client sees any of it (so a replica dying
-// mid-answer is a failed attempt, retried like any other), a reused
-// connection that breaks before any answer (the backend closed it while
-// idle, or died) costs a new connection, not a failure, to another
-// backend when one is ready (pool.afterStale says why),
-// and a client that leaves while its request waits is noticed and the
-// exchange cut (at once on the loops; after a second's wait on fasthttp's
-// path, whose connection is watched from then on).
+// On both HTTP/1.x paths the response head has its own deadline (a timer
+// on the clock, which cuts the read), a small answer is read whole before
+// the client sees any of it (so a replica dying mid-answer is a bad
+// answer: a failed attempt, retried like any other), and a client that
+// leaves while its request waits is noticed and the exchange cut (at once
+// on the loops; after a second's wait on fasthttp's path, whose connection
+// is watched from then on).
 //
 // Why: with a goroutine per connection Go reads before it waits and
 // wakes a goroutine per readiness; net/http's server, ReverseProxy and
@@ -95,7 +116,8 @@
 // busy host has).
 //
 // Why turns and not the cheaper of two random choices by latency times
-// requests in flight (sessions 2-5), nor least outstanding requests: on a
+// requests in flight (the balancer from 2026-11-27, 0988168, until
+// 55b74b1 the same day), nor least outstanding requests: on a
 // host whose CPUs the replicas share with the proxy and the clients, the
 // replica that answers fastest is the one that has a CPU at the moment.
 // Both of those balancers send it more, load concentrates on one replica,
@@ -108,7 +130,8 @@
 // replica slowed by a bug, a GC storm or a noisy neighbour gets less,
 // while replicas alike share evenly. Retries and stale resends, which must
 // avoid the replicas tried, take the less loaded of two drawn at random
-// from the rest. Limits: the estimate is per route, not shared between a
+// from the rest. The random draws come from a source of the pool's own
+// (a seeded one in tests). Limits: the estimate is per route, not shared between a
 // service's ports; it measures the time to the first byte, so a replica
 // slow at streaming large bodies is not seen as slow.
 //
@@ -127,19 +150,34 @@
 // (a replica ejected while it restarted is often fine again long before
 // its ejection ends, while the ones in rotation may be failing).
 //
-// Retries: an attempt that could not connect is sent once more to another
-// backend (one not tried yet), whatever the method (nothing reached the backend); one answered
-// with 502 or 503, or whose connection broke, only when the method is
-// idempotent (GET, HEAD, OPTIONS and Route.Idempotent). A request body is
-// kept in memory for that only when its length is known and at most 64 KiB;
-// larger or streamed bodies are never retried. Retries spend a per-service
-// budget: over the last 10 s, at most 20 % of the requests plus 3 per second,
-// so a struggling service is never hit with a storm of retries.
-// A retry that finds no other backend ready (the others restarting) waits
-// for one within Config.Hold since the request came. When every backend
-// tried refused the connection (all restarting at once), the request
-// reached none, so it is tried again on any after 25 ms, and so on within
-// the hold.
+// Retries (exchange.go): an attempt that could not connect, or could not
+// write its request, is sent once more to another backend (one not tried
+// yet), whatever the method (nothing reached the backend); one whose
+// connection broke after sending, or whose answer was bad or cut short,
+// only when the method is idempotent (GET, HEAD, OPTIONS and
+// Route.Idempotent), and so is one answered with 502 or 503, but only to a
+// backend ready now: otherwise that answer stands. A timeout (504) is
+// never retried: the backend may still be working on it. At most three
+// attempts, the third only after a refused connection (maxAttempts). A
+// request body is kept in memory for that only when its length is known
+// and at most 64 KiB; larger or streamed bodies go on new connections and
+// are never retried. Retries spend a per-service budget: over the last
+// 10 s, at most 20 % of the requests plus 3 per second, so a struggling
+// service is never hit with a storm of retries; a retry of a refused
+// connection is free (counted all the same). A request that finds no
+// backend ready waits for one within Config.Hold since it came (then
+// 503), and so does a retry that finds no other ready (the others
+// restarting; then 502). When every backend tried refused the connection
+// (all restarting at once), the request reached none, so it is tried
+// again on any after 25 ms, and so on within the hold.
+//
+// A reused keep-alive connection that breaks before any answer (the
+// backend closed it while idle, or died) costs a new connection, not a
+// failure, if nothing reached the backend or the method is idempotent: to
+// another backend when one is ready, the same one otherwise (pool.afterStale
+// says why); once per attempt, since a new connection cannot be stale. The
+// net/http path leaves that to http.Transport, which does it itself.
+// A client that leaves is no backend's failure: the attempt counts as 499.
 //
 // Draining: Drain takes a backend out of rotation at once and waits for its
 // requests in flight. A backend removed by Sync also stops getting new

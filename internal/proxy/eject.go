@@ -209,7 +209,7 @@ func (p *pool) has(b *backend) bool {
 
 func (p *pool) event(kind string, b *backend, msg string, d time.Duration) Event {
 	return Event{Kind: kind, Project: p.project, Service: p.service, Replica: b.replica, ID: b.id,
-		Message: msg, Time: time.Now(), Duration: d}
+		Message: msg, Time: p.clk.Now(), Duration: d}
 }
 
 // emit hands ev to Config.OnEvent; a panic there is logged, not spread to

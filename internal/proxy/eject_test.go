@@ -231,7 +231,7 @@ func TestOnEventPanicIsContained(t *testing.T) {
 func TestEjectedBackendIsTheLastResort(t *testing.T) {
 	p := testPool(t, ejectPolicy{after: 1, base: time.Minute, max: time.Hour}, nil, threeBackends()...)
 	a, b := backendByID(p, "a"), backendByID(p, "b")
-	now := mono()
+	now := testNow()
 	p.failed(a, failConnect, now) // ejected for a minute
 	if got := eligibleIDs(p); !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("eligible = %v", got)

@@ -17,74 +17,38 @@ import (
 // on; a larger one, or one of unknown length, streams through.
 const maxBuffered = 64 << 10
 
-// serve proxies one HTTP/1.x request: to a picked backend and, when the
-// attempt failed in a way that allows it, once more to another (see
-// maxAttempts).
+// serve proxies one HTTP/1.x request: its exchange decides, this carries
+// it out (exchange.go).
 func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	h.active.Add(1)
 	defer h.active.Add(-1)
-	p := h.pool
-	b := p.await(ctx)
-	now := mono()
-	if b == nil {
-		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
-		h.answer(ctx, http.StatusServiceUnavailable)
-		return
-	}
 	out := outbound{ctx: ctx}
 	if err := out.prepare(); err != nil {
 		h.answer(ctx, http.StatusBadRequest)
 		return
 	}
-	out.idempotent = isIdempotent(string(ctx.Method()), *h.idempotent.Load())
-	out.began = now
-	f, code := h.attempts(&out, b, now)
-	for f == failConnect && out.replayable() && time.Duration(mono()-out.began)+connectPause < p.hold {
-		// Every replica tried refused the connection: a moment when all
-		// restart at once. Nothing reached one, so once more after a
-		// pause, within the hold.
-		time.Sleep(connectPause)
-		if b = p.awaitExcept(ctx, out.deadline(p)); b == nil {
-			break
+	x := newExchange(h.pool, isIdempotent(string(ctx.Method()), *h.idempotent.Load()), out.replayable())
+	for d := x.start(h.now()); ; {
+		switch d.step {
+		case stepSend:
+			ctx.Response.Reset()
+			d = h.attempt(&out, &x, d.b, d.fresh)
+		case stepWait:
+			if !h.pool.sleep(ctx, d.epoch, d.until) {
+				d = x.clientGone(h.now())
+				continue
+			}
+			d = x.woke(h.now())
+		case stepAnswer:
+			h.answer(ctx, d.code)
+			return
+		case stepDeliver:
+			return
+		default: // stepDone: the client left
+			h.answer(ctx, statusClientGone)
+			return
 		}
-		ctx.Response.Reset()
-		f, code = h.attempts(&out, b, mono())
 	}
-	if code != 0 {
-		h.answer(ctx, code)
-	}
-}
-
-// connectPause is the wait before a request that no replica accepted is
-// tried again (see Config.Hold): a replica restarted in place is back in
-// tens of milliseconds.
-const connectPause = 25 * time.Millisecond
-
-// attempts sends the request to b and, when the attempt failed in a way
-// that allows it, to others not tried yet (see maxAttempts). It returns
-// the last failure and the status tend must answer with (0: a backend's
-// answer stands).
-func (h *httpRoute) attempts(out *outbound, b *backend, now int64) (failure, int) {
-	p := h.pool
-	var tried triedSet
-	f, code := h.exchange(out, b, now, &tried)
-	for n := 1; mayRetry(f, out.idempotent, n) && out.replayable(); n++ {
-		// With none to go to now (the others restarting), a retry waits
-		// for one within the hold; after a failed connection serve waits.
-		var next *backend
-		if f == failConnect {
-			next = p.pickExcept(mono(), tried.list()...)
-		} else {
-			next = p.awaitExcept(out.ctx, out.deadline(p), tried.list()...)
-		}
-		now = mono()
-		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
-			break
-		}
-		out.ctx.Response.Reset() // closes a failed answer's body, if streaming
-		f, code = h.exchange(out, next, now, &tried)
-	}
-	return f, code
 }
 
 // outbound is the request as sent to backends.
@@ -93,13 +57,7 @@ type outbound struct {
 	body   []byte    // the whole body, when it was small enough to keep
 	stream io.Reader // a large body, sent once as it arrives
 	length int       // body length; -1: unknown (sent chunked)
-
-	idempotent bool  // the request may be sent twice
-	began      int64 // mono ns when it came
 }
-
-// deadline is the end of the request's hold (see Config.Hold), in mono ns.
-func (o *outbound) deadline(p *pool) int64 { return o.began + int64(p.hold) }
 
 // prepare takes the body: whole when it is small (so the request can be
 // sent again), as a stream otherwise.
@@ -128,6 +86,10 @@ func (o *outbound) prepare() error {
 
 // replayable reports whether the request may be sent again.
 func (o *outbound) replayable() bool { return o.stream == nil }
+
+// clientFailed reports whether reading the client's streamed body failed:
+// the client's doing, not the backend's.
+func (o *outbound) clientFailed() bool { return o.stream != nil && o.stream.(*clientBody).failed }
 
 // send writes the request on uc.
 func (o *outbound) send(uc *upConn) error {
@@ -163,130 +125,57 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// triedSet is the backends a request was sent to, a stale resend's
-// (pool.afterStale) included: at most one per attempt.
-type triedSet struct {
-	bs [2 * maxAttempts]*backend
-	n  int
-}
-
-func (t *triedSet) add(b *backend)   { t.bs[t.n] = b; t.n++ }
-func (t *triedSet) list() []*backend { return t.bs[:t.n] }
-func (t *triedSet) reset()           { t.n = 0 }
-
-// exchange makes one attempt on b: the response head goes to the client's
-// response, and its body whole or as a stream. It returns the failure, if
-// any, and the status tend must answer with itself (0: the backend's
-// answer stands).
-func (h *httpRoute) exchange(o *outbound, b *backend, start int64, tried *triedSet) (failure, int) {
-	ctx := o.ctx
-	resp := &ctx.Response
-	tried.add(b)
-	b.begin()
+// attempt makes one attempt on b, on a parked connection unless fresh:
+// the request written, the response head into the client's response and
+// its body whole or set to stream; it returns what the exchange decides
+// next.
+func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) decision {
 	var uc *upConn
-	if o.replayable() {
-		uc = b.conns.get() // a body sent once goes on a new connection: an idle one may be stale
+	if !fresh {
+		uc = b.conns.get()
 	}
-	var err error
-	sent := false
-	for {
-		if uc == nil {
-			var c net.Conn
-			if c, err = h.dial(b); err != nil {
-				break
-			}
-			uc = newUpConn(c)
-			if !b.conns.using(uc) {
-				uc.close()
-				err = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("the replica left rotation")}
-				break
-			}
+	if uc == nil {
+		c, err := h.dialer.Dial("tcp", b.host)
+		if err != nil {
+			return h.failed(x, b, failedConnect, false, err)
 		}
-		sent = false
-		if err = o.send(uc); err == nil {
-			sent = true
-			err = readHead(uc, &resp.Header, h.responseTimeout, ctx.Conn())
+		uc = newUpConn(c)
+		if !b.conns.using(uc) {
+			uc.close()
+			return h.failed(x, b, failedConnect, false, errors.New("the replica left rotation"))
 		}
-		if err == nil {
-			break
-		}
+	}
+	if err := o.send(uc); err != nil {
 		b.conns.drop(uc)
-		// A reused connection that broke before any answer: sent again on
-		// a new one if nothing reached the backend, or if the request may
-		// be sent twice anyway (see afterStale).
-		if uc.reused && o.replayable() && (!sent || o.idempotent) && !errors.Is(err, errClientGone) && !isTimeout(err) {
-			uc = nil
-			if next := h.pool.afterStale(mono(), b, tried.list()); next != b {
-				b.end()
-				b = next
-				tried.add(b)
-				b.begin()
-			}
-			continue
+		if o.clientFailed() {
+			return x.clientGone(h.now())
 		}
-		break
+		return h.failed(x, b, classify(err, false), uc.reused, err)
 	}
-	now := mono()
-	took := time.Duration(now - start)
-	if err != nil {
-		b.end()
-		f, code := h.classify(o, err)
-		if f == failBroken && !sent && o.replayable() {
-			f = failConnect // the request could not be written: it reached no one
+	if err := readHead(uc, &o.ctx.Response.Header, h.responseTimeout, o.ctx.Conn(), h.pool.clk); err != nil {
+		b.conns.drop(uc)
+		if errors.Is(err, errClientGone) {
+			return x.clientGone(h.now())
 		}
-		b.stats.record(now, code, took, f != 0)
-		if f != 0 {
-			b.observe(now, max(took, failSample))
-			h.pool.failed(b, f, now)
-			h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "err", err)
-		}
-		return f, code
+		return h.failed(x, b, classify(err, true), uc.reused, err)
 	}
-	code := resp.Header.StatusCode()
-	if err := h.forwardBody(ctx, uc, b, start, code); err != nil {
-		// Nothing has reached the client yet: as if the backend had not answered.
-		now = mono()
-		b.stats.record(now, http.StatusBadGateway, time.Duration(now-start), true)
-		b.observe(now, failSample)
-		h.pool.failed(b, failBroken, now)
-		resp.Reset()
-		return failBroken, http.StatusBadGateway
-	}
-	return h.pool.answered(b, code, now, took), 0
+	return h.forwardBody(o.ctx, x, uc, b)
 }
 
-// dial connects to b; its error is marked as a failed connection.
-func (h *httpRoute) dial(b *backend) (net.Conn, error) {
-	c, err := h.dialer.Dial("tcp", b.host)
-	if op := (*net.OpError)(nil); err != nil && (!errors.As(err, &op) || op.Op != "dial") {
-		err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
-	}
-	return c, err
-}
-
-// classify names the failure behind a failed exchange and the status the
-// client gets for it. A client that left is no backend's fault.
-func (h *httpRoute) classify(o *outbound, err error) (failure, int) {
-	var op *net.OpError
-	switch {
-	case errors.Is(err, errClientGone):
-		return 0, statusClientGone
-	case o.stream != nil && o.stream.(*clientBody).failed:
-		return 0, statusClientGone
-	case errors.As(err, &op) && op.Op == "dial":
-		return failConnect, http.StatusBadGateway
-	case isTimeout(err):
-		return failTimeout, http.StatusGatewayTimeout
-	}
-	return failBroken, http.StatusBadGateway
+// failed is an attempt on b that failed with k.
+func (h *httpRoute) failed(x *exchange, b *backend, k kind, reused bool, err error) decision {
+	h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "reused", reused, "err", err)
+	return x.failed(h.now(), k, reused)
 }
 
 // forwardBody hands the response body to the client's response: read
-// whole when small, streamed otherwise; hop headers are dropped. An error
-// is a small body that could not be read: the exchange failed.
-func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend, start int64, code int) error {
+// whole when small (nothing reaches the client before it is all in, so a
+// body cut short is a failed attempt), streamed otherwise; hop headers
+// are dropped.
+func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, x *exchange, uc *upConn, b *backend) decision {
 	resp := &ctx.Response
 	rh := &resp.Header
+	code := rh.StatusCode()
 	keep := !rh.ConnectionClose()
 	if c := rh.Peek("Connection"); len(c) > 0 {
 		for _, t := range connectionTokens(c) {
@@ -298,21 +187,26 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 	}
 	if ctx.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
 		resp.SkipBody = true
-		h.finish(uc, b, start, code, keep)
-		return nil
+		b.conns.release(uc, keep)
+		return x.answered(h.now(), code, false)
 	}
 	n := rh.ContentLength()
 	if n >= 0 && n <= maxBuffered {
-		if err := resp.ReadBody(uc.br, 0); err != nil {
+		// Within what is left of the response timeout.
+		left := h.responseTimeout - time.Duration(h.now()-x.sentAt)
+		if _, err := uc.within(h.pool.clk, left, func() error { return resp.ReadBody(uc.br, 0) }); err != nil {
 			b.conns.drop(uc)
-			b.end()
-			return err
+			return h.failed(x, b, failedBad, false, err)
 		}
-		h.finish(uc, b, start, code, keep)
-		return nil
+		b.conns.release(uc, keep)
+		return x.answered(h.now(), code, false)
 	}
-	uc.c.SetReadDeadline(time.Time{}) // a stream may run for hours
-	u := &upBody{uc: uc, b: b, start: start, code: code, keep: keep}
+	d := x.answered(h.now(), code, true)
+	if d.step != stepDeliver {
+		b.conns.drop(uc)
+		return d
+	}
+	u := &upBody{uc: uc, b: b, x: x, keep: keep}
 	switch {
 	case n >= 0:
 		u.r = io.LimitReader(uc.br, int64(n))
@@ -322,19 +216,7 @@ func (h *httpRoute) forwardBody(ctx *fasthttp.RequestCtx, uc *upConn, b *backend
 		u.r, u.keep, n = uc.br, false, -1
 	}
 	resp.SetBodyStream(u, n)
-	return nil
-}
-
-// finish ends an exchange whose body is in memory.
-func (h *httpRoute) finish(uc *upConn, b *backend, start int64, code int, keep bool) {
-	if keep {
-		b.conns.put(uc)
-	} else {
-		b.conns.drop(uc)
-	}
-	now := mono()
-	b.end()
-	b.stats.record(now, code, time.Duration(now-start), true)
+	return d
 }
 
 // answer is tend's own short plain-text answer.
@@ -385,14 +267,14 @@ func watchClient(client, backend net.Conn) (stop func() bool) {
 			}
 			if n == 0 || err != nil { // closed or reset
 				gone.Store(true)
-				backend.SetDeadline(time.Now())
+				backend.SetDeadline(aLongTimeAgo)
 			}
 			return true // or bytes: a pipelined request, so the client is there
 		})
 	}()
 	return func() bool {
 		stopped.Store(true)
-		client.SetReadDeadline(time.Now()) // wakes the watch
+		client.SetReadDeadline(aLongTimeAgo) // wakes the watch
 		<-done
 		client.SetReadDeadline(time.Time{})
 		return gone.Load()

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	"github.com/valyala/fasthttp"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
+	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/testwait"
 )
 
@@ -27,7 +29,8 @@ type harness struct {
 	t      *testing.T
 	m      *Manager
 	client *http.Client
-	stop   func() // ends Run and waits for it; once
+	clk    *clock.Fake // the Manager's clock, when the test drives it
+	stop   func()      // ends Run and waits for it; once
 
 	mu     sync.Mutex
 	events []Event
@@ -57,6 +60,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		h.events = append(h.events, ev)
 		h.mu.Unlock()
 	}
+	if f, ok := cfg.Clock.(*clock.Fake); ok {
+		h.clk = f
+	}
 	h.m = NewManager(cfg)
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	h.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -66,6 +72,21 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	h.stop = sync.OnceFunc(func() {
 		tr.CloseIdleConnections()
 		cancel()
+		if h.clk != nil {
+			// Stopping waits on the clock (the grace, polls): let it run.
+			stopped := make(chan struct{})
+			defer close(stopped)
+			go func() {
+				for {
+					select {
+					case <-stopped:
+						return
+					case <-time.After(time.Millisecond):
+						h.clk.Advance(10 * time.Millisecond)
+					}
+				}
+			}()
+		}
 		select {
 		case err := <-done:
 			if err != nil {
@@ -77,6 +98,31 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	})
 	t.Cleanup(h.stop)
 	return h
+}
+
+// newFakeHarness is a harness whose Manager runs on a fake clock (h.clk),
+// which moves only when the test advances it. It starts at the real time:
+// the few socket deadlines a moment ahead set from it (the TCP path's) are
+// then never early.
+func newFakeHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	cfg.Clock = clock.NewFake(time.Now())
+	return newHarness(t, cfg)
+}
+
+// held waits until n requests (or connections) of route r wait for a
+// replica, or a pause, on the Manager's clock.
+func (h *harness) held(r Route, n int) {
+	h.t.Helper()
+	p := h.pool(r)
+	testwait.Eventually(h.t, fmt.Sprintf("%d requests to wait for a replica", n), func() bool { return p.waiting() >= n })
+}
+
+// pool returns the pool of route r.
+func (h *harness) pool(r Route) *pool {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	return h.m.routes[listenAddr(r.Listen)].pool
 }
 
 // eventsOf returns the events of kind so far.
@@ -214,11 +260,17 @@ func testPool(t testing.TB, policy ejectPolicy, onEvent func(Event), bs ...Backe
 	t.Helper()
 	m := newMetrics(prometheus.NewRegistry(), slog.New(slog.DiscardHandler),
 		newInflightCollector(func(func(string, string, string, int64)) {}))
-	svc := newService("p", "web", m)
-	p := newPool("p", "web", HTTP, svc, policy, onEvent, slog.New(slog.DiscardHandler), -1)
+	svc := newService("p", "web", m, testClk)
+	p := newPool("p", "web", HTTP, svc, policy, onEvent, slog.New(slog.DiscardHandler), -1, globalRand{})
 	p.update(bs, func(string) bool { return false })
 	return p
 }
+
+// testClk is the real clock of the pools outside any Manager (testPool);
+// testNow is now on it.
+var testClk = newClk(clock.Real{})
+
+func testNow() int64 { return testClk.mono() }
 
 func mustAddrPort(a net.Addr) netip.AddrPort { return netip.MustParseAddrPort(a.String()) }
 

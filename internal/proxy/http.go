@@ -81,165 +81,121 @@ func rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
+// now is the route's clock's mono.
+func (h *httpRoute) now() int64 { return h.pool.now() }
+
 func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.active.Add(1)
 	defer h.active.Add(-1)
 	h.proxy.ServeHTTP(w, r)
 }
 
-// maxAttempts bounds the replicas one request is sent to: a retry after a
-// failure that allows it, and one more only if that retry could not even
-// connect (two replicas down at once), which costs the replicas nothing.
-const maxAttempts = 3
-
-// RoundTrip sends the request to a picked backend and, when the attempt
-// failed in a way that allows it, once more to another.
+// RoundTrip drives the request's exchange over net/http's Transport: each
+// attempt is one round trip to the backend the exchange chose, and the
+// exchange decides what follows (exchange.go).
 func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
-	p := h.pool
-	b := p.await(req.Context())
-	now := mono()
-	if b == nil {
-		p.svc.none.record(now, http.StatusServiceUnavailable, 0, false)
-		return nil, &proxyError{code: http.StatusServiceUnavailable, err: errNoBackend}
-	}
 	replay, err := makeReplayable(req)
 	if err != nil {
 		return nil, &proxyError{code: http.StatusBadRequest, err: err}
 	}
-	deadline := now + int64(p.hold)
-	res, f, err := h.attemptsStd(req, b, now, replay, deadline)
-	for f == failConnect && replay && time.Duration(deadline-mono()) > connectPause {
-		// Every replica tried refused: once more after a pause, within
-		// the hold (as forward.go's serve does).
-		select {
-		case <-time.After(connectPause):
-		case <-req.Context().Done():
-			return res, err
+	ctx := req.Context()
+	x := newExchange(h.pool, isIdempotent(req.Method, *h.idempotent.Load()), replay)
+	var res *http.Response
+	last, sent := errNoBackend, false
+	for d := x.start(h.now()); ; {
+		switch d.step {
+		case stepSend:
+			res, err = h.try(req, d.b, sent)
+			sent = true
+			if err != nil {
+				last = err
+				if ctx.Err() != nil {
+					x.clientGone(h.now())
+					return nil, &proxyError{code: statusClientGone, err: err}
+				}
+				h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", d.b.replica, "err", err)
+				d = x.failed(h.now(), classify(err, true), false)
+				continue
+			}
+			d = x.answered(h.now(), res.StatusCode, true)
+			if d.step != stepDeliver {
+				discard(res.Body)
+			}
+		case stepWait:
+			if !h.pool.sleep(ctx, d.epoch, d.until) {
+				x.clientGone(h.now())
+				return nil, &proxyError{code: statusClientGone, err: ctx.Err()}
+			}
+			d = x.woke(h.now())
+		case stepAnswer:
+			return nil, &proxyError{code: d.code, err: last}
+		case stepDeliver:
+			return h.deliver(req, res, &x), nil
+		default: // stepDone: the client left
+			return nil, &proxyError{code: statusClientGone, err: ctx.Err()}
 		}
-		if b = p.awaitExcept(req.Context(), deadline); b == nil {
-			break
-		}
-		req2, ok := resendTo(req, res, b)
-		if !ok {
-			break
-		}
-		res, f, err = h.attemptsStd(req2, b, mono(), replay, deadline)
 	}
-	return res, err
 }
 
-// attemptsStd is forward.go's attempts for net/http: it sends req to b
-// and, when the attempt failed in a way that allows it, to others not
-// tried yet (see maxAttempts), waiting for one until deadline (mono ns) as
-// forward.go's attempts does; f is the last attempt's failure, or 0.
-func (h *httpRoute) attemptsStd(req *http.Request, b *backend, now int64, replay bool, deadline int64) (*http.Response, failure, error) {
-	p := h.pool
-	res, f, err := h.try(req, b, now)
-	var tried triedSet
-	tried.add(b)
-	for replay && mayRetry(f, isIdempotent(req.Method, *h.idempotent.Load()), tried.n) {
-		var next *backend
-		if f == failConnect {
-			next = p.pickExcept(mono(), tried.list()...)
-		} else {
-			next = p.awaitExcept(req.Context(), deadline, tried.list()...)
+// try sends the request to b: as it came the first time, then (resend) as
+// a copy with its body rewound. A 101 whose protocol is not the one asked
+// for is a bad answer.
+func (h *httpRoute) try(req *http.Request, b *backend, resend bool) (*http.Response, error) {
+	if resend {
+		var err error
+		if req, err = again(req, b.host); err != nil {
+			return nil, err
 		}
-		now = mono()
-		if next == nil || !p.svc.takeRetry(now, f == failConnect) {
-			break
-		}
-		req2, ok := resendTo(req, res, next)
-		if !ok {
-			break
-		}
-		tried.add(next)
-		res, f, err = h.try(req2, next, now)
 	}
-	return res, f, err
-}
-
-// resendTo is req made ready to go to b instead, the failed attempt's
-// answer res (if any) discarded; false when it cannot be sent again (res
-// then stands).
-func resendTo(req *http.Request, res *http.Response, b *backend) (*http.Request, bool) {
-	req2, err := again(req, b.host)
-	if err != nil {
-		return nil, false
-	}
-	if res != nil {
-		discard(res.Body)
-	}
-	return req2, true
-}
-
-// try makes one attempt on b and accounts for it; f is the failure, or 0.
-func (h *httpRoute) try(req *http.Request, b *backend, start int64) (res *http.Response, f failure, err error) {
 	req.URL.Host = b.host
-	b.begin()
-	res, err = h.transport.RoundTrip(req)
-	now := mono()
-	took := time.Duration(now - start)
-	if err != nil {
-		b.end()
-		f, code := classify(req, err)
-		b.stats.record(now, code, took, f != 0)
-		if f != 0 {
-			b.observe(now, max(took, failSample))
-			h.pool.failed(b, f, now)
-			h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", b.replica, "err", err)
-		}
-		return nil, f, &proxyError{code: code, err: err}
+	res, err := h.transport.RoundTrip(req)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		return res, err
 	}
-	f = h.pool.answered(b, res.StatusCode, now, took)
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		return h.upgraded(req, res, b, start)
-	}
-	res.Body = &trackedBody{ReadCloser: res.Body, b: b, start: start, code: res.StatusCode}
-	return res, f, nil
-}
-
-// upgraded tracks a switched-protocols connection (WebSocket) until it
-// closes; the upgrade types must agree, or ReverseProxy would leave the
-// backend connection open.
-func (h *httpRoute) upgraded(req *http.Request, res *http.Response, b *backend, start int64) (*http.Response, failure, error) {
 	want, got := req.Header.Get("Upgrade"), res.Header.Get("Upgrade")
 	if !printable(got) || !strings.EqualFold(want, got) {
 		res.Body.Close()
-		b.end()
-		b.stats.record(mono(), http.StatusBadGateway, 0, false)
-		return nil, 0, &proxyError{code: http.StatusBadGateway,
-			err: errors.New("backend switched to protocol " + strconv.Quote(got) + ", not " + strconv.Quote(want))}
+		return nil, errors.New("backend switched to protocol " + strconv.Quote(got) + ", not " + strconv.Quote(want))
 	}
-	rwc, ok := res.Body.(io.ReadWriteCloser)
-	if !ok {
+	if _, ok := res.Body.(io.ReadWriteCloser); !ok {
 		res.Body.Close()
-		b.end()
-		b.stats.record(mono(), http.StatusBadGateway, 0, false)
-		return nil, 0, &proxyError{code: http.StatusBadGateway, err: errors.New("101 response with a read-only body")}
+		return nil, errors.New("101 response with a read-only body")
 	}
-	t := &trackedConn{rwc: rwc, trackedBody: trackedBody{ReadCloser: rwc, b: b, start: start, code: res.StatusCode}}
-	// ReverseProxy closes the connection when the request ends, except on
-	// some of its error paths; this makes sure. Close is idempotent.
-	context.AfterFunc(req.Context(), func() { t.Close() })
-	res.Body = t
-	return res, 0, nil
+	return res, nil
 }
 
-// classify names the failure behind a transport error and the status the
-// client gets for it. A request its client gave up on is no backend's fault.
-func classify(req *http.Request, err error) (failure, int) {
-	if req.Context().Err() != nil {
-		return 0, statusClientGone
+// deliver hands the answer to ReverseProxy with its body tracked, so the
+// exchange hears when it ends; an upgraded connection (WebSocket) is
+// tracked until it closes.
+func (h *httpRoute) deliver(req *http.Request, res *http.Response, x *exchange) *http.Response {
+	t := &trackedBody{ReadCloser: res.Body, x: x}
+	if rwc, ok := res.Body.(io.ReadWriteCloser); ok && res.StatusCode == http.StatusSwitchingProtocols {
+		t.upgraded = true
+		tc := &trackedConn{rwc: rwc, trackedBody: t}
+		// ReverseProxy closes the connection when the request ends, except
+		// on some of its error paths; this makes sure. Close is idempotent.
+		context.AfterFunc(req.Context(), func() { tc.Close() })
+		res.Body = tc
+		return res
 	}
+	res.Body = t
+	return res
+}
+
+// classify names how an attempt failed from its error; sent: the request
+// was written (as far as the driver knows). A client that left is the
+// driver's to notice before: it is no failure.
+func classify(err error, sent bool) kind {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return failConnect, http.StatusBadGateway
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return failedConnect
+	case isTimeout(err):
+		return failedLate
+	case !sent:
+		return failedWrite
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return failTimeout, http.StatusGatewayTimeout
-	}
-	return failBroken, http.StatusBadGateway
+	return failedBroken
 }
 
 // answerError is the ReverseProxy's ErrorHandler: a short plain-text
@@ -263,21 +219,28 @@ func (h *httpRoute) answerError(w http.ResponseWriter, r *http.Request, err erro
 	w.Write(body)
 }
 
-// trackedBody ends its backend's request when ReverseProxy closes it.
+// trackedBody tells the exchange when ReverseProxy has passed the body on
+// (read to its end) or given up, by closing it.
 type trackedBody struct {
 	io.ReadCloser
-	b     *backend
-	start int64
-	code  int
-	done  atomic.Bool
+	x        *exchange
+	upgraded bool // a switched-protocols connection: its end is its close
+	eof      bool
+	done     atomic.Bool
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.eof = true
+	}
+	return n, err
 }
 
 func (t *trackedBody) Close() error {
 	err := t.ReadCloser.Close()
 	if t.done.CompareAndSwap(false, true) {
-		now := mono()
-		t.b.end()
-		t.b.stats.record(now, t.code, time.Duration(now-t.start), t.code != http.StatusSwitchingProtocols)
+		t.x.finished(t.x.p.now(), t.eof || t.upgraded)
 	}
 	return err
 }
@@ -285,7 +248,7 @@ func (t *trackedBody) Close() error {
 // trackedConn is a trackedBody that can be written: the backend side of
 // an upgraded connection.
 type trackedConn struct {
-	trackedBody
+	*trackedBody
 	rwc io.ReadWriteCloser
 }
 

@@ -174,7 +174,7 @@ func TestHTTPStreamsPromptly(t *testing.T) {
 }
 
 func TestHTTPNoReadyReplicaIs503(t *testing.T) {
-	h := newHarness(t, Config{Hold: 200 * time.Millisecond})
+	h := newFakeHarness(t, Config{Hold: 200 * time.Millisecond})
 	var hits counter
 	be := backendServer(t, "web/1", named("web/1", &hits))
 	be.Ready = false
@@ -184,13 +184,17 @@ func TestHTTPNoReadyReplicaIs503(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			h.sync(r)
-			start := time.Now()
-			code, body := h.get(url(r))
-			if code != 503 || body != "tend: no ready replica of "+r.Service+"\n" {
-				t.Fatalf("got %d %q", code, body)
+			res := h.getAsync(url(r))
+			h.held(r, 1)
+			h.clk.Advance(199 * time.Millisecond)
+			select {
+			case got := <-res:
+				t.Fatalf("answered %+v before the hold of 200ms was over", got)
+			default:
 			}
-			if took := time.Since(start); took < 200*time.Millisecond || took > time.Second {
-				t.Fatalf("503 took %s, want the hold of 200ms", took)
+			h.clk.Advance(time.Millisecond)
+			if got := wait(t, res, "the answer"); got.code != 503 || got.body != "tend: no ready replica of "+r.Service+"\n" {
+				t.Fatalf("got %+v", got)
 			}
 		})
 	}
@@ -200,18 +204,23 @@ func TestHTTPNoReadyReplicaIs503(t *testing.T) {
 }
 
 func TestHTTPErrorAnswers(t *testing.T) {
-	h := newHarness(t, Config{ResponseTimeout: 100 * time.Millisecond})
+	h := newFakeHarness(t, Config{ResponseTimeout: 100 * time.Millisecond})
 	t.Run("refused is 502", func(t *testing.T) {
 		r := routeOf(t, "web", HTTP, Backend{ID: "dead", Replica: "web/1", Addr: deadAddr(t), Ready: true})
 		h.sync(r)
-		if code, body := h.get(url(r)); code != 502 || body != "tend: no replica of web answered\n" {
-			t.Fatalf("got %d %q", code, body)
+		res := h.getAsync(url(r))
+		h.held(r, 1) // refused: a pause, and again, within the hold
+		h.clk.Advance(2 * time.Second)
+		if got := wait(t, res, "the answer"); got.code != 502 || got.body != "tend: no replica of web answered\n" {
+			t.Fatalf("got %+v", got)
 		}
 	})
 	t.Run("slow is 504", func(t *testing.T) {
 		stop := make(chan struct{})
 		defer close(stop)
+		arrived := make(chan struct{}, 1)
 		be := backendServer(t, "slow/1", func(w http.ResponseWriter, r *http.Request) {
+			arrived <- struct{}{}
 			select {
 			case <-stop:
 			case <-r.Context().Done():
@@ -219,8 +228,17 @@ func TestHTTPErrorAnswers(t *testing.T) {
 		})
 		r := routeOf(t, "slow", HTTP, be)
 		h.sync(r)
-		if code, body := h.get(url(r)); code != 504 || body != "tend: no replica of slow answered in time\n" {
-			t.Fatalf("got %d %q", code, body)
+		res := h.getAsync(url(r))
+		wait(t, arrived, "the request to reach the replica")
+		h.clk.Advance(99 * time.Millisecond)
+		select {
+		case got := <-res:
+			t.Fatalf("answered %+v before the response timeout", got)
+		default:
+		}
+		h.clk.Advance(time.Millisecond)
+		if got := wait(t, res, "the answer"); got.code != 504 || got.body != "tend: no replica of slow answered in time\n" {
+			t.Fatalf("got %+v", got)
 		}
 	})
 }
@@ -268,7 +286,7 @@ func TestHTTPRetryRules(t *testing.T) {
 			// picked first: the last one's penalty keeps it out.
 			r.Backends[0].ID = "bad-" + method
 			h.sync(r)
-			backendByID(h.pool(r), r.Backends[0].ID).reset(mono(), 0)
+			backendByID(h.pool(r), r.Backends[0].ID).reset(h.pool(r).now(), 0)
 			bad0, good0 := badHits.get(), goodHits.get()
 			n, unavailable := 0, 0
 			// Until the failing replica has been tried at least once.
@@ -311,7 +329,7 @@ func TestHTTPRetryRules(t *testing.T) {
 func (b Backend) withReplica(name string) Backend { b.Replica = name; return b }
 
 func TestHTTPBackendAbortDoesNotHurtTheProxy(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newFakeHarness(t, Config{})
 	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/abort" {
 			w.Header().Set("Content-Length", "100")
@@ -322,8 +340,11 @@ func TestHTTPBackendAbortDoesNotHurtTheProxy(t *testing.T) {
 	})
 	r := routeOf(t, "web", HTTP, be)
 	h.sync(r)
-	if code, _ := h.get(url(r) + "/abort"); code == 200 {
-		t.Fatal("a truncated response looked whole")
+	res := h.getAsync(url(r) + "/abort")
+	h.held(r, 1) // a GET cut short waits for another replica, within the hold
+	h.clk.Advance(2 * time.Second)
+	if got := wait(t, res, "the answer"); got.code != 502 {
+		t.Fatalf("a truncated response came through as %+v", got)
 	}
 	// Malformed requests are the server's to answer.
 	c, err := net.Dial("tcp", r.Listen.String())
@@ -402,13 +423,6 @@ func TestHTTPClientGoneIsNoFailure(t *testing.T) {
 	}
 }
 
-// pool returns the pool of route r.
-func (h *harness) pool(r Route) *pool {
-	h.m.mu.Lock()
-	defer h.m.mu.Unlock()
-	return h.m.routes[listenAddr(r.Listen)].pool
-}
-
 // TestHTTPEjectsAndReadmits: a replica answering 500 is ejected after 5 in
 // a row, journaled, readmitted after its period, and ejected again by its
 // next failure.
@@ -418,7 +432,7 @@ func TestHTTPEjectsAndReadmits(t *testing.T) {
 	bad := backendServer(t, "web/1", failing(500, &badHits))
 	r := routeOf(t, "web", HTTP, bad, backendServer(t, "web/2", named("web/2", nil)))
 	h.sync(r)
-	pinBad := func() { backendByID(h.pool(r), bad.ID).reset(mono(), 0) }
+	pinBad := func() { backendByID(h.pool(r), bad.ID).reset(h.pool(r).now(), 0) }
 	for i := 0; len(h.eventsOf(EventEject)) == 0; i++ {
 		if i == 100 {
 			t.Fatalf("no ejection after 100 requests, %d to the failing replica", badHits.get())
@@ -461,28 +475,24 @@ func TestHTTPEjectsAndReadmits(t *testing.T) {
 }
 
 func TestHTTPHoldsARequestUntilAReplicaIsReady(t *testing.T) {
-	h := newHarness(t, Config{Hold: 3 * time.Second})
+	h := newFakeHarness(t, Config{Hold: 3 * time.Second})
 	var hits counter
 	be := backendServer(t, "web/1", named("web/1", &hits))
 	be.Ready = false
 	r := routeOf(t, "web", HTTP, be)
 	h.sync(r)
-	type answer struct {
-		code int
-		took time.Duration
+	res := h.getAsync(url(r))
+	h.held(r, 1) // the request waits: no replica is ready
+	h.clk.Advance(2900 * time.Millisecond)
+	select {
+	case got := <-res:
+		t.Fatalf("answered %+v while no replica was ready, within the hold", got)
+	default:
 	}
-	got := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		code, _ := h.get(url(r))
-		got <- answer{code, time.Since(start)}
-	}()
-	time.Sleep(300 * time.Millisecond) // the request waits: no replica is ready
 	r.Backends[0].Ready = true
 	h.sync(r)
-	a := <-got
-	if a.code != 200 || a.took < 300*time.Millisecond || a.took > 2*time.Second {
-		t.Fatalf("held request: %d after %s, want 200 once the replica became ready", a.code, a.took)
+	if got := wait(t, res, "the held request"); got.code != 200 || got.body != "web/1" || hits.get() != 1 {
+		t.Fatalf("held request: %+v, %d hits; want 200 once the replica became ready", got, hits.get())
 	}
 }
 
@@ -490,7 +500,7 @@ func TestHTTPHoldsARequestUntilAReplicaIsReady(t *testing.T) {
 // small answer has sent the client nothing yet, so the GET goes to another
 // replica; with no other, the client gets a 502, never a short 200.
 func TestHTTPCutBodyIsAFailedAttempt(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newFakeHarness(t, Config{})
 	cut := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		io.WriteString(w, "partial")
@@ -499,13 +509,16 @@ func TestHTTPCutBodyIsAFailedAttempt(t *testing.T) {
 	})
 	r := routeOf(t, "web", HTTP, cut)
 	h.sync(r)
-	if code, body := h.get(url(r)); code != 502 {
-		t.Fatalf("alone, the cut replica's answer came through as %d %q", code, body)
+	res := h.getAsync(url(r))
+	h.held(r, 1) // waits for another replica, within the hold
+	h.clk.Advance(2 * time.Second)
+	if got := wait(t, res, "the answer"); got.code != 502 {
+		t.Fatalf("alone, the cut replica's answer came through as %+v", got)
 	}
 	r.Backends = append(r.Backends, backendServer(t, "web/2", named("web/2", nil)))
 	h.sync(r)
 	for range 20 {
-		backendByID(h.pool(r), cut.ID).reset(mono(), 0) // cheapest: picked first
+		backendByID(h.pool(r), cut.ID).reset(h.pool(r).now(), 0) // cheapest: picked first
 		if code, body := h.get(url(r)); code != 200 || body != "web/2" {
 			t.Fatalf("got %d %q; want the other replica's answer", code, body)
 		}

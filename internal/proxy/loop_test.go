@@ -261,7 +261,7 @@ func TestChunkedLen(t *testing.T) {
 // and is tried again within the hold, on the loops and on both goroutine
 // paths alike, rather than failing at once.
 func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
-	h := newHarness(t, Config{Hold: 2 * time.Second})
+	h := newFakeHarness(t, Config{Hold: 2 * time.Second})
 	addr := freePort(t)
 	r := routeOf(t, "web", HTTP, Backend{ID: "late", Replica: "web/1", Addr: addr, Ready: true})
 	h.sync(r)
@@ -270,46 +270,46 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}}
 	defer h2.CloseIdleConnections()
 	for _, path := range []string{"loops", "fasthttp", "http2"} {
-		ln := make(chan net.Listener, 1)
-		time.AfterFunc(150*time.Millisecond, func() {
-			l, err := net.Listen("tcp", addr.String())
-			if err != nil {
-				t.Error(err)
-				ln <- nil
-				return
-			}
-			ln <- l
-			go http.Serve(l, named("web/1", nil))
-		})
 		req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
-		res, body := sendVia(t, h, h2, path, req)
-		if res.StatusCode != 200 || string(body) != "web/1" {
-			t.Errorf("%s: got %d %q", path, res.StatusCode, body)
+		res := sendAsync(h, h2, path, req)
+		h.held(r, 1) // refused, so a pause
+		l, err := net.Listen("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
 		}
-		if l := <-ln; l != nil {
-			l.Close()
+		go http.Serve(l, named("web/1", nil))
+		h.clk.Advance(connectPause)
+		if got := wait(t, res, "the answer"); got.code != 200 || got.body != "web/1" {
+			t.Errorf("%s: got %+v", path, got)
 		}
+		l.Close()
 	}
 }
 
-// sendVia sends req through the proxy on one of its paths: "loops" (as it
-// is), "fasthttp" (with an Expect header, which the loops hand over) or
-// "http2" (cleartext HTTP/2, through h2).
-func sendVia(t *testing.T, h *harness, h2 *http.Client, path string, req *http.Request) (*http.Response, []byte) {
-	t.Helper()
+// sendAsync sends req through the proxy on one of its paths, in the
+// background: "loops" (as it is), "fasthttp" (with an Expect header, which
+// the loops hand over) or "http2" (cleartext HTTP/2, through h2). A
+// transport error is status 0 with the error text.
+func sendAsync(h *harness, h2 *http.Client, path string, req *http.Request) <-chan result {
+	ch := make(chan result, 1)
+	c := h.client
 	switch path {
 	case "fasthttp":
 		req.Header.Set("Expect", "100-continue")
 	case "http2":
-		res, err := h2.Do(req)
+		c = h2
+	}
+	go func() {
+		res, err := c.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			ch <- result{body: err.Error()}
+			return
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		return res, body
-	}
-	return h.send(req)
+		ch <- result{res.StatusCode, string(body)}
+	}()
+	return ch
 }
 
 // TestTrailersPassOnTheGoroutinePath: a chunked answer's trailer reaches
@@ -411,7 +411,7 @@ func TestRetryWaitsForAnotherReplica(t *testing.T) {
 	defer h2.CloseIdleConnections()
 	for _, path := range []string{"loops", "fasthttp", "http2"} {
 		t.Run(path, func(t *testing.T) {
-			h := newHarness(t, Config{Hold: 2 * time.Second})
+			h := newFakeHarness(t, Config{Hold: 2 * time.Second})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -435,23 +435,15 @@ func TestRetryWaitsForAnotherReplica(t *testing.T) {
 			web2.Ready = false
 			r := routeOf(t, "web", HTTP, dying, web2)
 			h.sync(r)
-			synced := make(chan struct{})
-			defer func() { <-synced }()
-			go func() {
-				defer close(synced)
-				<-died
-				time.Sleep(300 * time.Millisecond) // web/2's readiness comes
-				r2 := r
-				r2.Backends = []Backend{dying, web2}
-				r2.Backends[0].Ready, r2.Backends[1].Ready = false, true
-				if err := h.m.Sync([]Route{r2}); err != nil {
-					t.Error(err)
-				}
-			}()
 			req, _ := http.NewRequest("GET", url(r), nil)
-			res, body := sendVia(t, h, h2, path, req)
-			if res.StatusCode != 200 || string(body) != "web/2" {
-				t.Fatalf("got %d %q", res.StatusCode, body)
+			res := sendAsync(h, h2, path, req)
+			wait(t, died, "web/1 to die")
+			h.held(r, 1)                                           // the retry waits for another replica
+			h.clk.Advance(time.Second)                             // still within the hold
+			r.Backends[0].Ready, r.Backends[1].Ready = false, true // web/2's readiness comes
+			h.sync(r)
+			if got := wait(t, res, "the answer"); got.code != 200 || got.body != "web/2" {
+				t.Fatalf("got %+v", got)
 			}
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tend-sh/tend/internal/clock"
 )
 
 // Mode is how a route proxies.
@@ -111,6 +113,9 @@ type Config struct {
 	EjectFor time.Duration
 	// EjectMax caps an ejection's length; zero: 5 min.
 	EjectMax time.Duration
+	// Clock is the proxy's time: its waits and timeouts, and its
+	// statistics' seconds; nil: clock.Real.
+	Clock clock.Clock
 	// Hold is how long a request or connection that finds no ready replica
 	// waits for one before it is refused (503, or a closed connection);
 	// zero: 2 s, negative: no wait. It covers a replica restarting and the
@@ -124,6 +129,8 @@ type Config struct {
 type Manager struct {
 	cfg       Config
 	log       *slog.Logger
+	clk       *clk
+	rnd       randSource // the balancers' draws
 	policy    ejectPolicy
 	metrics   *metrics
 	transport *http.Transport
@@ -164,9 +171,14 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Hold == 0 {
 		cfg.Hold = 2 * time.Second
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	m := &Manager{
 		cfg:      cfg,
 		log:      cfg.Log,
+		clk:      newClk(cfg.Clock),
+		rnd:      globalRand{},
 		policy:   ejectPolicy{after: cfg.EjectAfter, base: cfg.EjectFor, max: cfg.EjectMax},
 		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
 		routes:   make(map[string]*route),
@@ -251,15 +263,13 @@ func (m *Manager) retire(rt *route) {
 // comes to notice, and forgets removed backends once they are idle.
 func (m *Manager) housekeep(ctx context.Context) {
 	defer m.wg.Done()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-m.clk.After(time.Second):
 		}
-		now := mono()
+		now := m.clk.mono()
 		for _, p := range m.pools() {
 			if t := p.readmitAt.Load(); t != 0 && now >= t {
 				p.readmit(now)
@@ -365,7 +375,7 @@ func (m *Manager) service(project, name string) *service {
 	k := svcKey{project, name}
 	s := m.services[k]
 	if s == nil {
-		s = newService(project, name, m.metrics)
+		s = newService(project, name, m.metrics, m.clk)
 		m.services[k] = s
 	}
 	return s
@@ -419,13 +429,11 @@ func (m *Manager) Drain(ctx context.Context, id string) {
 	if !busy() {
 		return
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for busy() {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-m.clk.After(10 * time.Millisecond):
 		}
 	}
 }

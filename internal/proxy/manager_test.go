@@ -89,7 +89,7 @@ func wait[T any](t *testing.T, ch <-chan T, what string) T {
 }
 
 func TestDrainWaitsForRequestsInFlight(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newFakeHarness(t, Config{})
 	slow := newSlowBackend(t, "web/1")
 	r := routeOf(t, "web", HTTP, slow.Backend)
 	h.sync(r)
@@ -101,11 +101,15 @@ func TestDrainWaitsForRequestsInFlight(t *testing.T) {
 		h.m.Drain(context.Background(), slow.ID)
 		close(drained)
 	}()
-	// Out of rotation at once: the only replica drains, so 503.
-	testwait.Eventually(t, "new requests to be refused", func() bool {
-		code, _ := h.get(url(r))
-		return code == 503
-	})
+	// Out of rotation at once: the only replica drains, so a new request
+	// waits for another and gets 503 when the hold is over.
+	testwait.Eventually(t, "Drain to take the replica out", func() bool { return h.pool(r).pick(h.pool(r).now()) == nil })
+	refused := h.getAsync(url(r))
+	h.held(r, 1)
+	h.clk.Advance(2 * time.Second) // Drain polls meanwhile
+	if got := wait(t, refused, "the new request"); got.code != 503 {
+		t.Fatalf("a request to a draining route got %+v", got)
+	}
 	select {
 	case <-drained:
 		t.Fatal("Drain returned with a request in flight")
@@ -115,12 +119,23 @@ func TestDrainWaitsForRequestsInFlight(t *testing.T) {
 	if got := wait(t, res, "the request in flight"); got.code != 200 || got.body != "web/1" {
 		t.Fatalf("the request in flight got %+v", got)
 	}
-	wait(t, drained, "Drain to return")
+	testwait.Eventually(t, "Drain to return", func() bool {
+		h.clk.Advance(10 * time.Millisecond) // its next look
+		select {
+		case <-drained:
+			return true
+		default:
+			return false
+		}
+	})
 
 	// Draining sticks across a Sync that still lists the backend.
 	h.sync(r)
-	if code, _ := h.get(url(r)); code != 503 {
-		t.Fatalf("a drained backend came back: %d", code)
+	again := h.getAsync(url(r))
+	h.held(r, 1)
+	h.clk.Advance(2 * time.Second)
+	if got := wait(t, again, "the request after Sync"); got.code != 503 {
+		t.Fatalf("a drained backend came back: %+v", got)
 	}
 }
 
@@ -284,7 +299,7 @@ func TestUnspecifiedListenAddress(t *testing.T) {
 
 func TestMetricsAndStats(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	h := newHarness(t, Config{Registry: reg})
+	h := newFakeHarness(t, Config{Registry: reg})
 	be := backendServer(t, "web/1", named("web/1", nil))
 	r := routeOf(t, "web", HTTP, be)
 	down := routeOf(t, "down", HTTP) // no replica at all
@@ -294,7 +309,10 @@ func TestMetricsAndStats(t *testing.T) {
 			t.Fatalf("status %d", code)
 		}
 	}
-	h.get(url(down))
+	held := h.getAsync(url(down))
+	h.held(down, 1)
+	h.clk.Advance(2 * time.Second)
+	wait(t, held, "the request no replica could take")
 
 	// The client can have its answer a moment before the proxy has
 	// accounted for it.

@@ -69,13 +69,13 @@ func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) 
 	lg := m.log.With("project", r.Project, "service", r.Service, "listen", addr)
 	rt := &route{addr: addr, spec: r, ln: ln, log: lg, served: make(chan struct{})}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	rt.pool = newPool(r.Project, r.Service, r.Mode, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
+	rt.pool = newPool(r.Project, r.Service, r.Mode, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold, m.rnd)
 	if r.Mode != HTTP {
 		rt.tcp = newTCPRoute(rt.pool, m.dialer, lg)
 	}
 	if r.Mode != TCP {
 		rt.http = m.newHTTPRoute(rt.pool, lg)
-		rt.srv = newHTTPServer(ln, only{rt.http}, lg)
+		rt.srv = newHTTPServer(ln, only{rt.http}, lg, m.clk)
 		rt.srv.std.BaseContext = func(net.Listener) context.Context { return rt.ctx }
 	}
 	if rt.tcp != nil && rt.srv != nil {
@@ -132,7 +132,7 @@ func (rt *route) stop(grace time.Duration, started bool) {
 	defer rt.pool.closeConns()
 	if rt.front != nil {
 		// Its front stopped sending it requests; those in flight finish.
-		waitUntil(time.Now().Add(grace), func() bool { return rt.http.active.Load() == 0 })
+		waitUntil(rt.pool.clk, grace, func() bool { return rt.http.active.Load() == 0 })
 		rt.cancel()
 		return
 	}
@@ -141,17 +141,16 @@ func (rt *route) stop(grace time.Duration, started bool) {
 		rt.cancel()
 		return
 	}
-	deadline := time.Now().Add(grace)
 	var wg sync.WaitGroup
 	if rt.tcp != nil {
 		wg.Go(func() {
-			waitUntil(deadline, rt.tcp.idle)
+			waitUntil(rt.pool.clk, grace, rt.tcp.idle)
 			rt.tcp.cut()
 			rt.tcp.wg.Wait()
 		})
 	}
 	if rt.srv != nil {
-		rt.srv.stop(deadline, true) // cuts what outlives the grace; upgraded connections are the route's
+		rt.srv.stop(grace, true) // cuts what outlives the grace; upgraded connections are the route's
 		rt.pool.closeConns()
 	}
 	wg.Wait()
@@ -159,13 +158,14 @@ func (rt *route) stop(grace time.Duration, started bool) {
 	<-rt.served
 	if rt.http != nil {
 		// Handlers of upgraded connections end once their context is cancelled.
-		waitUntil(time.Now().Add(grace), func() bool { return rt.http.active.Load() == 0 })
+		waitUntil(rt.pool.clk, grace, func() bool { return rt.http.active.Load() == 0 })
 	}
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(deadline time.Time, cond func() bool) {
-	for !cond() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+// waitUntil polls cond until it holds or d has passed on c.
+func waitUntil(c *clk, d time.Duration, cond func() bool) {
+	end := c.mono() + int64(d)
+	for !cond() && c.mono() < end {
+		<-c.After(5 * time.Millisecond)
 	}
 }

@@ -27,6 +27,8 @@ type httpServer struct {
 	toFast   *connQueue // connections the loops handed to fasthttp
 	handoffs *connQueue // to net/http
 	log      *slog.Logger
+	clk      *clk
+	quit     chan struct{} // closed by stop: the sweeper ends
 
 	loopConns atomic.Int64 // connections on the loops
 	closing   atomic.Bool  // stopping: the loops close connections once idle
@@ -43,9 +45,9 @@ type lookup interface {
 	route(host []byte) *httpRoute
 }
 
-func newHTTPServer(ln net.Listener, routes lookup, log *slog.Logger) *httpServer {
-	s := &httpServer{ln: ln, routes: routes, log: log, toFast: newConnQueue(ln.Addr()), handoffs: newConnQueue(ln.Addr()),
-		conns: map[net.Conn]struct{}{}, served: make(chan struct{})}
+func newHTTPServer(ln net.Listener, routes lookup, log *slog.Logger, clk *clk) *httpServer {
+	s := &httpServer{ln: ln, routes: routes, log: log, clk: clk, toFast: newConnQueue(ln.Addr()), handoffs: newConnQueue(ln.Addr()),
+		conns: map[net.Conn]struct{}{}, served: make(chan struct{}), quit: make(chan struct{})}
 	s.fast = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			if isUpgrade(&ctx.Request.Header) {
@@ -134,8 +136,10 @@ func (s *httpServer) serve(accept bool) {
 		}
 	})
 	defer wg.Wait()
-	if _, err := theLoops(); err != nil {
+	if l, err := theLoops(); err != nil {
 		s.log.Error("proxy: no event loops: every connection is served by goroutines", "err", err)
+	} else {
+		wg.Go(func() { s.sweeper(l) })
 	}
 	for accept {
 		c, err := s.ln.Accept()
@@ -146,6 +150,20 @@ func (s *httpServer) serve(accept bool) {
 			return
 		}
 		s.adopt(c, nil)
+	}
+}
+
+// sweeper sweeps the server's clients on the loops once a second, until
+// stop.
+func (s *httpServer) sweeper(l *loops) {
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.clk.After(sweepInterval):
+		}
+		now := s.clk.mono()
+		l.each(func(ls *loopState) { ls.sweep(s, now) })
 	}
 }
 
@@ -165,18 +183,20 @@ func (s *httpServer) adopt(c net.Conn, pending []byte) {
 	}
 }
 
-// stop closes the listener, lets requests in flight finish until the
-// deadline, then cuts every connection.
-func (s *httpServer) stop(deadline time.Time, started bool) {
+// stop closes the listener, lets requests in flight finish for grace,
+// then cuts every connection.
+func (s *httpServer) stop(grace time.Duration, started bool) {
 	s.ln.Close()
 	s.closing.Store(true)
+	close(s.quit)
 	if !started {
 		s.toFast.Close()
 		s.handoffs.Close()
 		return
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	defer s.clk.AfterFunc(grace, cancel).Stop()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.fast.ShutdownWithContext(ctx) }) // closes toFast
 	wg.Go(func() { s.std.Shutdown(ctx) })             // hijacked (upgraded) ones are the routes' to cut
@@ -184,9 +204,9 @@ func (s *httpServer) stop(deadline time.Time, started bool) {
 	if l != nil {
 		wg.Go(func() {
 			s.onLoops(l, false)
-			waitUntil(deadline, func() bool { return s.loopConns.Load() == 0 })
+			waitUntil(s.clk, grace, func() bool { return s.loopConns.Load() == 0 })
 			s.onLoops(l, true)
-			waitUntil(time.Now().Add(time.Second), func() bool { return s.loopConns.Load() == 0 })
+			waitUntil(s.clk, time.Second, func() bool { return s.loopConns.Load() == 0 })
 		})
 	}
 	wg.Wait()

@@ -169,6 +169,7 @@ func rawConn(c net.Conn) (syscall.RawConn, error) {
 // watch early; the channel then gets nothing.
 type clientFirst struct {
 	c       net.Conn
+	clk     *clk
 	auto    bool // HTTP is told from TCP; otherwise any byte is TCP
 	stopped atomic.Bool
 	done    chan clientVerdict // the verdict, at most one
@@ -180,8 +181,8 @@ type clientVerdict struct {
 	gone bool
 }
 
-func watchFirst(c net.Conn, auto bool) *clientFirst {
-	w := &clientFirst{c: c, auto: auto, done: make(chan clientVerdict, 1), exited: make(chan struct{})}
+func watchFirst(c net.Conn, auto bool, clk *clk) *clientFirst {
+	w := &clientFirst{c: c, clk: clk, auto: auto, done: make(chan clientVerdict, 1), exited: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -212,7 +213,7 @@ func (w *clientFirst) run() {
 			return
 		}
 		if have == 0 {
-			w.c.SetReadDeadline(time.Now().Add(sniffPatience))
+			w.c.SetReadDeadline(w.clk.Now().Add(sniffPatience))
 		}
 		have = n
 	}
@@ -222,7 +223,7 @@ func (w *clientFirst) run() {
 // with the connection's read deadline cleared: c is the caller's again.
 func (w *clientFirst) finish() {
 	w.stopped.Store(true)
-	w.c.SetReadDeadline(time.Now()) // wakes a peek that waits
+	w.c.SetReadDeadline(aLongTimeAgo) // wakes a peek that waits
 	<-w.exited
 	w.c.SetReadDeadline(time.Time{})
 }

@@ -55,6 +55,7 @@ type ReplicaStats struct {
 type service struct {
 	project, name string
 	m             *metrics
+	clk           *clk
 	win           window
 	retries       retryRing
 	retried       prometheus.Counter
@@ -64,9 +65,9 @@ type service struct {
 	replicas map[string]*replicaStats
 }
 
-func newService(project, name string, m *metrics) *service {
-	s := &service{project: project, name: name, m: m, replicas: make(map[string]*replicaStats)}
-	s.win.created = mono()
+func newService(project, name string, m *metrics, clk *clk) *service {
+	s := &service{project: project, name: name, m: m, clk: clk, replicas: make(map[string]*replicaStats)}
+	s.win.created = clk.mono()
 	s.retried = m.retries.WithLabelValues(project, name)
 	s.none = s.newReplica("")
 	return s
@@ -87,7 +88,7 @@ type replicaStats struct {
 
 func (s *service) newReplica(name string) *replicaStats {
 	r := &replicaStats{svc: s, name: name}
-	r.win.created = mono()
+	r.win.created = s.clk.mono()
 	r.dur = s.m.duration.WithLabelValues(s.project, s.name, name)
 	r.codes.vec = s.m.requests.MustCurryWith(prometheus.Labels{"project": s.project, "service": s.name, "replica": name})
 	r.tcp = s.m.tcpConns.WithLabelValues(s.project, s.name, name)
@@ -134,7 +135,7 @@ func (r *replicaStats) record(now int64, code int, d time.Duration, timed bool) 
 // Stats reports the traffic of every service with a route, over the last
 // 10 seconds; for `tend ps` and the autoscaler.
 func (m *Manager) Stats() []ServiceStats {
-	now := mono()
+	now := m.clk.mono()
 	m.mu.Lock()
 	standings := make(map[*service]map[string]ReplicaStats, len(m.services))
 	ports := make(map[*service][]PortStats, len(m.services))

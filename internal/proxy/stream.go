@@ -16,21 +16,28 @@ import (
 // blocked in a write can. Once the answer is through, the client's
 // connection goes back to the loops.
 func (cl *client) stream(up *upstream) {
-	ex := &cl.ex
+	rq := &cl.rq
 	if cl.c.OutboundBuffered() > 0 {
 		// An earlier answer is still on its way out: the connection can
 		// leave the loop only without bytes of its own left in it.
-		if ex.streamAt == 0 {
-			ex.streamAt = mono()
+		if rq.streamAt == 0 {
+			rq.streamAt = cl.srv.clk.mono()
 		}
 		el := cl.c.Loop()
-		time.AfterFunc(time.Millisecond, func() {
+		cl.srv.clk.AfterFunc(time.Millisecond, func() {
 			el.Execute(func() {
-				if cl.busy && ex.up == up && !cl.dead && !up.dead {
+				if cl.busy && rq.up == up && !cl.dead && !up.dead {
 					cl.stream(up)
 				}
 			})
 		})
+		return
+	}
+	code, n := rq.rh.StatusCode(), rq.rh.ContentLength()
+	if d := cl.x.answered(cl.srv.clk.mono(), code, true); d.step != stepDeliver {
+		up.cl, rq.up = nil, nil // a 502 or 503 that goes elsewhere
+		up.close()
+		cl.carry(d)
 		return
 	}
 	upBytes := up.c.Peek()
@@ -40,33 +47,29 @@ func (cl *client) stream(up *upstream) {
 	upc, err1 := dupConn(up.c)
 	cc, err2 := dupConn(cl.c)
 
-	b, code, n := ex.b, ex.rh.StatusCode(), ex.rh.ContentLength()
 	untilClose := n < -1
 	s := &streamed{
-		srv: cl.srv, h: ex.h, b: b, start: ex.start, code: code, length: n, pending: pending,
-		head:        appendAnswer(nil, upBytes[:ex.headLen], ex.close || untilClose, ex.http10),
-		body:        upBytes[ex.headLen:],
-		keepUp:      !ex.rh.ConnectionClose() && !untilClose,
-		closeClient: ex.close || untilClose,
+		srv: cl.srv, h: rq.h, b: up.b, x: cl.x, length: n, pending: pending,
+		head:        appendAnswer(nil, upBytes[:rq.headLen], rq.close || untilClose, rq.http10),
+		body:        upBytes[rq.headLen:],
+		keepUp:      !rq.rh.ConnectionClose() && !untilClose,
+		closeClient: rq.close || untilClose,
 	}
-	up.cl, ex.up = nil, nil
+	up.cl, rq.up = nil, nil
 	up.close()
 	cl.busy, cl.moved = false, true // the route's active count is the stream's now
 	cl.close()
-	now := mono()
 	if err1 != nil || err2 != nil {
 		for _, c := range []net.Conn{upc, cc} {
 			if c != nil {
 				c.Close()
 			}
 		}
-		b.end()
-		b.stats.record(now, statusClientGone, time.Duration(now-ex.start), false)
-		ex.h.active.Add(-1)
+		s.x.clientGone(cl.srv.clk.mono())
+		rq.h.active.Add(-1)
 		cl.srv.log.Debug("proxy: handing a stream over failed", "err", errors.Join(err1, err2))
 		return
 	}
-	ex.h.pool.answered(b, code, now, time.Duration(now-ex.start))
 	go s.run(cc, upc)
 }
 
@@ -75,13 +78,12 @@ type streamed struct {
 	srv         *httpServer
 	h           *httpRoute
 	b           *backend
-	start       int64
-	code        int
-	length      int    // the body's: -1 chunked, -2 until the backend closes
-	head        []byte // for the client
-	body        []byte // what the loop had read of the body
-	pending     []byte // what the client sent after its request
-	keepUp      bool   // the backend's connection may serve another exchange
+	x           exchange // the request's, from the head on
+	length      int      // the body's: -1 chunked, -2 until the backend closes
+	head        []byte   // for the client
+	body        []byte   // what the loop had read of the body
+	pending     []byte   // what the client sent after its request
+	keepUp      bool     // the backend's connection may serve another exchange
 	closeClient bool
 }
 
@@ -104,24 +106,17 @@ func (s *streamed) run(client, backend net.Conn) {
 			err = pump(bw, uc.br, int64(s.length))
 		}
 	}
-	now := mono()
-	code := s.code
-	if err != nil {
-		code = statusClientGone // cut short: by the client or by the backend
-	}
 	if err == nil && s.keepUp {
 		s.b.conns.put(uc)
 	} else {
 		uc.close()
 	}
-	s.b.end()
-	s.b.stats.record(now, code, time.Duration(now-s.start), true)
+	s.x.finished(s.srv.clk.mono(), err == nil)
 	if err != nil || s.closeClient || s.srv.closing.Load() {
 		client.Close()
 		return
 	}
 	s.srv.adopt(client, s.pending) // back to the loops
-
 }
 
 // pump copies n bytes of br to bw (n < 0: up to the end), flushing

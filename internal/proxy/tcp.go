@@ -53,7 +53,7 @@ func (t *tcpRoute) serve(ctx context.Context, ln net.Listener) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(delay):
+			case <-t.pool.clk.After(delay):
 			}
 			continue
 		}
@@ -114,7 +114,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		t.toHTTP(c)
 		return
 	}
-	w := watchFirst(c, t.http != nil)
+	w := watchFirst(c, t.http != nil, t.pool.clk)
 	early := t.awaitClient(w)
 	if early != nil && (early.gone || early.v == sniffHTTP) {
 		w.finish()
@@ -142,7 +142,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		// No replica took the connection within the hold (or the
 		// client left): a clean end, not a hang.
 		if !v.gone {
-			t.pool.svc.none.record(mono(), 0, 0, false)
+			t.pool.svc.none.record(t.pool.now(), 0, 0, false)
 		}
 		t.closeClient(c)
 		return
@@ -154,7 +154,7 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 	defer func() {
 		bc.Close()
 		b.end()
-		b.stats.record(mono(), 0, 0, false)
+		b.stats.record(t.pool.now(), 0, 0, false)
 	}()
 	splice(c, bc)
 }
@@ -174,12 +174,10 @@ func (t *tcpRoute) awaitClient(w *clientFirst) *clientVerdict {
 	if t.http == nil || t.serverFirst.Load() > 0 || t.clientFirst.Load() == 0 {
 		return nil
 	}
-	timer := time.NewTimer(clientFirstWait)
-	defer timer.Stop()
 	select {
 	case v := <-w.done:
 		return &v
-	case <-timer.C:
+	case <-t.pool.clk.After(clientFirstWait):
 		return nil
 	}
 }
@@ -206,7 +204,7 @@ func (t *tcpRoute) closeClient(c net.Conn) {
 	defer t.untrack(c)
 	defer c.Close()
 	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(t.pool.clk.Now().Add(time.Second))
 		io.Copy(io.Discard, c)
 	}
 }
@@ -257,7 +255,7 @@ func (o *opening) run(w *clientFirst, early *clientVerdict) (net.Conn, *backend,
 	o.mu.Lock()
 	o.stop = true
 	if o.cur != nil {
-		o.cur.SetReadDeadline(time.Now()) // wakes its watch
+		o.cur.SetReadDeadline(aLongTimeAgo) // wakes its watch
 	}
 	o.mu.Unlock()
 	keep := !v.gone && v.v != sniffHTTP
@@ -284,7 +282,7 @@ func (o *opening) run(w *clientFirst, early *clientVerdict) (net.Conn, *backend,
 // (the backend spoke, or the client did and o.stop says so), or none.
 func (o *opening) backend(ctx context.Context) {
 	p := o.t.pool
-	deadline := mono() + int64(p.hold)
+	deadline := p.now() + int64(p.hold)
 	var tried []*backend
 	var one [1]byte
 	for {
@@ -306,7 +304,7 @@ func (o *opening) backend(ctx context.Context) {
 			return
 		}
 		// It ended before a word, and so did the client: another.
-		now := mono()
+		now := p.now()
 		bc.Close()
 		b.end()
 		b.observe(now, failSample)
@@ -325,7 +323,7 @@ func (t *tcpRoute) connect(ctx context.Context, deadline int64, tried []*backend
 	p := t.pool
 	tried = slices.Clone(tried)
 	for ctx.Err() == nil {
-		now := mono()
+		now := p.now()
 		b := p.pickExcept(now, tried...)
 		if b == nil && len(tried) > 0 {
 			// Every ready one refused (all restarting at once?): all
@@ -336,17 +334,17 @@ func (t *tcpRoute) connect(ctx context.Context, deadline int64, tried []*backend
 			select {
 			case <-ctx.Done():
 				return nil, nil
-			case <-time.After(connectPause):
+			case <-p.clk.After(connectPause):
 			}
 			tried = tried[:0]
 			continue
 		}
 		if b == nil {
-			if b = p.awaitExcept(ctx, deadline); b == nil {
+			if b = p.awaitUntil(ctx, deadline); b == nil {
 				return nil, nil
 			}
 		}
-		if bc, err := t.dial(ctx, b, mono()); err == nil {
+		if bc, err := t.dial(ctx, b, p.now()); err == nil {
 			return bc, b
 		}
 		tried = append(tried, b)
@@ -357,9 +355,9 @@ func (t *tcpRoute) connect(ctx context.Context, deadline int64, tried []*backend
 // dial connects to b and accounts for the attempt; on success b has one
 // more connection in flight.
 func (t *tcpRoute) dial(ctx context.Context, b *backend, start int64) (net.Conn, error) {
-	b.begin()
+	b.begin(start)
 	bc, err := t.dialer.DialContext(ctx, "tcp", b.host)
-	now := mono()
+	now := t.pool.now()
 	if err != nil {
 		b.end()
 		if ctx.Err() == nil {

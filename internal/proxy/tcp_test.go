@@ -73,17 +73,34 @@ func TestTCPRetriesAFailedDial(t *testing.T) {
 }
 
 func TestTCPWithoutBackendCloses(t *testing.T) {
-	h := newHarness(t, Config{})
+	h := newFakeHarness(t, Config{})
 	r := routeOf(t, "db", TCP)
 	h.sync(r)
-	if got, _ := roundTrip(t, r.Listen.String(), "hi"); got != "" {
-		t.Fatalf("got %q from nowhere", got)
+	got := make(chan string, 1)
+	go func() { s, _ := roundTrip(t, r.Listen.String(), "hi"); got <- s }()
+	h.held(r, 1) // waits for a replica, within the hold
+	h.clk.Advance(2 * time.Second)
+	if s := wait(t, got, "the connection to close"); s != "" {
+		t.Fatalf("got %q from nowhere", s)
 	}
 	// All backends dead: the client is closed too.
 	r.Backends = []Backend{{ID: "dead", Replica: "db/1", Addr: deadAddr(t), Ready: true}}
 	h.sync(r)
-	if got, _ := roundTrip(t, r.Listen.String(), "hi"); got != "" {
-		t.Fatalf("got %q from a dead backend", got)
+	go func() { s, _ := roundTrip(t, r.Listen.String(), "hi"); got <- s }()
+	// Refused, it is dialled again after pauses, within the hold: let the
+	// clock run until the client is closed.
+	var s string
+	testwait.Eventually(t, "the connection to close", func() bool {
+		h.clk.Advance(connectPause)
+		select {
+		case s = <-got:
+			return true
+		default:
+			return false
+		}
+	})
+	if s != "" {
+		t.Fatalf("got %q from a dead backend", s)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/tend-sh/tend/internal/clock"
 )
 
 // The proxy's HTTP/1.1 client to its backends. It is its own, not
@@ -102,6 +104,15 @@ func (ic *idleConns) isClosed() bool {
 	return ic.closed
 }
 
+// release is uc's exchange done: kept for the next if keep, else closed.
+func (ic *idleConns) release(uc *upConn, keep bool) {
+	if keep {
+		ic.put(uc)
+	} else {
+		ic.drop(uc)
+	}
+}
+
 // drop closes uc, which failed or cannot serve another exchange.
 func (ic *idleConns) drop(uc *upConn) {
 	ic.mu.Lock()
@@ -127,7 +138,7 @@ func (ic *idleConns) cut() {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	for uc := range ic.inUse {
-		uc.c.SetDeadline(time.Now())
+		uc.c.SetDeadline(aLongTimeAgo)
 	}
 }
 
@@ -160,11 +171,6 @@ func (uc *upConn) close() {
 	readers.Put(uc.br)
 	writers.Put(uc.bw)
 }
-
-// errStale is an exchange on a reused connection that the backend had
-// closed while it was idle: nothing reached it, so it is no failure and
-// the request goes again on a new connection.
-var errStale = errors.New("the backend closed an idle connection")
 
 // errClientGone ends an exchange whose client left.
 var errClientGone = errors.New("the client left")
@@ -284,26 +290,28 @@ func writeChunked(bw *bufio.Writer, r io.Reader) error {
 }
 
 // readHead reads the response head into resp, skipping interim answers
-// (100 Continue and the like), within timeout. An answer slower than
+// (100 Continue and the like), within timeout on c. An answer slower than
 // clientWatchAfter has the client's connection watched meanwhile, and
-// errClientGone is the error when the client left. The read deadline
-// stays set: whoever reads on without one (a stream) clears it.
-func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration, client net.Conn) error {
-	now := time.Now()
-	deadline := now.Add(timeout)
-	uc.c.SetReadDeadline(now.Add(min(timeout, clientWatchAfter)))
-	err := readHeadOnce(uc, resp)
-	if err == nil || !isTimeout(err) || !time.Now().Before(deadline) {
-		return deadlineErr(err, deadline)
+// errClientGone is the error when the client left.
+func readHead(uc *upConn, resp *fasthttp.ResponseHeader, timeout time.Duration, client net.Conn, c clock.Clock) error {
+	first := min(timeout, clientWatchAfter)
+	cut, err := uc.within(c, first, func() error { return readHeadOnce(uc, resp) })
+	if err == nil || !cut {
+		return err
+	}
+	if first == timeout {
+		return lateErr(err)
 	}
 	// Slow: what is read so far stays buffered; read on while watching.
-	uc.c.SetReadDeadline(deadline) // before the watch, which may cut it at once
 	stop := watchClient(client, uc.c)
-	err = readHeadOnce(uc, resp)
+	cut, err = uc.within(c, timeout-first, func() error { return readHeadOnce(uc, resp) })
 	if stop() {
 		return errClientGone
 	}
-	return deadlineErr(err, deadline)
+	if err != nil && cut {
+		return lateErr(err)
+	}
+	return err
 }
 
 func readHeadOnce(uc *upConn, resp *fasthttp.ResponseHeader) error {
@@ -317,13 +325,38 @@ func readHeadOnce(uc *upConn, resp *fasthttp.ResponseHeader) error {
 	}
 }
 
-// deadlineErr marks err as the deadline's when it has passed: fasthttp's
-// read errors do not all wrap it.
-func deadlineErr(err error, deadline time.Time) error {
-	if err != nil && !time.Now().Before(deadline) && !isTimeout(err) {
-		return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+// within runs read, whose reads of uc are cut once d has passed on c
+// (the proxy's clock, not the socket's deadline: a fake clock drives it
+// too), and reports whether they were. Nothing of the cut outlives it.
+func (uc *upConn) within(c clock.Clock, d time.Duration, read func() error) (cut bool, err error) {
+	var mu sync.Mutex
+	done := false
+	t := c.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			cut = true
+			uc.c.SetReadDeadline(aLongTimeAgo)
+		}
+	})
+	err = read()
+	t.Stop()
+	mu.Lock()
+	done = true
+	if cut {
+		uc.c.SetReadDeadline(time.Time{})
 	}
-	return err
+	mu.Unlock()
+	return cut, err
+}
+
+// lateErr marks err, a read the response timeout cut, as a deadline
+// passing: fasthttp's read errors do not all wrap it.
+func lateErr(err error) error {
+	if isTimeout(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
 }
 
 // isTimeout reports whether err is a deadline passing.
@@ -342,8 +375,7 @@ type upBody struct {
 	r       io.Reader // the body's bytes on uc.br, framed
 	uc      *upConn
 	b       *backend
-	start   int64
-	code    int
+	x       *exchange                // told when the body is through
 	chunks  bool                     // chunked: a trailer follows the last chunk
 	rh      *fasthttp.ResponseHeader // the client's, which takes the trailer
 	trailer error                    // reading the trailer failed: the connection is not reused
@@ -368,18 +400,8 @@ func (u *upBody) Close() error {
 	if !u.done.CompareAndSwap(false, true) {
 		return nil
 	}
-	if u.eof && u.keep && u.trailer == nil {
-		u.b.conns.put(u.uc)
-	} else {
-		u.b.conns.drop(u.uc)
-	}
-	now := mono()
-	u.b.end()
-	code := u.code
-	if !u.eof {
-		code = statusClientGone // cut short: by the client or by the backend
-	}
-	u.b.stats.record(now, code, time.Duration(now-u.start), true)
+	u.b.conns.release(u.uc, u.eof && u.keep && u.trailer == nil)
+	u.x.finished(u.x.p.now(), u.eof)
 	return nil
 }
 

@@ -46,7 +46,7 @@ func (m *Manager) openFront(addr string, service string) (*front, error) {
 	}
 	f := &front{addr: addr, ln: ln, members: map[*route]bool{}, served: make(chan struct{})}
 	f.routes.Store(&map[string]*httpRoute{})
-	f.srv = newHTTPServer(ln, f, m.log.With("listen", addr))
+	f.srv = newHTTPServer(ln, f, m.log.With("listen", addr), m.clk)
 	return f, nil
 }
 
@@ -98,7 +98,7 @@ func (f *front) serve() {
 
 // stop closes the listener and lets requests in flight finish for up to grace.
 func (f *front) stop(grace time.Duration, started bool) {
-	f.srv.stop(time.Now().Add(grace), started)
+	f.srv.stop(grace, started)
 	if started {
 		<-f.served
 	}
@@ -124,7 +124,7 @@ func (m *Manager) openMember(addr string, r Route, svc *service) (*route, error)
 	lg := m.log.With("project", r.Project, "service", r.Service, "listen", addr, "hosts", r.Hosts)
 	rt := &route{addr: addr, spec: r, log: lg, served: make(chan struct{}), front: f}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
-	rt.pool = newPool(r.Project, r.Service, HTTP, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold)
+	rt.pool = newPool(r.Project, r.Service, HTTP, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold, m.rnd)
 	rt.http = m.newHTTPRoute(rt.pool, lg)
 	close(rt.served) // the front serves it
 	f.join(rt)
