@@ -247,10 +247,10 @@ func findEvent(es []entry, service, action, reason string) (entry, bool) {
 func (d *daemon) project(compose string) (name, file string) {
 	t := d.t
 	t.Helper()
-	name = fmt.Sprintf("e2e%s%d", strings.ToLower(strings.NewReplacer("/", "", "_", "").Replace(t.Name())), rand.IntN(100000))
-	if len(name) > 40 {
-		name = name[:40]
-	}
+	// Cut the test's name, not the random part: subtests of one long name
+	// got the same project (and removed each other's containers).
+	base := strings.ToLower(strings.NewReplacer("/", "", "_", "").Replace(t.Name()))
+	name = fmt.Sprintf("e2e%.32s%d", base, rand.IntN(100000))
 	file = filepath.Join(t.TempDir(), "compose.yaml")
 	if err := os.WriteFile(file, []byte(ownImage(compose)), 0o644); err != nil {
 		t.Fatal(err)
