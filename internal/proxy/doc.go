@@ -93,9 +93,24 @@
 // answers: 503 when no replica is ready, 502 when none answered, 504 when
 // it did not answer within Config.ResponseTimeout.
 //
-// A TCP route accepts, picks a backend, dials it (once more on another
-// backend if the dial fails, else closes the client) and splices the two
-// connections both ways, passing a half-close on. It has no idle timeout.
+// A route is HTTP, TCP, or Auto: a port nobody declared, which is what
+// almost every compose file publishes. An Auto route accepts itself and
+// tells each connection by who speaks first (sniff.go): a client whose first
+// line is an HTTP/1.x request line (HTTP/2's preface is one) goes to the
+// route's HTTP server, anything else is TCP, and so is a backend that speaks
+// first (SMTP, MySQL). The bytes are peeked, never read, so a connection
+// reaches the loops as it came. A backend is dialled at once for a client
+// that has not spoken yet (a server-first protocol waits for nothing),
+// except on a port whose clients have always spoken first, where the
+// client gets 50 ms to do so before (fresh HTTP connections would each cost
+// their backend an empty one).
+//
+// A TCP connection (tcp.go) is spliced to a backend both ways, passing a
+// half-close on, with no idle timeout. Until a byte has passed either way,
+// a backend that refuses, or accepts and then closes or resets (a replica
+// killed as the client connected), is replaced by another within the hold,
+// all of them again every connectPause when every one refused; with none,
+// the client is closed with a FIN, its bytes read first so it gets no reset.
 //
 // # Balancing
 //
