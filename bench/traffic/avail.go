@@ -34,7 +34,7 @@ type kill struct {
 // loadWhileKilling sends GET url from c.workers keep-alive clients for c.availFor while
 // killing one replica every c.killEvery, rotating through victims. A request still in
 // flight when the time is up is waited for (at most c.reqTimeout) and counted.
-func loadWhileKilling(ctx context.Context, c config, st *stack, url string, victims []harness.Replica) availResult {
+func loadWhileKilling(ctx context.Context, c config, st *harness.Project, url string, victims []harness.Replica) availResult {
 	start := time.Now()
 	var ips []string
 	for _, v := range victims {
@@ -79,7 +79,7 @@ func loadWhileKilling(ctx context.Context, c config, st *stack, url string, vict
 
 // killer kills victims in turn, half an interval in and then every c.killEvery, while
 // the run lasts.
-func killer(ctx context.Context, c config, st *stack, victims []harness.Replica, start time.Time) []kill {
+func killer(ctx context.Context, c config, st *harness.Project, victims []harness.Replica, start time.Time) []kill {
 	var out []kill
 	for k := 0; ; k++ {
 		at := c.killEvery/2 + time.Duration(k)*c.killEvery
@@ -93,8 +93,8 @@ func killer(ctx context.Context, c config, st *stack, victims []harness.Replica,
 		}
 		v := victims[k%len(victims)]
 		t := time.Since(start)
-		err := st.d.Kill(ctx, v.ID)
-		out = append(out, kill{name: st.short(v), at: t, err: err})
+		err := st.D.Kill(ctx, v.ID)
+		out = append(out, kill{name: st.Short(v), at: t, err: err})
 	}
 }
 

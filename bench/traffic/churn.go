@@ -22,12 +22,12 @@ func availability(ctx context.Context, c config, ng *harness.Nginx, targets []*t
 			continue
 		}
 		st := tg.stack
-		before, err := st.waitSettled(ctx, c.settle)
+		before, err := st.WaitSettled(ctx, c.settle)
 		if err != nil {
 			fmt.Printf("  %-6s  FAILED: %v\n", tg.name, err)
 			continue
 		}
-		cur, err := st.replicaList(ctx)
+		cur, err := st.List(ctx)
 		if err != nil {
 			fmt.Printf("  %-6s  FAILED: %v\n", tg.name, err)
 			continue
@@ -39,10 +39,10 @@ func availability(ctx context.Context, c config, ng *harness.Nginx, targets []*t
 		if tg.key == "nginx" {
 			account = ng.Account()
 		} else {
-			account = st.t.ProxyAccount(ctx, st.project)
+			account = st.T.ProxyAccount(ctx, st.Name)
 		}
 		r := loadWhileKilling(ctx, c, st, tg.url, cur)
-		after, err := st.waitSettled(ctx, 0)
+		after, err := st.WaitSettled(ctx, 0)
 		if err != nil {
 			r.Notes = append(r.Notes, "replicas not ready again: "+err.Error())
 		} else {
@@ -57,15 +57,15 @@ func availability(ctx context.Context, c config, ng *harness.Nginx, targets []*t
 
 // addressChanges compares the replicas' addresses with those they had before the run.
 // An engine restart can hand a container another free address of the network.
-func addressChanges(ctx context.Context, st *stack, was []harness.Replica) string {
-	now, err := st.replicaList(ctx)
+func addressChanges(ctx context.Context, st *harness.Project, was []harness.Replica) string {
+	now, err := st.List(ctx)
 	if err != nil {
 		return "addresses after: " + err.Error()
 	}
 	var changed []string
 	for i, r := range now {
 		if i < len(was) && r.IP != was[i].IP {
-			changed = append(changed, fmt.Sprintf("%s %s -> %s", st.short(r), was[i].IP, r.IP))
+			changed = append(changed, fmt.Sprintf("%s %s -> %s", st.Short(r), was[i].IP, r.IP))
 		}
 	}
 	switch {
@@ -102,10 +102,10 @@ func printAvail(name string, r availResult) {
 		ks = append(ks, s)
 	}
 	fmt.Printf("  %-6s  %d requests, %d failed, %.0f req/s, p50 %s ms, p99 %s ms, max %s ms; kills %s; tend restarts %d\n",
-		name, r.Total, r.Failed, float64(r.Total)/r.Elapsed.Seconds(), msf(r.Lat.P50), msf(r.Lat.P99), msf(r.Lat.Max), strings.Join(ks, " "), r.Restarts)
+		name, r.Total, r.Failed, float64(r.Total)/r.Elapsed.Seconds(), harness.Millis(r.Lat.P50), harness.Millis(r.Lat.P99), harness.Millis(r.Lat.Max), strings.Join(ks, " "), r.Restarts)
 	down := "no time"
 	if len(r.AllDown) > 0 {
-		down = fmt.Sprintf("%s ms in %d spans", msf(harness.Total(r.AllDown)), len(r.AllDown))
+		down = fmt.Sprintf("%s ms in %d spans", harness.Millis(harness.Total(r.AllDown)), len(r.AllDown))
 	}
 	fmt.Printf("          no replica answering its own health check (polled every 20 ms): %s; failed requests overlapping that: %d\n",
 		down, r.FailedAllDown)

@@ -91,8 +91,8 @@ type target struct {
 	key, name string
 	url       string
 	skip      string
-	stack     *stack       // whose replicas it serves
-	proxyPids func() []int // nil: no proxy (wrk talks to a replica)
+	stack     *harness.Project // whose replicas it serves
+	proxyPids func() []int     // nil: no proxy (wrk talks to a replica)
 	runs      []wrkResult
 	avail     *availResult
 }
@@ -119,8 +119,8 @@ func run(ctx context.Context, c config) (code int) {
 		fmt.Println("tend serve:", err)
 		return 1
 	}
-	st := newStack(d, t, c, project, composeFile, c.tendAddr)
-	plain := newStack(d, t, c, plainProject, composePlain, c.plainAddr)
+	st := newProject(d, t, c, project, fmt.Sprintf(composeFile, c.image, c.tendAddr, c.replicas))
+	plain := newProject(d, t, c, plainProject, harness.PlainCompose("bench/traffic", c.image, c.plainAddr, c.replicas))
 	defer func() {
 		tctx, cancel := cleanCtx()
 		defer cancel()
@@ -129,20 +129,20 @@ func run(ctx context.Context, c config) (code int) {
 			code = 1
 		}
 	}()
-	if err := st.bringUp(ctx); err != nil {
+	if err := st.Up(ctx); err != nil {
 		fmt.Println("setup:", err)
 		return 1
 	}
-	reps, err := st.replicaList(ctx)
+	reps, err := st.List(ctx)
 	if err != nil {
 		fmt.Println("setup:", err)
 		return 1
 	}
-	fmt.Printf("replicas: %s\n", replicasLine(st, reps))
+	fmt.Printf("replicas: %s\n", st.Line(reps))
 
 	tendT := &target{key: "tend", name: "tend", url: "http://" + c.tendAddr + "/", stack: st, proxyPids: func() []int { return []int{t.Pid()} }}
 	nginxT := &target{key: "nginx", name: "nginx", url: "http://" + c.nginxAddr + "/", stack: st}
-	directT := &target{key: "direct", name: "direct (" + st.short(reps[0]) + ")", url: "http://" + reps[0].IP + ":8080/", stack: st}
+	directT := &target{key: "direct", name: "direct (" + st.Short(reps[0]) + ")", url: "http://" + reps[0].IP + ":8080/", stack: st}
 	ng, err := harness.StartNginx(ctx, harness.NginxConfig{Bin: c.nginxBin, Listen: c.nginxAddr, Workers: c.nginxProcs, Upstreams: harness.Addrs(reps, 8080)})
 	if err != nil {
 		nginxT.skip = err.Error()
@@ -174,7 +174,7 @@ func run(ctx context.Context, c config) (code int) {
 		availTargets = append(availTargets, plainT)
 		if ctx.Err() == nil {
 			fmt.Printf("\nplain-port project %s: a published \"%s:8080\" with a compose healthcheck, no x-tend\n", plainProject, c.plainAddr)
-			if err := plain.bringUp(ctx); err != nil {
+			if err := plain.Up(ctx); err != nil {
 				plainT.skip = err.Error()
 				fmt.Println("  not measured:", err)
 				code = 1
@@ -220,7 +220,7 @@ func preflight(ctx context.Context, d *harness.Docker, c config) error {
 }
 
 // throughput runs the warm-up, then the interleaved wrk rounds.
-func throughput(ctx context.Context, c config, st *stack, targets []*target) {
+func throughput(ctx context.Context, c config, st *harness.Project, targets []*target) {
 	fmt.Println()
 	if c.warmup > 0 {
 		fmt.Printf("warm-up: %s of wrk against each target (not recorded)\n", c.warmup)
@@ -241,7 +241,7 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 			if tg.skip != "" || ctx.Err() != nil {
 				continue
 			}
-			r, err := runWrk(ctx, c, tg.url, c.duration, tg.proxyPids, st.containerIDs)
+			r, err := runWrk(ctx, c, tg.url, c.duration, tg.proxyPids, st.ContainerIDs)
 			if err != nil {
 				fmt.Printf("  %d/%d  %-16s  FAILED: %v\n", i+1, c.rounds, tg.name, err)
 				continue
@@ -257,8 +257,8 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 
 // printTendView prints the traffic table of `tend ps` right after a tend run: the
 // proxy's own account of the last seconds (its latencies are to the replicas' response).
-func printTendView(ctx context.Context, st *stack) {
-	out, err := st.t.Run(ctx, "ps", "-p", st.project)
+func printTendView(ctx context.Context, st *harness.Project) {
+	out, err := st.T.Run(ctx, "ps", "-p", st.Name)
 	if err != nil {
 		fmt.Println("        tend ps:", err)
 		return

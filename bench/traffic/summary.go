@@ -79,7 +79,7 @@ func printSummary(targets, availTargets []*target) {
 			perReq = "-"
 		}
 		rows = append(rows, []string{tg.name, fmt.Sprint(m.n), fmt.Sprintf("%.0f", m.rps), fmt.Sprintf("%.0f", m.rpsMin),
-			fmt.Sprintf("%.0f", m.rpsMax), msf(m.p50), msf(m.p99), cpu, perReq, ""})
+			fmt.Sprintf("%.0f", m.rpsMax), harness.Millis(m.p50), harness.Millis(m.p99), cpu, perReq, ""})
 	}
 	fmt.Print(harness.Table(rows))
 
@@ -141,7 +141,7 @@ func printAvailSummary(targets []*target) {
 			continue
 		}
 		rows = append(rows, []string{tg.name, fmt.Sprint(r.Total), fmt.Sprint(r.Failed),
-			fmt.Sprintf("%.0f", float64(r.Total)/r.Elapsed.Seconds()), msf(r.Lat.P50), msf(r.Lat.P99), msf(r.Lat.Max),
+			fmt.Sprintf("%.0f", float64(r.Total)/r.Elapsed.Seconds()), harness.Millis(r.Lat.P50), harness.Millis(r.Lat.P99), harness.Millis(r.Lat.Max),
 			fmt.Sprint(len(r.Kills)), fmt.Sprint(r.Restarts), r.Reasons.Line()})
 	}
 	fmt.Print(harness.Table(rows))

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,20 @@ time=2026-11-27T10:00:01Z level=INFO msg="something else" replica=web/1
 	got := Counts(FailedAttempts(log))
 	if want := "2 x web/2: dial tcp ADDR: connect: connection refused"; got != want {
 		t.Errorf("FailedAttempts = %q, want %q", got, want)
+	}
+}
+
+func TestPlainCompose(t *testing.T) {
+	got := PlainCompose("test", "tend-demo:dev", ":18301", 3)
+	for _, want := range []string{`ports: ["18301:8080"]`, "deploy: {replicas: 3}", `test: ["CMD", "/demo", "-probe", "http://127.0.0.1:8080/health"]`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lacks %q:\n%s", want, got)
+		}
+	}
+	if _, body, _ := strings.Cut(got, "\n"); strings.Contains(body, "x-tend") || strings.Contains(body, "app_protocol") {
+		t.Errorf("not plain:\n%s", got)
+	}
+	if got := PlainCompose("test", "i", "127.0.0.1:18301", 1); !strings.Contains(got, `ports: ["127.0.0.1:18301:8080"]`) {
+		t.Errorf("with a host:\n%s", got)
 	}
 }

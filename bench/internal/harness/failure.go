@@ -21,7 +21,9 @@ const (
 	FailUnreachable = "unreachable" // no route to the address
 	FailBrokenPipe  = "broken pipe" // the request could not be written
 	FailH2Stream    = "h2 stream reset"
-	FailH2Conn      = "h2 connection lost" // GOAWAY, or the connection closed under the stream
+	FailH2Conn      = "h2 connection lost"     // GOAWAY, or the connection closed under the stream
+	FailH2NoConn    = "h2 no connection"       // the HTTP/2 connection could not be set up
+	FailH2NotSpoken = "h2c answered in HTTP/1" // the other end does not speak h2c
 )
 
 var addrPort = regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+`)
@@ -49,6 +51,10 @@ func FailureKind(err error) string {
 	case errors.Is(err, syscall.EPIPE):
 		return FailBrokenPipe
 	// HTTP/2's errors are unexported types of net/http: known by their text.
+	case strings.Contains(msg, "frame header looked like an HTTP/1.1 header"):
+		return FailH2NotSpoken
+	case strings.Contains(msg, "client conn could not be established"):
+		return FailH2NoConn
 	case strings.Contains(msg, "stream error:"), strings.Contains(msg, "RST_STREAM"):
 		return FailH2Stream
 	case strings.Contains(msg, "GOAWAY"), strings.Contains(msg, "client connection lost"),

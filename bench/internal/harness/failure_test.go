@@ -81,7 +81,7 @@ func TestFailureKindOfRealFailures(t *testing.T) {
 		{"answer cut short", half, KeepAlive, FailEOF},
 		{"no answer in time", hang, KeepAlive, FailTimeout},
 		{"5xx", status.URL, KeepAlive, "HTTP 502"},
-		{"h2c to an HTTP/1-only server", http1only.URL, H2C, "other: http2: failed reading the frame payload: http2: frame too large, note that the frame header looked like an HTTP/1.1 header"},
+		{"h2c to an HTTP/1-only server", http1only.URL, H2C, FailH2NotSpoken},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			hc := &http.Client{Transport: transport(c.kind), Timeout: 300 * time.Millisecond}
@@ -101,9 +101,10 @@ func TestFailureKindByText(t *testing.T) {
 		return &url.Error{Op: "Get", URL: "http://127.0.0.1:18301/", Err: errors.New(msg)}
 	}
 	for msg, want := range map[string]string{
-		"stream error: stream ID 3; INTERNAL_ERROR; received from peer": FailH2Stream,
+		"stream error: stream ID 3; INTERNAL_ERROR; received from peer":       FailH2Stream,
 		"http2: server sent GOAWAY and closed the connection; LastStreamID=1": FailH2Conn,
 		"http2: client connection lost":                                       FailH2Conn,
+		"http2: client conn could not be established":                         FailH2NoConn,
 		"net/http: HTTP/1.x transport connection broken: unexpected EOF":      FailEOF,
 		"dial tcp 172.20.0.2:8080: i/o trouble":                               "other: dial tcp ADDR: i/o trouble",
 	} {
@@ -178,9 +179,13 @@ func TestLoadSendsEachKindAndCountsPosts(t *testing.T) {
 	}
 	rs := l.Run(context.Background(), time.Now())
 	srv.Close()
-	by := map[ClientKind]int{}
+	by, ids := map[ClientKind]int{}, map[int]ClientKind{}
 	for _, r := range rs {
 		by[r.Client]++
+		if k, ok := ids[r.ID]; ok && k != r.Client {
+			t.Fatalf("client %d sent both %s and %s", r.ID, k, r.Client)
+		}
+		ids[r.ID] = r.Client
 		switch {
 		case r.Post && r.Fail != "HTTP 503", !r.Post && r.Fail != "":
 			t.Fatalf("request %+v", r)
@@ -190,6 +195,9 @@ func TestLoadSendsEachKindAndCountsPosts(t *testing.T) {
 		if by[k] < 8 {
 			t.Errorf("%s: %d requests in 100 ms", k, by[k])
 		}
+	}
+	if len(ids) != 3 {
+		t.Errorf("%d clients, want 3", len(ids))
 	}
 	if protos["HTTP/2.0"] == 0 || protos["HTTP/1.1"] == 0 {
 		t.Errorf("protocols seen: %v", protos)

@@ -54,6 +54,7 @@ func joinKinds(ks []ClientKind) string {
 // Request is one request a load client sent.
 type Request struct {
 	Client ClientKind
+	ID     int           // the client that sent it, numbered from 0 across kinds
 	Post   bool          // a POST (not idempotent); else a GET
 	From   time.Duration // when it was sent, since the load's start
 	Took   time.Duration // until its answer was read, or it failed
@@ -87,10 +88,11 @@ func (l Load) Run(ctx context.Context, start time.Time) []Request {
 	var mu sync.Mutex
 	var all []Request
 	var wg sync.WaitGroup
-	for _, k := range l.Kinds {
-		for range l.Clients {
+	for i, k := range l.Kinds {
+		for j := range l.Clients {
+			id := i*l.Clients + j
 			wg.Go(func() {
-				rs := l.client(ctx, k, start)
+				rs := l.client(ctx, k, id, start)
 				mu.Lock()
 				all = append(all, rs...)
 				mu.Unlock()
@@ -102,7 +104,7 @@ func (l Load) Run(ctx context.Context, start time.Time) []Request {
 }
 
 // client is one client: its own transport, so that no two clients share a connection.
-func (l Load) client(ctx context.Context, k ClientKind, start time.Time) []Request {
+func (l Load) client(ctx context.Context, k ClientKind, id int, start time.Time) []Request {
 	tr := transport(k)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: l.Timeout}
@@ -119,7 +121,7 @@ func (l Load) client(ctx context.Context, k ClientKind, start time.Time) []Reque
 		if ctx.Err() != nil {
 			break
 		}
-		r := Request{Client: k, Post: post, From: t0.Sub(start), Took: time.Since(t0)}
+		r := Request{Client: k, ID: id, Post: post, From: t0.Sub(start), Took: time.Since(t0)}
 		if err != nil {
 			r.Fail = FailureKind(err)
 		}

@@ -93,3 +93,6 @@ func LatenciesOf(ds []time.Duration) Latencies {
 	slices.Sort(ds)
 	return Latencies{ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1]}
 }
+
+// Millis formats a duration as milliseconds with two decimals.
+func Millis(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
