@@ -16,7 +16,16 @@
 //
 // Part one: N rounds (-rounds, default 20) with a kill every 2 s for 12 s; part two: one
 // round (-fast-rounds) with a kill every 500 ms. Rounds run on one daemon, 3 s apart
-// (-gap), each once from ready replicas.
+// (-gap), each run once every replica is ready again. In part two each run waits until
+// every replica has also run 11 s (-fast-settle): at a kill every 500 ms tend's
+// crash-loop backoff keeps replicas down for seconds, and the backoff one run leaves
+// would otherwise fall on the next, the other peer's.
+//
+// Failed requests are not all alike: a proxy that answers 502 at once is asked again at
+// once by a closed-loop client, one whose requests time out is asked every 2 s, so
+// failed counts overstate the first. Each table also gives the clients' time without
+// service (from a failed request to the end of the next successful one), which does not
+// depend on how fast failures come back.
 //
 // Alternating, not at the same time: in each round tend and nginx each get one run of
 // their own, over the same replicas, with the same kill times and the same seeded

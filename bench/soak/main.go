@@ -23,6 +23,7 @@ type config struct {
 	duration    time.Duration
 	gap         time.Duration
 	settle      time.Duration
+	fastSettle  time.Duration
 	clients     int
 	kinds       []harness.ClientKind
 	postEvery   int
@@ -55,6 +56,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 12*time.Second, "length of each run (load and kills)")
 	flag.DurationVar(&c.gap, "gap", 3*time.Second, "pause between the end of a run and the start of the next (after the replicas are ready again)")
 	flag.DurationVar(&c.settle, "settle", 0, "start a run only when every replica has run this long (11s: past tend's restart streak; 0: once ready)")
+	flag.DurationVar(&c.fastSettle, "fast-settle", 11*time.Second, "part two: start a run only when every replica has run this long (tend's restart streak resets after 10s of running), so that neither peer inherits the backoff the other's kills left")
 	flag.IntVar(&c.clients, "clients", 4, "concurrent clients of each kind")
 	flag.StringVar(&kinds, "kinds", "keepalive,fresh,h2c", "client kinds: keepalive (HTTP/1.1, one connection reused), fresh (a new connection per request), h2c (HTTP/2 with prior knowledge)")
 	flag.IntVar(&c.postEvery, "post-every", 10, "every Nth request of each client is a POST (POST /heal, harmless on the demo); 0: GETs only")
@@ -185,6 +187,9 @@ func run(ctx context.Context, c config) (code int) {
 	n := 0 // runs so far, for the alternating order
 	var lastEnd time.Time
 	for _, pt := range c.parts() {
+		if ctx.Err() != nil {
+			break
+		}
 		fmt.Printf("\n== %s for %s, %d round(s); %d clients of each kind (%s), %s\n",
 			pt.name, c.duration, pt.rounds, c.clients, kindsLine(c.kinds), postsLine(c.postEvery))
 		for r := 1; r <= pt.rounds && ctx.Err() == nil; r++ {
@@ -287,11 +292,13 @@ func printHeader(c config) {
 	fmt.Printf("nginx: worker_processes %s on %s (h2c on %s), upstream of the replicas' container addresses with keepalive 64,\n"+
 		"  max_fails=1 fail_timeout=1s, proxy_next_upstream error timeout http_502 http_503, proxy_connect_timeout 250ms\n",
 		c.nginxProcs, c.nginxAddr, c.nginxH2C)
-	fmt.Printf("method: in each round one run through each peer, the order alternating; each run from ready replicas, %s after\n"+
-		"  the last; %d clients of each kind send GET / (%s: POST /heal) in a closed loop, %s timeout;\n"+
-		"  a random running replica (seed %d) is SIGKILLed through the Engine API at fixed times; tend restarts it.\n"+
-		"  A failed POST in flight at a kill may have reached the replica that died (no proxy may resend it): counted apart.\n",
-		c.gap, c.clients, postsLine(c.postEvery), c.reqTimeout, c.seed)
+	fmt.Printf("method: in each round one run through each peer, the order alternating; each run from ready replicas\n"+
+		"  (in part two also run for %s), %s after the last; %d clients of each kind send GET /\n"+
+		"  (%s: POST /heal) in a closed loop, %s timeout; a random running replica (seed %d) is SIGKILLed\n"+
+		"  through the Engine API at fixed times; tend restarts it.\n"+
+		"  A failed POST in flight at a kill may have reached the replica that died (no proxy may resend it): counted apart.\n"+
+		"  time failing %% = the clients' time from a failed request to the end of the next successful one, of all their time.\n",
+		c.fastSettle, c.gap, c.clients, postsLine(c.postEvery), c.reqTimeout, c.seed)
 }
 
 func kindsLine(ks []harness.ClientKind) string {

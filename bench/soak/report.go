@@ -243,7 +243,7 @@ func (res *results) write(path string) error {
 func (c config) summary() map[string]any {
 	return map[string]any{
 		"rounds": c.rounds, "kill_every": c.killEvery.String(), "fast_rounds": c.fastRounds, "fast_kill_every": c.fastEvery.String(),
-		"duration": c.duration.String(), "gap": c.gap.String(), "settle": c.settle.String(), "clients_per_kind": c.clients,
+		"duration": c.duration.String(), "gap": c.gap.String(), "settle": c.settle.String(), "fast_settle": c.fastSettle.String(), "clients_per_kind": c.clients,
 		"kinds": c.kinds, "post_every": c.postEvery, "request_timeout": c.reqTimeout.String(), "seed": c.seed,
 		"replicas": c.replicas, "tend_addr": c.tendAddr, "tend": c.build(), "image": c.image,
 		"host": harness.Host(), "started": time.Now().Format(time.RFC3339),

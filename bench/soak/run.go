@@ -27,7 +27,11 @@ func oneRun(ctx context.Context, c config, p *harness.Project, pe *peer, pt part
 		rr.Err = err.Error()
 		return rr, time.Now()
 	}
-	before, err := p.WaitSettled(ctx, c.settle)
+	settle := c.settle
+	if pt.key == 2 {
+		settle = max(settle, c.fastSettle)
+	}
+	before, err := p.WaitSettled(ctx, settle)
 	if err != nil {
 		return fail(err)
 	}
@@ -82,6 +86,9 @@ func oneRun(ctx context.Context, c config, p *harness.Project, pe *peer, pt part
 	stopWatch()
 	bg.Wait()
 	rr.Elapsed = end.Sub(start)
+	if ctx.Err() != nil {
+		return fail(fmt.Errorf("interrupted after %.1fs (not counted)", rr.Elapsed.Seconds()))
+	}
 	rr.Kills = kills
 	rr.AllDown = wat.AllDown()
 	rr.tally(c.kinds, c.clients, reqs)

@@ -24,16 +24,16 @@ func availability(ctx context.Context, c config, ng *harness.Nginx, targets []*t
 		st := tg.stack
 		before, err := st.WaitSettled(ctx, c.settle)
 		if err != nil {
-			fmt.Printf("  %-6s  FAILED: %v\n", tg.name, err)
+			fmt.Printf("  %-16s  FAILED: %v\n", tg.name, err)
 			continue
 		}
 		cur, err := st.List(ctx)
 		if err != nil {
-			fmt.Printf("  %-6s  FAILED: %v\n", tg.name, err)
+			fmt.Printf("  %-16s  FAILED: %v\n", tg.name, err)
 			continue
 		}
 		if tg.key == "nginx" && !sameAddrs(cur, reps) {
-			fmt.Printf("  %-6s  note: its upstream addresses %s are no longer the replicas' (%s)\n", tg.name, addrList(reps), addrList(cur))
+			fmt.Printf("  %-16s  note: its upstream addresses %s are no longer the replicas' (%s)\n", tg.name, addrList(reps), addrList(cur))
 		}
 		var account func() string
 		if tg.key == "nginx" {
@@ -101,23 +101,23 @@ func printAvail(name string, r availResult) {
 		}
 		ks = append(ks, s)
 	}
-	fmt.Printf("  %-6s  %d requests, %d failed, %.0f req/s, p50 %s ms, p99 %s ms, max %s ms; kills %s; tend restarts %d\n",
+	fmt.Printf("  %-16s  %d requests, %d failed, %.0f req/s, p50 %s ms, p99 %s ms, max %s ms; kills %s; tend restarts %d\n",
 		name, r.Total, r.Failed, float64(r.Total)/r.Elapsed.Seconds(), harness.Millis(r.Lat.P50), harness.Millis(r.Lat.P99), harness.Millis(r.Lat.Max), strings.Join(ks, " "), r.Restarts)
 	down := "no time"
 	if len(r.AllDown) > 0 {
 		down = fmt.Sprintf("%s ms in %d spans", harness.Millis(harness.Total(r.AllDown)), len(r.AllDown))
 	}
-	fmt.Printf("          no replica answering its own health check (polled every 20 ms): %s; failed requests overlapping that: %d\n",
+	fmt.Printf("                    no replica answering its own health check (polled every 20 ms): %s; failed requests overlapping that: %d\n",
 		down, r.FailedAllDown)
 	if r.Failed > 0 {
 		var secs []string
 		for _, s := range slices.Sorted(maps.Keys(r.FailSecond)) {
 			secs = append(secs, fmt.Sprintf("%ds: %d", s, r.FailSecond[s]))
 		}
-		fmt.Printf("          failures by second of the run: %s\n", strings.Join(secs, ", "))
-		fmt.Printf("          failures by kind: %s\n", r.Reasons.Line())
+		fmt.Printf("                    failures by second of the run: %s\n", strings.Join(secs, ", "))
+		fmt.Printf("                    failures by kind: %s\n", r.Reasons.Line())
 	}
 	for _, n := range r.Notes {
-		fmt.Printf("          %s\n", n)
+		fmt.Printf("                    %s\n", strings.ReplaceAll(n, "\n          ", "\n                    "))
 	}
 }
