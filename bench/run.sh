@@ -3,13 +3,15 @@
 # crash-to-serving recovery (bench/recovery), stack start-up (bench/up), the
 # replacement of a sick replica (bench/heal) and tend's proxy under load and while
 # replicas are killed (bench/traffic) against their peers in one go, printing every
-# figure. Run as root from anywhere:
+# figure; on request (BENCHES=soak) also whether requests survive replicas dying on a
+# plain published port, tend against nginx (bench/soak). Run as root from anywhere:
 #
 #   bench/run.sh                    # everything, defaults below
 #   TRIALS=7 ROUNDS=3 bench/run.sh  # fewer trials / rounds
 #   PEERS=always,swarm-0s bench/run.sh
 #   BENCHES=heal bench/run.sh       # only the heal benchmark
 #   BENCHES=traffic TRAFFIC_ROUNDS=1 bench/run.sh
+#   BENCHES=soak bench/run.sh       # the soak benchmark alone (about 12 minutes)
 #
 # Settings (environment): BENCHES (which to run, comma-separated, default
 # recovery,up,heal,traffic), TRIALS (crashes per peer, default 9), ROUNDS (up/down
@@ -17,7 +19,8 @@
 # SWARM_NET (overlay or bridge, default overlay), HEALTH (services with a health check in
 # the up benchmark, default 0), HEAL_TRIALS (sick replicas per peer, default 5),
 # HEAL_PEERS (heal peers, default tend,tend-hc,swarm-0s,swarm,docker), TRAFFIC_ROUNDS (wrk
-# rounds per target, default 3). bench/traffic drives wrk and nginx: bench/traffic/tools.sh
+# rounds per target, default 3), SOAK_ROUNDS (bench/soak rounds with a kill every 2 s,
+# default 20). bench/traffic and bench/soak drive wrk and nginx: bench/traffic/tools.sh
 # installs them with apt-get when they are missing. Everything the benchmarks create is
 # removed at the end.
 set -euo pipefail
@@ -52,6 +55,11 @@ echo "== building the benchmarks"
 "$go" build -o "$tmp/up" ./bench/up
 "$go" build -o "$tmp/heal" ./bench/heal
 "$go" build -o "$tmp/traffic" ./bench/traffic
+"$go" build -o "$tmp/soak" ./bench/soak
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n $(git status --porcelain -- cmd internal go.mod go.sum 2>/dev/null) ]]; then
+	commit="$commit with uncommitted changes"
+fi
 
 benches=",${BENCHES:-recovery,up,heal,traffic},"
 rc=0
@@ -79,6 +87,16 @@ if [[ $benches == *,traffic,* ]]; then
 		"$tmp/traffic" -rounds "${TRAFFIC_ROUNDS:-3}" -tend "$tend" || rc=1
 	else
 		echo "bench/traffic: wrk and nginx could not be installed; not measured"
+		rc=1
+	fi
+fi
+if [[ $benches == *,soak,* ]]; then
+	echo
+	echo "== soak: requests while replicas die, plain published port, tend against nginx"
+	if bench/traffic/tools.sh; then
+		"$tmp/soak" -rounds "${SOAK_ROUNDS:-20}" -tend "$tend" -tend-commit "$commit" || rc=1
+	else
+		echo "bench/soak: nginx could not be installed; not measured"
 		rc=1
 	fi
 fi

@@ -4,8 +4,10 @@
 // while a replica is killed every two seconds, through tend and through nginx.
 //
 // tend runs the replicas (a compose service of three demo replicas whose published port
-// tend's proxy serves); nginx, started by the benchmark with its own config in a temporary
-// directory, balances over the same containers' addresses.
+// tend's proxy serves, in HTTP mode since an x-tend HTTP probe checks it); nginx, started
+// by the benchmark with a failover config in a temporary directory, balances over the
+// same containers' addresses. The availability part also runs through tend on a second
+// project as users write it: a plain published port with a compose healthcheck.
 //
 // Usage (as root; see bench/README.md; bench/traffic/tools.sh installs wrk and nginx):
 //
@@ -25,7 +27,10 @@ import (
 	"github.com/tend-sh/tend/bench/internal/harness"
 )
 
-const project = "tendbench-traffic"
+const (
+	project      = "tendbench-traffic"
+	plainProject = "tendbench-traffic-plain"
+)
 
 type config struct {
 	rounds   int
@@ -41,6 +46,8 @@ type config struct {
 	settle      time.Duration
 	replicas    int
 	tendAddr    string
+	plain       bool
+	plainAddr   string
 	nginxAddr   string
 	nginxProcs  string
 	image       string
@@ -65,6 +72,8 @@ func main() {
 	flag.DurationVar(&c.settle, "settle", 11*time.Second, "availability: start only when every replica has run this long (tend resets a replica's restart backoff after 10 s), so both peers face the same restarts")
 	flag.IntVar(&c.replicas, "replicas", 3, "replicas of the service")
 	flag.StringVar(&c.tendAddr, "tend-addr", "127.0.0.1:18080", "host address tend's proxy publishes the service on")
+	flag.BoolVar(&c.plain, "plain", true, "availability: also run through tend on a plain published port with a compose healthcheck (project "+plainProject+", brought up after the throughput rounds)")
+	flag.StringVar(&c.plainAddr, "plain-addr", "127.0.0.1:18081", "host address of the plain-port project's published port")
 	flag.StringVar(&c.nginxAddr, "nginx-addr", "127.0.0.1:18090", "address the benchmark's nginx listens on")
 	flag.StringVar(&c.nginxProcs, "nginx-workers", "2", "nginx worker_processes")
 	flag.StringVar(&c.image, "image", "tend-demo:dev", "demo image (examples/demo/build.sh)")
@@ -82,7 +91,8 @@ type target struct {
 	key, name string
 	url       string
 	skip      string
-	proxyPids func() []int // nil: no proxy (wrk talks to a replica)
+	stack     *harness.Project // whose replicas it serves
+	proxyPids func() []int     // nil: no proxy (wrk talks to a replica)
 	runs      []wrkResult
 	avail     *availResult
 }
@@ -109,41 +119,42 @@ func run(ctx context.Context, c config) (code int) {
 		fmt.Println("tend serve:", err)
 		return 1
 	}
-	st := &stack{d: d, t: t, c: c}
+	st := newProject(d, t, c, project, fmt.Sprintf(composeFile, c.image, c.tendAddr, c.replicas))
+	plain := newProject(d, t, c, plainProject, harness.PlainCompose("bench/traffic", c.image, c.plainAddr, c.replicas))
 	defer func() {
 		tctx, cancel := cleanCtx()
 		defer cancel()
-		if err := st.teardown(tctx); err != nil {
+		if err := teardown(tctx, c, t, st, plain); err != nil {
 			fmt.Println("cleanup:", err)
 			code = 1
 		}
 	}()
-	if err := st.up(ctx); err != nil {
+	if err := st.Up(ctx); err != nil {
 		fmt.Println("setup:", err)
 		return 1
 	}
-	reps, err := st.replicaList(ctx)
+	reps, err := st.List(ctx)
 	if err != nil {
 		fmt.Println("setup:", err)
 		return 1
 	}
-	fmt.Printf("replicas: %s\n", replicasLine(reps))
+	fmt.Printf("replicas: %s\n", st.Line(reps))
 
-	tendT := &target{key: "tend", name: "tend", url: "http://" + c.tendAddr + "/", proxyPids: func() []int { return []int{t.Pid()} }}
-	nginxT := &target{key: "nginx", name: "nginx", url: "http://" + c.nginxAddr + "/"}
-	directT := &target{key: "direct", name: "direct (" + reps[0].short() + ")", url: "http://" + reps[0].ip + ":8080/"}
-	ng, err := startNginx(ctx, c.nginxBin, c.nginxAddr, c.nginxProcs, reps)
+	tendT := &target{key: "tend", name: "tend", url: "http://" + c.tendAddr + "/", stack: st, proxyPids: func() []int { return []int{t.Pid()} }}
+	nginxT := &target{key: "nginx", name: "nginx", url: "http://" + c.nginxAddr + "/", stack: st}
+	directT := &target{key: "direct", name: "direct (" + st.Short(reps[0]) + ")", url: "http://" + reps[0].IP + ":8080/", stack: st}
+	ng, err := harness.StartNginx(ctx, harness.NginxConfig{Bin: c.nginxBin, Listen: c.nginxAddr, Workers: c.nginxProcs, Upstreams: harness.Addrs(reps, 8080)})
 	if err != nil {
 		nginxT.skip = err.Error()
 		fmt.Println("nginx: not measured:", err)
 	} else {
 		defer func() {
-			if err := ng.stop(); err != nil {
+			if err := ng.Stop(); err != nil {
 				fmt.Println("cleanup nginx:", err)
 				code = 1
 			}
 		}()
-		nginxT.proxyPids = ng.pids
+		nginxT.proxyPids = ng.Pids
 	}
 	targets := []*target{tendT, nginxT, directT}
 	for _, tg := range targets {
@@ -157,10 +168,24 @@ func run(ctx context.Context, c config) (code int) {
 	}
 
 	throughput(ctx, c, st, targets)
-	if ctx.Err() == nil {
-		availability(ctx, c, st, ng, []*target{tendT, nginxT}, reps)
+	availTargets := []*target{tendT}
+	if c.plain {
+		plainT := &target{key: "plain", name: "tend, plain port", url: "http://" + c.plainAddr + "/", stack: plain}
+		availTargets = append(availTargets, plainT)
+		if ctx.Err() == nil {
+			fmt.Printf("\nplain-port project %s: a published \"%s:8080\" with a compose healthcheck, no x-tend\n", plainProject, c.plainAddr)
+			if err := plain.Up(ctx); err != nil {
+				plainT.skip = err.Error()
+				fmt.Println("  not measured:", err)
+				code = 1
+			}
+		}
 	}
-	printSummary(targets)
+	availTargets = append(availTargets, nginxT)
+	if ctx.Err() == nil {
+		availability(ctx, c, ng, availTargets, reps)
+	}
+	printSummary(targets, availTargets)
 	if ctx.Err() != nil {
 		fmt.Println("interrupted; cleaning up")
 		return 1
@@ -184,7 +209,7 @@ func preflight(ctx context.Context, d *harness.Docker, c config) error {
 	if _, err := exec.LookPath(c.wrkBin); err != nil {
 		return fmt.Errorf("wrk: %v (bench/traffic/tools.sh installs it)", err)
 	}
-	for _, a := range []string{c.tendAddr, c.nginxAddr} {
+	for _, a := range []string{c.tendAddr, c.plainAddr, c.nginxAddr} {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("%s is not free: %v", a, err)
@@ -195,7 +220,7 @@ func preflight(ctx context.Context, d *harness.Docker, c config) error {
 }
 
 // throughput runs the warm-up, then the interleaved wrk rounds.
-func throughput(ctx context.Context, c config, st *stack, targets []*target) {
+func throughput(ctx context.Context, c config, st *harness.Project, targets []*target) {
 	fmt.Println()
 	if c.warmup > 0 {
 		fmt.Printf("warm-up: %s of wrk against each target (not recorded)\n", c.warmup)
@@ -216,7 +241,7 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 			if tg.skip != "" || ctx.Err() != nil {
 				continue
 			}
-			r, err := runWrk(ctx, c, tg.url, c.duration, tg.proxyPids, st.containerIDs)
+			r, err := runWrk(ctx, c, tg.url, c.duration, tg.proxyPids, st.ContainerIDs)
 			if err != nil {
 				fmt.Printf("  %d/%d  %-16s  FAILED: %v\n", i+1, c.rounds, tg.name, err)
 				continue
@@ -232,8 +257,8 @@ func throughput(ctx context.Context, c config, st *stack, targets []*target) {
 
 // printTendView prints the traffic table of `tend ps` right after a tend run: the
 // proxy's own account of the last seconds (its latencies are to the replicas' response).
-func printTendView(ctx context.Context, st *stack) {
-	out, err := st.t.Run(ctx, "ps", "-p", project)
+func printTendView(ctx context.Context, st *harness.Project) {
+	out, err := st.T.Run(ctx, "ps", "-p", st.Name)
 	if err != nil {
 		fmt.Println("        tend ps:", err)
 		return
@@ -266,12 +291,14 @@ func printHeader(c config) {
 	fmt.Printf("method: throughput: wrk -t%d -c%d -d%s --latency http://ADDR/, %d rounds, the order rotating each round\n"+
 		"  (tend, nginx, direct; then nginx, direct, tend; then direct, tend, nginx; ...);\n"+
 		"  nginx: worker_processes %s, upstream of the same %d container addresses with keepalive 64, HTTP/1.1 to them,\n"+
+		"  max_fails=1 fail_timeout=1s, proxy_next_upstream error timeout http_502 http_503, proxy_connect_timeout 250ms,\n"+
 		"  on %s; direct: wrk straight at replica 1's address. Nothing is pinned: wrk, the proxy and the\n"+
 		"  replicas share both CPUs with whatever else runs on the host. CPU is read from /proc and the containers'\n"+
 		"  cgroups: wrk, the proxy's processes (tend's daemon; nginx's master and workers), the 3 replicas, and\n"+
 		"  rest = the host's other busy time (engine, other work, steal); proxy cpu/req = proxy CPU time / requests.\n"+
 		"  availability: %s of GET / from %d keep-alive clients (%s timeout; a non-2xx answer or an error fails),\n"+
-		"  docker kill of one replica every %s (rotating, the first after %s); tend restarts the killed one.\n",
+		"  docker kill of one replica every %s (rotating, the first after %s); tend restarts the killed one.\n"+
+		"  Through tend, nginx, and (with -plain) tend on a plain published port with a compose healthcheck.\n",
 		c.threads, c.conns, c.duration, c.rounds, c.nginxProcs, c.replicas, c.nginxAddr,
 		c.availFor, c.workers, c.reqTimeout, c.killEvery, c.killEvery/2)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -53,7 +54,7 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func printSummary(targets []*target) {
+func printSummary(targets, availTargets []*target) {
 	fmt.Println()
 	fmt.Println("summary, throughput and latency (medians over the rounds):")
 	rows := [][]string{{"target", "rounds", "req/s", "min", "max", "p50 ms", "p99 ms", "cpu % wrk / proxy / replicas / rest", "proxy cpu/req", "note"}}
@@ -78,7 +79,7 @@ func printSummary(targets []*target) {
 			perReq = "-"
 		}
 		rows = append(rows, []string{tg.name, fmt.Sprint(m.n), fmt.Sprintf("%.0f", m.rps), fmt.Sprintf("%.0f", m.rpsMin),
-			fmt.Sprintf("%.0f", m.rpsMax), msf(m.p50), msf(m.p99), cpu, perReq, ""})
+			fmt.Sprintf("%.0f", m.rpsMax), harness.Millis(m.p50), harness.Millis(m.p99), cpu, perReq, ""})
 	}
 	fmt.Print(harness.Table(rows))
 
@@ -95,7 +96,7 @@ func printSummary(targets []*target) {
 	}
 	fmt.Print(harness.Table(goals))
 
-	printAvailSummary(targets)
+	printAvailSummary(availTargets)
 }
 
 // ratioRow formats a/b and its verdict against goal (op ">=" or "<="; "" for information).
@@ -124,36 +125,37 @@ func goalText(op string, goal float64) string {
 func printAvailSummary(targets []*target) {
 	fmt.Println()
 	fmt.Println("summary, availability (a replica killed every interval):")
-	rows := [][]string{{"target", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms", "kills", "tend restarts"}}
-	var tendAvail *availResult
+	rows := [][]string{{"target", "requests", "failed", "req/s", "p50 ms", "p99 ms", "max ms", "kills", "tend restarts", "failures by kind"}}
+	var verdicts []string
 	for _, tg := range targets {
-		if tg.key == "direct" {
-			continue
-		}
 		r := tg.avail
+		if tg.key != "nginx" {
+			verdicts = append(verdicts, tg.name+" "+availVerdict(r))
+		}
 		if r == nil {
 			why := "not measured"
 			if tg.skip != "" {
 				why += ": " + harness.Tail(tg.skip, 100)
 			}
-			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", why})
+			rows = append(rows, []string{tg.name, "-", "-", "-", "-", "-", "-", "-", "-", why})
 			continue
 		}
-		if tg.key == "tend" {
-			tendAvail = r
-		}
 		rows = append(rows, []string{tg.name, fmt.Sprint(r.Total), fmt.Sprint(r.Failed),
-			fmt.Sprintf("%.0f", float64(r.Total)/r.Elapsed.Seconds()), msf(r.P50), msf(r.P99), msf(r.Max),
-			fmt.Sprint(len(r.Kills)), fmt.Sprint(r.Restarts)})
+			fmt.Sprintf("%.0f", float64(r.Total)/r.Elapsed.Seconds()), harness.Millis(r.Lat.P50), harness.Millis(r.Lat.P99), harness.Millis(r.Lat.Max),
+			fmt.Sprint(len(r.Kills)), fmt.Sprint(r.Restarts), r.Reasons.Line()})
 	}
 	fmt.Print(harness.Table(rows))
 	fmt.Println()
-	v := "not measured"
-	if tendAvail != nil {
-		v = fmt.Sprintf("%d: NOT MET", tendAvail.Failed)
-		if tendAvail.Failed == 0 && len(tendAvail.Kills) > 0 {
-			v = "0: MET"
-		}
+	fmt.Printf("goal: no request through tend fails while replicas are killed: %s\n", strings.Join(verdicts, "; "))
+}
+
+func availVerdict(r *availResult) string {
+	switch {
+	case r == nil:
+		return "not measured"
+	case r.Failed == 0 && len(r.Kills) > 0:
+		return "0: MET"
+	default:
+		return fmt.Sprintf("%d: NOT MET", r.Failed)
 	}
-	fmt.Printf("goal: no request through tend fails while replicas are killed: %s\n", v)
 }

@@ -39,7 +39,7 @@ func (r wrkResult) errors() string {
 
 func (r wrkResult) line() string {
 	return fmt.Sprintf("%8.0f req/s  p50 %6s ms  p99 %6s ms  max %6s ms  (%d requests, %s)  cpu %s",
-		r.RPS, msf(r.P50), msf(r.P99), msf(r.Max), r.Requests, r.errors(), r.CPU)
+		r.RPS, harness.Millis(r.P50), harness.Millis(r.P99), harness.Millis(r.Max), r.Requests, r.errors(), r.CPU)
 }
 
 // runWrk runs wrk against url for d. With proxy or containers set it also accounts the
@@ -131,6 +131,3 @@ func parseWrkDuration(s string) (time.Duration, error) {
 	}
 	return 0, fmt.Errorf("wrk: cannot read latency %q", s)
 }
-
-// msf formats a duration as milliseconds with two decimals.
-func msf(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }

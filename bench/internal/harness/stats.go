@@ -80,3 +80,19 @@ func Ratio(a, b Summary, goal float64) (ratio, verdict string) {
 	}
 	return fmt.Sprintf("%.2fx", r), v
 }
+
+// Latencies are the p50, p99 and maximum of a set of durations (zero when empty); the
+// pth percentile is the value at index n*p/100 of the sorted set.
+type Latencies struct{ P50, P99, Max time.Duration }
+
+// LatenciesOf sorts ds in place and reads its percentiles.
+func LatenciesOf(ds []time.Duration) Latencies {
+	if len(ds) == 0 {
+		return Latencies{}
+	}
+	slices.Sort(ds)
+	return Latencies{ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1]}
+}
+
+// Millis formats a duration as milliseconds with two decimals.
+func Millis(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
