@@ -11,7 +11,7 @@
 #   PEERS=always,swarm-0s bench/run.sh
 #   BENCHES=heal bench/run.sh       # only the heal benchmark
 #   BENCHES=traffic TRAFFIC_ROUNDS=1 bench/run.sh
-#   BENCHES=soak bench/run.sh       # the soak benchmark alone (about 12 minutes)
+#   BENCHES=soak bench/run.sh       # the soak benchmark alone (about 9 minutes)
 #
 # Settings (environment): BENCHES (which to run, comma-separated, default
 # recovery,up,heal,traffic), TRIALS (crashes per peer, default 9), ROUNDS (up/down

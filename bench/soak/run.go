@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -58,40 +57,25 @@ func oneRun(ctx context.Context, c config, p *harness.Project, pe *peer, pt part
 		account = p.T.ProxyAccount(ctx, p.Name)
 	}
 
-	start := time.Now()
-	rr.Start = start
-	var ips []string
-	for _, r := range reps {
-		ips = append(ips, r.IP)
-	}
-	wat := harness.NewWatcher(ips, start, 20*time.Millisecond)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var bg sync.WaitGroup
-	bg.Go(func() { wat.Run(watchCtx) })
 	load := harness.Load{
 		Kinds: c.kinds, Clients: c.clients, Base: pe.base,
 		GetPath: "/", PostPath: "/heal", PostEvery: c.postEvery,
 		Timeout: c.reqTimeout, For: c.duration,
 	}
-	var reqs []harness.Request
-	var loading sync.WaitGroup
-	loading.Go(func() { reqs = load.Run(ctx, start) })
 	var names []string
 	for _, r := range reps {
 		names = append(names, p.Short(r))
 	}
-	kills := killer(ctx, p, killTimes(pt.every, c.duration), newVictims(c.seed, pt.key*1000+round, names), start)
-	loading.Wait()
-	end := time.Now()
-	stopWatch()
-	bg.Wait()
-	rr.Elapsed = end.Sub(start)
+	v := newVictims(c.seed, pt.key*1000+round, names)
+	run := load.RunWhile(ctx, reps, func(start time.Time) {
+		rr.Kills = killer(ctx, p, killTimes(pt.every, c.duration), v, start)
+	})
+	rr.Start, rr.Elapsed, rr.AllDown = run.Start, run.Elapsed, run.AllDown
+	end := run.Start.Add(run.Elapsed)
 	if ctx.Err() != nil {
 		return fail(fmt.Errorf("interrupted after %.1fs (not counted)", rr.Elapsed.Seconds()))
 	}
-	rr.Kills = kills
-	rr.AllDown = wat.AllDown()
-	rr.tally(c.kinds, c.clients, reqs)
+	rr.tally(c.kinds, c.clients, run.Requests)
 
 	after, err := p.WaitSettled(ctx, 0)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/tend-sh/tend/bench/internal/harness"
@@ -35,32 +34,16 @@ type kill struct {
 // killing one replica every c.killEvery, rotating through victims. A request still in
 // flight when the time is up is waited for (at most c.reqTimeout) and counted.
 func loadWhileKilling(ctx context.Context, c config, st *harness.Project, url string, victims []harness.Replica) availResult {
-	start := time.Now()
-	var ips []string
-	for _, v := range victims {
-		ips = append(ips, v.IP)
-	}
-	wat := harness.NewWatcher(ips, start, 20*time.Millisecond)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watching sync.WaitGroup
-	watching.Go(func() { wat.Run(watchCtx) })
 	load := harness.Load{
 		Kinds: []harness.ClientKind{harness.KeepAlive}, Clients: c.workers,
 		Base: func(harness.ClientKind) string { return url }, GetPath: "/",
 		Timeout: c.reqTimeout, For: c.availFor,
 	}
-	var reqs []harness.Request
-	var loading sync.WaitGroup
-	loading.Go(func() { reqs = load.Run(ctx, start) })
-	kills := killer(ctx, c, st, victims, start)
-	loading.Wait()
-	stopWatch()
-	watching.Wait()
-
-	r := availResult{Elapsed: time.Since(start), Reasons: harness.Tally{}, FailSecond: map[int]int{}, Kills: kills}
-	r.AllDown = wat.AllDown()
+	var kills []kill
+	run := load.RunWhile(ctx, victims, func(start time.Time) { kills = killer(ctx, c, st, victims, start) })
+	r := availResult{Elapsed: run.Elapsed, Reasons: harness.Tally{}, FailSecond: map[int]int{}, Kills: kills, AllDown: run.AllDown}
 	var lat []time.Duration
-	for _, q := range reqs {
+	for _, q := range run.Requests {
 		lat = append(lat, q.Took)
 		if q.Fail == "" {
 			continue

@@ -207,3 +207,28 @@ func TestLoadSendsEachKindAndCountsPosts(t *testing.T) {
 		t.Errorf("%d connections for %d fresh requests", len(conns), by[Fresh])
 	}
 }
+
+// TestRunWhileWaitsForBoth: the load runs while during does, and the run lasts until
+// both are done.
+func TestRunWhileWaitsForBoth(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	l := Load{Kinds: []ClientKind{KeepAlive}, Clients: 2, Base: func(ClientKind) string { return srv.URL },
+		GetPath: "/", Timeout: time.Second, For: 50 * time.Millisecond}
+	var during time.Duration
+	run := l.RunWhile(context.Background(), nil, func(start time.Time) {
+		time.Sleep(100 * time.Millisecond)
+		during = time.Since(start)
+	})
+	if len(run.Requests) == 0 || run.AllDown != nil {
+		t.Errorf("%d requests, all down %v", len(run.Requests), run.AllDown)
+	}
+	if during < 100*time.Millisecond || run.Elapsed < during {
+		t.Errorf("during took %v, the run %v", during, run.Elapsed)
+	}
+	for _, r := range run.Requests {
+		if r.From > l.For {
+			t.Errorf("a request sent at %v, after the load's %v", r.From, l.For)
+		}
+	}
+}

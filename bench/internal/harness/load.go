@@ -170,3 +170,34 @@ func Send(ctx context.Context, hc *http.Client, method, u string) error {
 	}
 	return err
 }
+
+// LoadRun is a load sent while something was done to the replicas.
+type LoadRun struct {
+	Start    time.Time
+	Elapsed  time.Duration // until the last request was done
+	Requests []Request
+	AllDown  []Span // when no replica's address answered its own health check
+}
+
+// RunWhile sends the load from now on while during runs (it is given the start, and the
+// load waits for it), and meanwhile watches the replicas' addresses every 20 ms (see
+// Watcher), so failures no proxy could have avoided show apart.
+func (l Load) RunWhile(ctx context.Context, reps []Replica, during func(start time.Time)) LoadRun {
+	start := time.Now()
+	var ips []string
+	for _, r := range reps {
+		ips = append(ips, r.IP)
+	}
+	wat := NewWatcher(ips, start, 20*time.Millisecond)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching, loading sync.WaitGroup
+	watching.Go(func() { wat.Run(watchCtx) })
+	var reqs []Request
+	loading.Go(func() { reqs = l.Run(ctx, start) })
+	during(start)
+	loading.Wait()
+	elapsed := time.Since(start)
+	stopWatch()
+	watching.Wait()
+	return LoadRun{Start: start, Elapsed: elapsed, Requests: reqs, AllDown: wat.AllDown()}
+}
