@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -135,13 +134,10 @@ services:
 			time.Sleep(3 * time.Second)
 		}
 		for range 6 {
-			running := strings.Fields(docker(t, "ps", "--format", "{{.Names}}",
-				"--filter", "label=io.tend.project="+name, "--filter", "status=running"))
-			if len(running) > 0 {
-				victim := running[rand.IntN(len(running))]
+			at := time.Now()
+			if victim, ok := killRandomRunning(t, name); ok {
 				slot, _ := strconv.Atoi(victim[strings.LastIndex(victim, "-")+1:])
-				kills = append(kills, kill{at: time.Now(), slot: slot})
-				docker(t, "kill", victim)
+				kills = append(kills, kill{at: at, slot: slot})
 			}
 			time.Sleep(2 * time.Second)
 		}

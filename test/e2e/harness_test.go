@@ -347,3 +347,20 @@ func projectContainers(t *testing.T, project string, flags ...string) string {
 	t.Helper()
 	return docker(t, append(append([]string{"ps"}, flags...), "--filter", "label=io.tend.project="+project)...)
 }
+
+// killRandomRunning SIGKILLs one of project's running containers, picked at
+// random, and returns its name; false when none runs or the kill failed (it
+// ended between the listing and the kill).
+func killRandomRunning(t *testing.T, project string) (string, bool) {
+	t.Helper()
+	running := strings.Fields(docker(t, "ps", "--format", "{{.Names}}",
+		"--filter", "label=io.tend.project="+project, "--filter", "status=running"))
+	if len(running) == 0 {
+		return "", false
+	}
+	victim := running[rand.IntN(len(running))]
+	if err := exec.Command("docker", "kill", victim).Run(); err != nil {
+		return "", false
+	}
+	return victim, true
+}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
@@ -137,13 +136,10 @@ services:
 				}
 				for range 6 {
 					time.Sleep(2 * time.Second)
-					running := strings.Fields(docker(t, "ps", "-q", "--filter", "label=io.tend.project="+name, "--filter", "status=running"))
-					if len(running) == 0 {
-						t.Logf("round %d: no replica running to kill", round+1)
-						continue
-					}
-					if _, err := exec.Command("docker", "kill", running[rand.IntN(len(running))]).CombinedOutput(); err == nil {
+					if _, ok := killRandomRunning(t, name); ok {
 						kills++
+					} else {
+						t.Logf("round %d: no replica running to kill", round+1)
 					}
 				}
 			}
