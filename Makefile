@@ -4,10 +4,14 @@
 GO ?= go
 BIN := bin/tend
 
-.PHONY: build demo demo-bin demo-down test test-short bench clean
+.PHONY: build image demo demo-bin demo-down test test-short fuzz bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/tend
+
+# tend's own image, FROM scratch around the static binary (packaging/Dockerfile).
+image: build
+	scripts/image.sh
 
 demo: build demo-bin
 	scripts/demo.sh
@@ -24,6 +28,11 @@ demo-down:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -race -timeout 30m ./...
+	GO=$(GO) scripts/fuzz.sh
+
+# Each fuzz target a few seconds past its seed corpus (FUZZTIME=30s make fuzz: longer).
+fuzz:
+	GO=$(GO) scripts/fuzz.sh
 
 # Unit tests only, for a quick loop while editing.
 test-short:

@@ -12,6 +12,8 @@
 #   BENCHES=heal bench/run.sh       # only the heal benchmark
 #   BENCHES=traffic TRAFFIC_ROUNDS=1 bench/run.sh
 #   BENCHES=soak bench/run.sh       # the soak benchmark alone (about 9 minutes)
+#   BENCHES=crash bench/run.sh      # crash safety: 200 SIGKILLs of tend (about 6 minutes)
+#   BENCHES=chaos bench/run.sh      # the demo stack under load while tend chaos breaks it (about 5 minutes)
 #
 # Settings (environment): BENCHES (which to run, comma-separated, default
 # recovery,up,heal,traffic), TRIALS (crashes per peer, default 9), ROUNDS (up/down
@@ -19,7 +21,7 @@
 # SWARM_NET (overlay or bridge, default overlay), HEALTH (services with a health check in
 # the up benchmark, default 0), HEAL_TRIALS (sick replicas per peer, default 5),
 # HEAL_PEERS (heal peers, default tend,tend-hc,swarm-0s,swarm,docker), TRAFFIC_ROUNDS (wrk
-# rounds per target, default 3), SOAK_ROUNDS (bench/soak rounds with a kill every 2 s,
+# rounds per target, default 3), CRASH_ITERATIONS (bench/crash kills, default 200), CHAOS_KILL_FOR and CHAOS_MIX_FOR (bench/chaos's two parts, default 60s and 105s), SOAK_ROUNDS (bench/soak rounds with a kill every 2 s,
 # default 20). bench/traffic and bench/soak drive wrk and nginx: bench/traffic/tools.sh
 # installs them with apt-get when they are missing. Everything the benchmarks create is
 # removed at the end.
@@ -56,6 +58,8 @@ echo "== building the benchmarks"
 "$go" build -o "$tmp/heal" ./bench/heal
 "$go" build -o "$tmp/traffic" ./bench/traffic
 "$go" build -o "$tmp/soak" ./bench/soak
+"$go" build -o "$tmp/crash" ./bench/crash
+"$go" build -o "$tmp/chaos" ./bench/chaos
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n $(git status --porcelain -- cmd internal go.mod go.sum 2>/dev/null) ]]; then
 	commit="$commit with uncommitted changes"
@@ -99,5 +103,15 @@ if [[ $benches == *,soak,* ]]; then
 		echo "bench/soak: nginx could not be installed; not measured"
 		rc=1
 	fi
+fi
+if [[ $benches == *,crash,* ]]; then
+	echo
+	echo "== crash: tend SIGKILLed during up, scale, replacement and down"
+	"$tmp/crash" -iterations "${CRASH_ITERATIONS:-200}" -tend "$tend" || rc=1
+fi
+if [[ $benches == *,chaos,* ]]; then
+	echo
+	echo "== chaos: the demo stack under load while tend chaos kills, then mixes every fault"
+	"$tmp/chaos" -tend "$tend" -kill-for "${CHAOS_KILL_FOR:-60s}" -mix-for "${CHAOS_MIX_FOR:-105s}" || rc=1
 fi
 exit "$rc"

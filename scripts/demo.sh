@@ -37,8 +37,19 @@ if ! daemon_up; then
   daemon_up || { cat "$STATE/tend.log"; exit 1; }
 fi
 
-say "tend up -f examples/stack/compose.yaml -p $PROJECT --build --wait (builds tend-demo:dev FROM scratch; no registry needed)"
-"$TEND" up -f examples/stack/compose.yaml -p "$PROJECT" --build --wait
+# back needs a file at start (the demo's DEMO_REQUIRE), so that break 6 can break it for good
+# without a new release: a release that cannot start is rolled back, a dependency that vanishes
+# is what quarantine is for.
+mkdir -p "$STATE/back-state" && touch "$STATE/back-state/ok"
+cat >"$STATE/back-needs.yaml" <<EOY
+services:
+  back:
+    environment: {DEMO_REQUIRE: /state/ok}
+    volumes: ["$STATE/back-state:/state:ro"]
+EOY
+FILES=(-f examples/stack/compose.yaml -f "$STATE/back-needs.yaml")
+say "tend up -f examples/stack/compose.yaml -f .demo/back-needs.yaml -p $PROJECT --build --wait (builds tend-demo:dev FROM scratch; no registry needed)"
+"$TEND" up "${FILES[@]}" -p "$PROJECT" --build --wait
 "$TEND" ps -p "$PROJECT"
 
 # started NAME: whether the replica runs, and how many journal entries its slot has. A restart
@@ -115,6 +126,39 @@ before=$(takeovers worker 1); t0=$(date +%s%N)
 curl -s -X POST "$(ip $PROJECT-worker-1):8080/log?line=FATAL+lost+the+queue"; echo
 replaced worker 1 "$before" "$t0"
 
+say "load 6: 32 clients on shop (4 requests at once per replica) and on report (200 ms whatever the load)"
+examples/demo/demo -load http://127.0.0.1:8081/ -clients 32 -for 20s | sed -n '1p;5p;10p;15p;20p;$p' &
+shop=$!
+examples/demo/demo -load http://127.0.0.1:8082/ -clients 32 -for 20s >/dev/null &
+report=$!
+wait "$shop" "$report" # not a bare wait: the daemon started above is a child of this script too
+"$TEND" events -p "$PROJECT" -n 0 | grep ' scale ' || true
+echo "   shop scaled out for latency; report was tried, went back to 1 (no-effect); both return to 1 about 15 s after the load"
+# Isolation: back loses a file it needs at start and crashes: every restart fails. tend
+# quarantines it, front degrades gracefully, the rest keeps its latency; once the file is back,
+# a half-open trial restores it on its own.
+journal_has() { "$TEND" events -p "$PROJECT" --json -n 0 | grep "\"service\":\"$1\"" | grep -c "\"action\":\"$2\"" || true; }
+say "break 6: back is broken for good (the file it needs at start is removed, then it crashes)"
+curl -s 127.0.0.1:8083/call
+before=$(journal_has back quarantine); t0=$(date +%s%N)
+rm "$STATE/back-state/ok"
+curl -s -X POST "$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$PROJECT-back-1"):8080/crash" >/dev/null
+for _ in $(seq 1200); do [ "$(journal_has back quarantine)" != "$before" ] && break; sleep 0.05; done
+echo "   quarantined after $(( ($(date +%s%N) - t0) / 1000000 )) ms; no more restarts:"
+"$TEND" events -p "$PROJECT" -n 0 | grep -E "$PROJECT/back(/| )" | tail -3
+echo "   back's port answers its fallback at once, front degrades gracefully, api is untouched:"
+curl -s -o /dev/null -w '   back  127.0.0.1:8084  %{http_code} in %{time_total}s\n' 127.0.0.1:8084/
+curl -s -w '   front 127.0.0.1:8083/call in %{time_total}s\n' 127.0.0.1:8083/call
+curl -s -o /dev/null -w '   api   127.0.0.1:8080  %{http_code} in %{time_total}s\n' 127.0.0.1:8080/
+"$TEND" ps -p "$PROJECT" | grep -E "SERVICE|back"
+say "fix: the file is back; tend's next half-open trial restores back on its own (retry 10s, probation 5s)"
+touch "$STATE/back-state/ok"; t0=$(date +%s%N)
+before=$(journal_has back restore)
+for _ in $(seq 1200); do [ "$(journal_has back restore)" != "$before" ] && break; sleep 0.05; done
+echo "   restored $(( ($(date +%s%N) - t0) / 1000000 )) ms after the fix:"
+"$TEND" events -p "$PROJECT" -n 0 | grep -E "$PROJECT/back(/| )" | grep -E "trial|restore" | tail -2
+curl -s 127.0.0.1:8083/call
+
 say "the stack is whole again"
 "$TEND" ps -p "$PROJECT"
 
@@ -129,10 +173,15 @@ Now break it yourself (in another terminal, with TEND_SOCKET=$TEND_SOCKET):
                                                # (depends_on db with restart: true) is restarted
   for i in 1 2 3 4; do curl -X POST 127.0.0.1:8080/crash; sleep 1; done
                                                # a crash loop: watch the backoff grow
+  curl -X POST \$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $PROJECT-back-1):8080/fail
+  curl 127.0.0.1:8083/call                      # back answers 500s: its breaker opens, front degrades
   kill -9 \$(cat .demo/tend.pid); $TEND serve --data .demo/data --socket $TEND_SOCKET &
                                                # tend itself dies and comes back: it adopts the stack
 Watch:
-  $TEND ps                 # replicas, health, restarts
+  examples/demo/demo -load http://127.0.0.1:8081/ -clients 32 -for 30s
+                           # load on shop: watch tend ps scale it out, and in after the load
+  $TEND scale shop=3       # pin shop at 3 replicas; $TEND scale shop --auto hands it back
+  $TEND ps                 # replicas, health, restarts, counts against targets
   $TEND events --follow    # every action with its cause
 Remove everything: make demo-down
 EOT

@@ -14,10 +14,11 @@ func configCommand() *cobra.Command {
 	var cf composeFlags
 	var asJSON, quiet bool
 	cmd := &cobra.Command{
-		Use:   "config",
+		Use:   "config [SERVICE...]",
 		Short: "Validate compose files and print the project as tend will run it (no daemon needed)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := cf.load(cmd.Context())
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := cf.load(cmd.Context(), args...)
 			if err != nil || quiet {
 				return err
 			}

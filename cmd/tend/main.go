@@ -30,7 +30,7 @@ const (
 	exitNotFound    = 3
 	exitConflict    = 4
 	exitUnavailable = 5
-	exitNotReady    = 6 // up --wait: the stack did not become ready
+	exitNotReady    = 6 // up --wait: the stack did not become ready; chaos: it did not converge
 )
 
 // errNotReady marks an `up --wait` that ended without the stack ready.
@@ -52,9 +52,10 @@ func main() {
 
 func exitCode(err error) int {
 	var nr errNotReady
+	var nc errNotConverged
 	var usage usageError
 	switch {
-	case errors.As(err, &nr):
+	case errors.As(err, &nr), errors.As(err, &nc):
 		return exitNotReady
 	case errors.As(err, &usage):
 		return exitInvalid
@@ -92,7 +93,13 @@ func rootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket(), "the daemon's unix socket (env TEND_SOCKET)")
 	root.AddCommand(serveCommand(g), upCommand(g), downCommand(g), psCommand(g), eventsCommand(g), shimCommand())
 	root.AddCommand(configCommand())
-	root.AddCommand(buildCommand(g)) // build.go
+	root.AddCommand(buildCommand(g))                   // build.go
+	root.AddCommand(scaleCommand(g))                   // scale.go
+	root.AddCommand(healCommand(g))                    // heal.go
+	root.AddCommand(rollbackCommand(g))                // heal.go
+	root.AddCommand(logsCommand(g), inspectCommand(g)) // logs.go
+	root.AddCommand(chaosCommand(g))                   // chaos.go
+	root.AddCommand(tokenCommand(g))                   // token.go
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

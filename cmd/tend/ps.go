@@ -15,23 +15,44 @@ import (
 
 	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/store"
+	"github.com/tend-sh/tend/internal/supervisor"
 )
 
 func psCommand(g *globals) *cobra.Command {
-	var project string
+	var project, format string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List the replicas tend keeps, with state, health and restarts",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tmpl, err := parseFormat(format, asJSON) // format.go
+			if err != nil {
+				return err
+			}
 			reps, err := g.client().Replicas(cmd.Context(), project)
+			if err != nil {
+				return err
+			}
+			counts, err := g.client().ScaleStatus(cmd.Context(), project) // scale.go
 			if err != nil {
 				return err
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(reps)
+				return enc.Encode(withScale(reps, counts))
+			}
+			if tmpl != nil {
+				for _, row := range withScale(reps, counts) {
+					if err := printFormatted(os.Stdout, tmpl, row); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if st, err := g.client().StoreStatus(cmd.Context()); err == nil && !st.Writable {
+				fmt.Println(storeLine(st))
+				fmt.Println()
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "PROJECT\tSERVICE\tSLOT\tCONTAINER\tSTATE\tLIVE\tREADY\tRESTARTS\tLAST CHECK\tNOTE")
@@ -42,10 +63,20 @@ func psCommand(g *globals) *cobra.Command {
 				} else if r.State == "exited" {
 					state += fmt.Sprintf(" (%d)", r.ExitCode)
 				}
+				switch {
+				case r.Quarantine == "trial":
+					state += " (trial)"
+				case r.Quarantine != "" && r.State != "running":
+					state = "quarantined"
+				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
 					state, dash(r.Live), yesNo(r.Ready), r.Restarts, dash(clip(r.Probe, 48)), r.Note)
 			}
 			if err := w.Flush(); err != nil {
+				return err
+			}
+			fmt.Println()
+			if err := printScale(w, counts); err != nil {
 				return err
 			}
 			stats, err := g.client().Traffic(cmd.Context(), project)
@@ -84,20 +115,43 @@ func psCommand(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&project, "project-name", "p", "", "only this project")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.Flags().StringVar(&format, "format", "", "print each replica with a Go template, e.g. '{{.Service}}/{{.Slot}} {{.State}} {{.Restarts}}' (fields as in --json, Go-cased; funcs json, join, lower, upper, truncate)")
 	return cmd
+}
+
+// storeLine says that the store refuses writes, and what tend does meanwhile.
+func storeLine(st supervisor.StoreStatus) string {
+	what := "STORE NOT WRITABLE"
+	if st.Full {
+		what = "STORE FULL"
+	}
+	line := fmt.Sprintf("%s since %s: %s; healing goes on, %d journal entries held in memory until it takes writes again",
+		what, st.Since.Local().Format("15:04:05"), st.Error, st.HeldEntries)
+	if st.DroppedEntries > 0 {
+		line += fmt.Sprintf(" (%d more did not fit and are lost)", st.DroppedEntries)
+	}
+	return line
 }
 
 func eventsCommand(g *globals) *cobra.Command {
 	var q store.Query
 	var asJSON, follow bool
+	var format string
 	cmd := &cobra.Command{
 		Use:   "events",
 		Short: "Show the journal: every action tend took, with its cause",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			tmpl, err := parseFormat(format, asJSON) // format.go
+			if err != nil {
+				return err
+			}
 			enc := json.NewEncoder(os.Stdout)
 			return g.client().Events(cmd.Context(), q, follow, func(e store.Entry) error {
 				if asJSON {
 					return enc.Encode(e)
+				}
+				if tmpl != nil {
+					return printFormatted(os.Stdout, tmpl, e)
 				}
 				_, err := fmt.Println(formatEntry(e))
 				return err
@@ -108,6 +162,9 @@ func eventsCommand(g *globals) *cobra.Command {
 	cmd.Flags().IntVarP(&q.Limit, "tail", "n", 100, "show the last N entries (0: all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per line")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new entries")
+	cmd.Flags().StringVar(&q.Service, "service", "", "only this service's entries")
+	cmd.Flags().StringVar(&q.Action, "action", "", "only entries of this action, e.g. restart")
+	cmd.Flags().StringVar(&format, "format", "", "print each entry with a Go template, e.g. '{{.Time.Format \"15:04:05\"}} {{.Service}} {{.Action}} {{.Reason}}' (fields as in --json, Go-cased)")
 	return cmd
 }
 

@@ -21,15 +21,20 @@ type composeFlags struct {
 	profiles []string
 }
 
-func (f *composeFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "compose file (repeat to merge; default compose.yaml in this directory)")
+func (f *composeFlags) add(cmd *cobra.Command) { f.addAs(cmd, "f") }
+
+// addAs is add with the file flag's shorthand given: `tend logs` keeps -f
+// for follow, as `docker compose logs` does.
+func (f *composeFlags) addAs(cmd *cobra.Command, fileShorthand string) {
+	cmd.Flags().StringArrayVarP(&f.files, "file", fileShorthand, nil, "compose file (repeat to merge; default compose.yaml in this directory)")
 	cmd.Flags().StringVarP(&f.project, "project-name", "p", "", "project name (default: the file's name: key, or its directory)")
 	cmd.Flags().StringArrayVar(&f.profiles, "profile", nil, "compose profile to enable (repeatable)")
 }
 
-func (f *composeFlags) load(ctx context.Context) (*spec.Project, error) {
+// load reads the compose files; services, when named, select those and what they depend on.
+func (f *composeFlags) load(ctx context.Context, services ...string) (*spec.Project, error) {
 	p, warnings, err := compose.Load(ctx, compose.LoadOptions{Files: f.files, ProjectName: f.project,
-		Profiles: f.profiles, Environ: os.Environ()})
+		Profiles: f.profiles, Environ: os.Environ(), Services: services})
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
@@ -41,10 +46,16 @@ func upCommand(g *globals) *cobra.Command {
 	var wait, build bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "up",
+		Use:   "up [SERVICE...]",
 		Short: "Hand a compose project to the daemon, which brings it up and keeps it up",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := cf.load(cmd.Context())
+		Long: `Hand a compose project to the daemon, which brings it up and keeps it up.
+
+With SERVICE names, only those and the services they depend on are brought up
+or updated; the project's other running services are left as they are, as with
+docker compose up SERVICE.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := cf.load(cmd.Context(), args...)
 			if err != nil {
 				return err
 			}
@@ -52,8 +63,17 @@ func upCommand(g *globals) *cobra.Command {
 			if err := buildImages(cmd.Context(), g.client(), p, buildable(p), build, os.Stdout); err != nil {
 				return err
 			}
+			// Values of secrets and configs from the environment or inline go to files
+			// on a tmpfs; the daemon gets only their paths.
+			if err := compose.WriteValues(p); err != nil {
+				return fmt.Errorf("write the values of secrets and configs: %w", err)
+			}
 			start := time.Now()
-			rec, err := g.client().Up(cmd.Context(), p)
+			up := g.client().Up
+			if len(args) > 0 {
+				up = g.client().UpSelected
+			}
+			rec, err := up(cmd.Context(), p)
 			if err != nil {
 				return err
 			}
@@ -63,7 +83,10 @@ func upCommand(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			return waitReady(ctx, g, p.Name, start)
+			if err := waitReady(ctx, g, p.Name, start); err != nil {
+				return err
+			}
+			return rolledBack(ctx, g, p.Name, rec.Version) // rollout.go
 		},
 	}
 	cf.add(cmd)
@@ -124,6 +147,8 @@ func tally(reps []supervisor.Replica) (ready int, failed, pending []string) {
 			ready++
 		case r.Failed:
 			failed = append(failed, fmt.Sprintf("%s %s (exit code %d)", name, r.State, r.ExitCode))
+		case r.Quarantine == "quarantined":
+			failed = append(failed, fmt.Sprintf("%s quarantined (exit code %d)", name, r.ExitCode))
 		default:
 			what := r.State
 			if r.Health != "" && r.Health != "-" && r.State == "running" {

@@ -110,6 +110,9 @@ func viewStruct(v reflect.Value, obj object) object {
 func scalar(v reflect.Value) any {
 	switch v.Kind() {
 	case reflect.String:
+		if strings.HasPrefix(v.String(), "\n") {
+			return newlineFirst(v.String())
+		}
 		return v.String()
 	case reflect.Bool:
 		return v.Bool()
@@ -185,6 +188,14 @@ func flowScalars(n *yaml.Node) {
 		}
 	}
 	n.Style = yaml.FlowStyle
+}
+
+// newlineFirst is a string that begins with a newline. yaml.v3 would write it as a
+// literal block, which loses that newline when read back, so it is double-quoted.
+type newlineFirst string
+
+func (s newlineFirst) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle, Value: string(s)}, nil
 }
 
 // renderYAML and renderJSON print a view.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tend-sh/tend/internal/spec"
+	"gopkg.in/yaml.v3"
 )
 
 func sampleProject() *spec.Project {
@@ -113,5 +114,37 @@ func TestFormatDuration(t *testing.T) {
 		if got := formatDuration(d); got != want {
 			t.Errorf("formatDuration(%d) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// Multi-line strings read back as written, the leading newline included.
+func TestRenderYAMLKeepsMultiLineStrings(t *testing.T) {
+	p := sampleProject()
+	values := []string{"\nafter a newline\nsecond\n", "two\nlines\n", "no newline at the end\nx", "\n"}
+	p.Services[0].Environment = map[string]string{}
+	for i, v := range values {
+		p.Services[0].Environment[string(rune('A'+i))] = v
+	}
+	p.Services[0].Command = []string{"/app", "\nx"}
+	out, err := renderYAML(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Services []struct {
+			Environment map[string]string `yaml:"environment"`
+			Command     []string          `yaml:"command"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(out, &back); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for i, v := range values {
+		if got := back.Services[0].Environment[string(rune('A'+i))]; got != v {
+			t.Errorf("environment %c: read back %q, wrote %q\n%s", 'A'+i, got, v, out)
+		}
+	}
+	if got := back.Services[0].Command; len(got) != 2 || got[1] != "\nx" {
+		t.Errorf("command read back %q\n%s", got, out)
 	}
 }

@@ -5,6 +5,8 @@
 // Modes, chosen by flags:
 //
 //	demo [-addr :8080] [-name NAME]           serve HTTP (the default)
+//	     [-sick-after DURATION]               /health fails once the process has run this long (env DEMO_SICK_AFTER):
+//	                                          a release that turns sick on its own
 //	demo -probe URL [-timeout 2s]             GET URL once; exit 0 on 2xx, 1 otherwise
 //	demo -exit-after DURATION [-exit-code N]  one-shot job: wait, then exit with N
 //
@@ -18,7 +20,8 @@
 //	POST /slow?ms=N    GET / and GET /health take N ms longer (0 turns it off)
 //	POST /fail[?code=N]  GET / and PUT / answer N (default 500) from now on (a replica that errors
 //	                   while its /health is fine)
-//	POST /heal         undo /sick, /fail and /slow
+//	POST /burn?cores=N keep N cores busy (0 stops), with no HTTP load: for a cpu autoscale target
+//	POST /heal         undo /sick, /fail, /slow and /burn
 //	POST /log?line=T   print T as one line on stdout
 //	GET  /ws           WebSocket echo: each text message comes back as "<hostname>: <message>"
 //	POST /flood?mb=N[&line=T]   print N MiB of filler lines as fast as it can, then T
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	exitAfter := fs.Duration("exit-after", 0, "job mode: exit after this long without serving")
 	exitCode := fs.Int("exit-code", 0, "job mode: exit status")
 	greetAddr := fs.String("greet", "", "server-first mode: on this address, greet each connection, then echo its lines")
+	sickAfter := fs.Duration("sick-after", durationEnv("DEMO_SICK_AFTER"), "serve mode: /health fails once the process has run this long (env DEMO_SICK_AFTER)")
+	shape := loadFlags(fs) // load.go
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -97,6 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *probeURL != "":
 		return probe(*probeURL, *timeout, stdout)
+	case shape.url != "":
+		return drive(ctx, shape.url, shape.clients, shape.span, stdout) // load.go
 	case *greetAddr != "":
 		return greet(ctx, *greetAddr, *name, stderr)
 	case jobMode:
@@ -106,8 +113,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return job(ctx, *name, *exitAfter, *exitCode, stdout)
 	default:
-		return serve(ctx, *addr, newServer(*name, hostname, stdout), stdout, stderr)
+		srv := newServer(*name, hostname, stdout)
+		srv.shape = shape
+		srv.sickAfter = *sickAfter
+		return serve(ctx, *addr, srv, stdout, stderr)
 	}
+}
+
+func durationEnv(key string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(key))
+	return d
 }
 
 func envOr(key, def string) string {
@@ -195,9 +210,12 @@ type server struct {
 	pid      int
 	started  time.Time
 
-	sick atomic.Bool
-	fail atomic.Int32 // the status GET / answers with; 0: none
-	slow atomic.Int64 // extra latency in nanoseconds
+	sick      atomic.Bool
+	sickAfter time.Duration // /health fails once the process has run this long; 0: never
+	fail      atomic.Int32  // the status GET / answers with; 0: none
+	slow      atomic.Int64  // extra latency in nanoseconds
+	shape     *loadShape    // what GET / costs (load.go); nil: nothing
+	burn      burner        // POST /burn's busy cores (burn.go)
 
 	outMu sync.Mutex
 	out   io.Writer
@@ -219,7 +237,7 @@ func newServer(name, hostname string, out io.Writer) *server {
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	// Patterns with a method make the mux answer 405 with an Allow header for other methods.
-	mux.Handle("GET /{$}", s.slowed(s.handleIndex))
+	mux.Handle("GET /{$}", s.shape.wrap(s.slowed(s.handleIndex)))
 	mux.Handle("PUT /{$}", s.slowed(s.handleIndex))
 	mux.Handle("GET /health", s.slowed(s.handleHealth))
 	mux.HandleFunc("POST /crash", s.handleCrash)
@@ -227,9 +245,11 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /fail", s.handleFail)
 	mux.HandleFunc("POST /slow", s.handleSlow)
 	mux.HandleFunc("POST /heal", s.handleHeal)
+	mux.HandleFunc("POST /burn", s.handleBurn)
 	mux.HandleFunc("POST /log", s.handleLog)
 	mux.HandleFunc("POST /flood", s.handleFlood)
 	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("GET /call", s.handleCall) // front.go
 	return mux
 }
 
@@ -280,7 +300,7 @@ func (s *server) handleIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if s.sick.Load() {
+	if s.sick.Load() || (s.sickAfter > 0 && time.Since(s.started) >= s.sickAfter) {
 		text(w, http.StatusServiceUnavailable, "sick")
 		return
 	}
@@ -328,6 +348,7 @@ func (s *server) handleHeal(w http.ResponseWriter, r *http.Request) {
 	s.sick.Store(false)
 	s.fail.Store(0)
 	s.slow.Store(0)
+	s.burn.set(0)
 	text(w, http.StatusOK, "ok")
 }
 

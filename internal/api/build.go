@@ -26,9 +26,7 @@ type BuildMessage struct {
 // ordinary error answer; once the stream has begun, it is its last line.
 func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	var req supervisor.BuildRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeBody(w, r, &req); err != nil {
 		s.fail(w, errs.E(errs.Invalid, "request body is not a build request: %v", err))
 		return
 	}

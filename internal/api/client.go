@@ -41,6 +41,14 @@ func (c *Client) Up(ctx context.Context, p *spec.Project) (store.Record, error) 
 	return rec, err
 }
 
+// UpSelected hands over the services of p (some services of a project and what
+// they depend on), leaving the project's other services as they run.
+func (c *Client) UpSelected(ctx context.Context, p *spec.Project) (store.Record, error) {
+	var rec store.Record
+	err := c.do(ctx, http.MethodPut, "/v1/projects/"+url.PathEscape(p.Name), url.Values{"keep_others": {"true"}}, p, &rec)
+	return rec, err
+}
+
 // Down takes a project down and returns once it is gone.
 func (c *Client) Down(ctx context.Context, name string, volumes bool) error {
 	q := url.Values{}
@@ -48,6 +56,24 @@ func (c *Client) Down(ctx context.Context, name string, volumes bool) error {
 		q.Set("volumes", "true")
 	}
 	return c.do(ctx, http.MethodDelete, "/v1/projects/"+url.PathEscape(name), q, nil, nil)
+}
+
+// Heal lifts a service's quarantine by hand; it returns what was done.
+func (c *Client) Heal(ctx context.Context, project, service string) (string, error) {
+	var out struct {
+		Message string `json:"message"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/projects/"+url.PathEscape(project)+"/services/"+url.PathEscape(service)+"/heal", nil, nil, &out)
+	return out.Message, err
+}
+
+// Rollback rolls a service back by hand to the spec it ran before; it returns what was done.
+func (c *Client) Rollback(ctx context.Context, project, service string) (string, error) {
+	var out struct {
+		Message string `json:"message"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/projects/"+url.PathEscape(project)+"/services/"+url.PathEscape(service)+"/rollback", nil, nil, &out)
+	return out.Message, err
 }
 
 // Projects lists the projects the daemon keeps.
@@ -79,12 +105,21 @@ func (c *Client) Traffic(ctx context.Context, project string) ([]proxy.ServiceSt
 	return stats, err
 }
 
+// StoreStatus says whether the daemon's store takes writes (a full disk under --data does not).
+func (c *Client) StoreStatus(ctx context.Context) (supervisor.StoreStatus, error) {
+	var st supervisor.StoreStatus
+	err := c.do(ctx, http.MethodGet, "/v1/store", nil, nil, &st)
+	return st, err
+}
+
 // Events calls fn for each journal entry matching q; with follow it keeps
 // waiting for new ones until ctx ends.
 func (c *Client) Events(ctx context.Context, q store.Query, follow bool, fn func(store.Entry) error) error {
 	v := url.Values{}
-	if q.Project != "" {
-		v.Set("project", q.Project)
+	for k, f := range map[string]string{"project": q.Project, "service": q.Service, "action": q.Action} {
+		if f != "" {
+			v.Set(k, f)
+		}
 	}
 	if q.After > 0 {
 		v.Set("after", strconv.FormatUint(q.After, 10))
@@ -115,6 +150,30 @@ func (c *Client) Events(ctx context.Context, q store.Query, follow bool, fn func
 		return nil
 	}
 	return sc.Err()
+}
+
+// Logs copies a service's output (slot > 0: one replica's) to w, each line
+// after its container's name; following until ctx ends.
+func (c *Client) Logs(ctx context.Context, project, service string, slot, tail int, follow bool, w io.Writer) error {
+	v := url.Values{}
+	if slot > 0 {
+		v.Set("slot", strconv.Itoa(slot))
+	}
+	if tail > 0 {
+		v.Set("tail", strconv.Itoa(tail))
+	}
+	if follow {
+		v.Set("follow", "true")
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/v1/projects/"+url.PathEscape(project)+"/services/"+url.PathEscape(service)+"/logs", v, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tend-sh/tend/internal/access"
 	"github.com/tend-sh/tend/internal/api"
 	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/runtime/fake"
@@ -42,6 +43,8 @@ type daemon struct {
 	rt     *fake.Fake
 	client *api.Client
 	raw    *http.Client
+	srv    *api.Server
+	tokens *access.Tokens
 }
 
 func startDaemon(t *testing.T) *daemon { return startDaemonLoop(t, true) }
@@ -62,8 +65,12 @@ func startDaemonLoop(t *testing.T, loop bool) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if d.tokens, err = access.OpenTokens(filepath.Join(dir, "tokens.json")); err != nil {
+		t.Fatal(err)
+	}
 	sup := supervisor.New(supervisor.Config{Runtime: d.rt, Store: d.st, Clock: clock.Real{}})
-	srv := &api.Server{Supervisor: sup, Store: d.st, Log: slog.New(slog.DiscardHandler), Version: "test"}
+	srv := &api.Server{Supervisor: sup, Store: d.st, Log: slog.New(slog.DiscardHandler), Version: "test", Tokens: d.tokens}
+	d.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 2)
 	running := 1

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,8 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tend-sh/tend/internal/access"
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/proxy"
+	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/store"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -27,26 +32,70 @@ type Server struct {
 	Store      store.Store
 	Log        *slog.Logger
 	Version    string
-	Metrics    http.Handler // Prometheus exposition, served at GET /metrics; nil: none
+	Metrics    http.Handler     // Prometheus exposition, served at GET /metrics; nil: none
+	Tokens     *access.Tokens   // the tokens of the TCP listener; nil: no TCP listener, no token routes
+	Now        func() time.Time // the time of token records; nil: time.Now
+	// Registry gets the HTTPS listener's collectors (refused requests); nil: none shown.
+	Registry prometheus.Registerer
 }
 
 // maxBody bounds a request body; a project is a few kilobytes.
 const maxBody = 8 << 20
 
-// Handler routes the API.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/version", s.version)
-	mux.HandleFunc("PUT /v1/projects/{name}", s.putProject)
-	mux.HandleFunc("GET /v1/projects", s.listProjects)
-	mux.HandleFunc("DELETE /v1/projects/{name}", s.deleteProject)
-	mux.HandleFunc("GET /v1/replicas", s.replicas)
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("POST /v1/build", s.build)
-	mux.HandleFunc("GET /v1/traffic", s.traffic)
-	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics)
+// route is one endpoint: the pattern as http.ServeMux takes it, and whether
+// it is served on the unix socket only.
+type route struct {
+	pattern    string
+	handle     http.HandlerFunc
+	socketOnly bool
+}
+
+// routes are every endpoint of the API; openapi.yaml documents each of them
+// (openapi_test.go checks both ways).
+func (s *Server) routes() []route {
+	rs := []route{
+		{pattern: "GET /v1/version", handle: s.version},
+		{pattern: "GET /v1/whoami", handle: s.whoami}, // dashboard.go
+		{pattern: "GET /v1/openapi.yaml", handle: serveOpenAPI},
+		{pattern: "PUT /v1/projects/{name}", handle: s.putProject},
+		{pattern: "GET /v1/projects", handle: s.listProjects},
+		{pattern: "DELETE /v1/projects/{name}", handle: s.deleteProject},
+		{pattern: "GET /v1/replicas", handle: s.replicas},
+		{pattern: "GET /v1/events", handle: s.events},
+		{pattern: "POST /v1/build", handle: s.build},
+		{pattern: "GET /v1/traffic", handle: s.traffic},
+		{pattern: "GET /v1/store", handle: s.storeStatus},
+		{pattern: "GET /v1/scale", handle: s.scaleStatus},
+		{pattern: "POST /v1/projects/{name}/services/{service}/scale", handle: s.scale},
+		{pattern: "POST /v1/projects/{name}/services/{service}/heal", handle: s.heal},
+		{pattern: "POST /v1/projects/{name}/services/{service}/restart", handle: s.restart},
+		{pattern: "POST /v1/projects/{name}/services/{service}/rollback", handle: s.rollback},
+		{pattern: "GET /v1/projects/{name}/services/{service}/logs", handle: s.logs},
 	}
+	if s.Metrics != nil {
+		rs = append(rs, route{pattern: "GET /metrics", handle: s.Metrics.ServeHTTP})
+	}
+	if s.Tokens != nil {
+		rs = append(rs, s.tokenRoutes()...) // tokens.go
+	}
+	return rs
+}
+
+// Handler routes the API of the unix socket.
+func (s *Server) Handler() http.Handler { return s.mux(true) }
+
+func (s *Server) mux(socket bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		h := rt.handle
+		if rt.socketOnly && !socket {
+			h = func(w http.ResponseWriter, r *http.Request) {
+				s.fail(w, errs.E(errs.Forbidden, "%s %s is served on the unix socket only", r.Method, r.URL.Path))
+			}
+		}
+		mux.HandleFunc(rt.pattern, h)
+	}
+	dashboard(mux) // dashboard.go: the page at /, on both listeners
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, errs.E(errs.NotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -77,11 +126,16 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve serves on l until ctx ends, and returns once the requests under way
-// have finished (or 2 s have passed).
+// Serve serves the socket's API on l until ctx ends, and returns once the
+// requests under way have finished (or 2 s have passed).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	return s.serve(ctx, l, s.Handler())
+}
+
+func (s *Server) serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ErrorLog:    slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug)} // TLS handshake noise
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -103,9 +157,7 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) putProject(w http.ResponseWriter, r *http.Request) {
 	var p spec.Project
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := decodeBody(w, r, &p); err != nil {
 		s.fail(w, errs.E(errs.Invalid, "request body is not a project: %v", err))
 		return
 	}
@@ -113,12 +165,21 @@ func (s *Server) putProject(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, errs.E(errs.Invalid, "project name %q in the body differs from %q in the path", p.Name, name))
 		return
 	}
-	rec, err := s.Supervisor.Up(r.Context(), p)
+	keep, err := boolParam(r, "keep_others") // `tend up SERVICE...`: the body holds some services only
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	up := s.Supervisor.Up
+	if keep {
+		up = s.Supervisor.UpSelected
+	}
+	rec, err := up(r.Context(), p)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redact(rec))
 }
 
 func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
@@ -126,6 +187,9 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	for i := range recs {
+		recs[i] = redact(recs[i])
 	}
 	writeJSON(w, http.StatusOK, nonNil(recs))
 }
@@ -152,6 +216,92 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nonNil(reps))
 }
 
+// storeStatus says whether the store takes writes, and what the journal holds in memory meanwhile.
+func (s *Server) storeStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Supervisor.StoreStatus())
+}
+
+// rollback rolls a service back by hand to the spec it ran before.
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.Supervisor.Rollback(r.Context(), r.PathValue("name"), r.PathValue("service"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": msg})
+}
+
+// heal lifts a service's quarantine by hand.
+func (s *Server) heal(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.Supervisor.Heal(r.Context(), r.PathValue("name"), r.PathValue("service"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": msg})
+}
+
+// restart restarts a service's running replicas by hand, one at a time.
+func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
+	msg, err := s.Supervisor.Restart(r.Context(), r.PathValue("name"), r.PathValue("service"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": msg})
+}
+
+// logs streams a service's output (slot: one replica's), each line after
+// its container's name; tail and follow as docker logs has them.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	follow, err := boolParam(r, "follow")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	tail, err := uintParam(r, "tail")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	slot, err := uintParam(r, "slot")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	target := r.PathValue("service")
+	if slot > 0 {
+		target += "/" + strconv.FormatUint(slot, 10)
+	}
+	lw := &textStream{w: w}
+	err = s.Supervisor.Logs(r.Context(), r.PathValue("name"), target, runtime.LogOptions{Follow: follow, Tail: int(tail)}, lw)
+	if err != nil && !lw.started {
+		s.fail(w, err)
+	}
+}
+
+// textStream is a plain-text answer that begins at its first write, so an
+// error found before it can still be a 4xx.
+type textStream struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (t *textStream) Write(b []byte) (int, error) {
+	if !t.started {
+		t.started = true
+		t.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		t.w.WriteHeader(http.StatusOK)
+	}
+	return t.w.Write(b)
+}
+
+func (t *textStream) Flush() {
+	if f, ok := t.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
 // traffic is what the proxy measured per service and replica.
 func (s *Server) traffic(w http.ResponseWriter, r *http.Request) {
 	stats := s.Supervisor.TrafficStats()
@@ -159,57 +309,6 @@ func (s *Server) traffic(w http.ResponseWriter, r *http.Request) {
 		stats = slices.DeleteFunc(stats, func(st proxy.ServiceStats) bool { return st.Project != p })
 	}
 	writeJSON(w, http.StatusOK, nonNil(stats))
-}
-
-// events writes the journal as JSON lines; with follow it keeps the response
-// open and writes new entries as they are appended.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	q := store.Query{Project: r.URL.Query().Get("project")}
-	var err error
-	if q.After, err = uintParam(r, "after"); err != nil {
-		s.fail(w, err)
-		return
-	}
-	limit, err := uintParam(r, "limit")
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	q.Limit = int(limit)
-	follow, err := boolParam(r, "follow")
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	flusher, _ := w.(http.Flusher)
-	for {
-		changed := s.Store.Appended() // taken before the read, so no entry falls between
-		entries, err := s.Store.Journal(q)
-		if err != nil {
-			s.Log.Error("read journal", "err", err)
-			return
-		}
-		for _, e := range entries {
-			if err := enc.Encode(e); err != nil {
-				return // the client went away
-			}
-			q.After = e.Seq
-		}
-		if !follow {
-			return
-		}
-		q.Limit = 0
-		if flusher != nil {
-			flusher.Flush()
-		}
-		select {
-		case <-r.Context().Done():
-			return
-		case <-changed:
-		}
-	}
 }
 
 // status maps an error kind to its HTTP status: the one place this is decided.
@@ -221,6 +320,10 @@ func status(k errs.Kind) int {
 		return http.StatusNotFound
 	case errs.Conflict:
 		return http.StatusConflict
+	case errs.Unauthenticated:
+		return http.StatusUnauthorized
+	case errs.Forbidden:
+		return http.StatusForbidden
 	case errs.Unavailable:
 		return http.StatusServiceUnavailable
 	}
@@ -238,6 +341,20 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		s.Log.Error("api request failed", "err", err)
 	}
 	writeJSON(w, status(k), errorBody{Error: err.Error(), Kind: k})
+}
+
+// decodeBody decodes a request body that must be one JSON value of v's
+// type: unknown fields and anything after the value are refused.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more after the JSON value")
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -16,6 +16,9 @@ import (
 // anything runs.
 func imageAndBuild(cp *types.Project, sc types.ServiceConfig) (string, *spec.Build, error) {
 	if sc.Build == nil {
+		if sc.Image == "" && sc.Provider != nil {
+			return "", nil, errorf(sc.Name, "provider", "a provider service (type %q) is run by a docker compose plugin, not by a container; tend runs containers only: run the provider's resource outside tend and give the services its address", sc.Provider.Type)
+		}
 		if sc.Image == "" {
 			return "", nil, errorf(sc.Name, "image", "required")
 		}
@@ -34,7 +37,7 @@ func imageAndBuild(cp *types.Project, sc types.ServiceConfig) (string, *spec.Bui
 // "Dockerfile"; a context it left relative is remote (a git or http URL).
 func convertBuild(workDir, service string, bc *types.BuildConfig) (*spec.Build, error) {
 	if !filepath.IsAbs(bc.Context) {
-		return nil, errorf(service, "build.context", "%q is not a local directory; tend builds from local directories only", bc.Context)
+		return nil, errorf(service, "build.context", "%q is a remote context; tend builds from local directories only: clone it (git clone) and give build.context the directory", bc.Context)
 	}
 	shown := func(p string) string {
 		if rel, err := filepath.Rel(workDir, p); err == nil && filepath.IsLocal(rel) {
@@ -56,6 +59,9 @@ func convertBuild(workDir, service string, bc *types.BuildConfig) (*spec.Build, 
 		Target:           bc.Target,
 		Labels:           nonEmpty(bc.Labels),
 		Args:             environment(bc.Args), // an argument without a value keeps the Dockerfile's default
+	}
+	if b.Dockerfile == "" && b.DockerfileInline == "" {
+		b.Dockerfile = "Dockerfile" // an empty dockerfile (an unset variable) is the engine's default, as in compose
 	}
 	if b.Dockerfile != "" {
 		file := b.Dockerfile

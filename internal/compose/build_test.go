@@ -46,6 +46,11 @@ func TestLoadBuild(t *testing.T) {
 			want: func(dir string) *spec.Build {
 				return &spec.Build{Context: filepath.Join(dir, "app"), Dockerfile: "Dockerfile"}
 			}},
+		{name: "an empty dockerfile (an unset variable) is Dockerfile, as in compose",
+			service: "    build: {context: app, dockerfile: \"${UNSET_DOCKERFILE}\"}", wantImage: "shop-app",
+			want: func(dir string) *spec.Build {
+				return &spec.Build{Context: filepath.Join(dir, "app"), Dockerfile: "Dockerfile"}
+			}},
 		{name: "long syntax", service: `    build:
       context: app
       dockerfile: other.Dockerfile
@@ -110,7 +115,7 @@ func TestLoadBuildErrors(t *testing.T) {
 		want string
 	}{
 		{"remote context", "services:\n  app:\n    build: https://github.com/tend-sh/tend.git#main",
-			`compose.yaml: service "app": build.context: "https://github.com/tend-sh/tend.git#main" is not a local directory; tend builds from local directories only`},
+			`compose.yaml: service "app": build.context: "https://github.com/tend-sh/tend.git#main" is a remote context; tend builds from local directories only: clone it (git clone) and give build.context the directory`},
 		{"missing context", "services:\n  app:\n    build: ./nope",
 			`compose.yaml: service "app": build.context: cannot read nope: no such file or directory`},
 		{"context is a file", "services:\n  app:\n    build: ./app/Dockerfile",

@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"fmt"
 	"github.com/tend-sh/tend/internal/spec"
 	"maps"
 	"path/filepath"
@@ -31,36 +32,94 @@ func convertProject(cp *types.Project) (*spec.Project, []spec.Warning, error) {
 		p.Services = append(p.Services, s)
 		warnings = append(warnings, w...)
 	}
+	warnings = append(warnings, oneShots(cp, p)...)
 	p.Networks = convertNetworks(cp, joined)
 	p.Volumes = convertVolumes(cp)
 	return p, sortWarnings(warnings), nil
+}
+
+// oneShots gives the services that others wait on with service_completed_successfully
+// (an init or migration job) restart: on-failure where the file sets no restart policy:
+// tend's default, restart on any exit, would run a job that completed again and again.
+// A failed job is still retried, as tend retries anything that crashes. Where the file
+// asks for restarts on any exit, the job runs again after completing: tend keeps that,
+// and says so.
+func oneShots(cp *types.Project, p *spec.Project) []spec.Warning {
+	waitedOn := map[string]string{} // job -> a service that waits for it
+	for _, s := range p.Services {
+		for _, d := range s.DependsOn {
+			if d.Condition == spec.ServiceCompletedSuccessfully {
+				waitedOn[d.Service] = s.Name
+			}
+		}
+	}
+	var out []spec.Warning
+	for i := range p.Services {
+		s := &p.Services[i]
+		waiter, ok := waitedOn[s.Name]
+		if !ok {
+			continue
+		}
+		sc := cp.Services[s.Name]
+		explicit := sc.Restart != "" || (sc.Deploy != nil && sc.Deploy.RestartPolicy != nil)
+		switch {
+		case !explicit:
+			s.Restart.Condition = spec.RestartOnFailure
+		case s.Restart.Condition == spec.RestartAny:
+			out = append(out, spec.Warning{Service: s.Name, Key: "restart", Message: fmt.Sprintf(
+				"%s waits for this service to complete (service_completed_successfully), but it restarts on any exit, so it runs again after completing; restart: on-failure runs it once", waiter)})
+		}
+	}
+	return out
 }
 
 // convertService maps one service. What runs comes from here; how tend supervises it
 // (replicas, restart, dependencies, x-tend) from supervision.
 func convertService(cp *types.Project, sc types.ServiceConfig) (spec.Service, []spec.Warning, error) {
 	name := sc.Name
+	if sc.NetworkMode != "" && len(sc.Networks) > 0 {
+		return spec.Service{}, nil, errorf(name, "network_mode", "%q cannot be combined with networks: a container in another network mode joins no network of its own; keep one of the two", sc.NetworkMode)
+	}
+	var warnings []spec.Warning
+	if sc.NetworkMode == "bridge" || sc.NetworkMode == "default" {
+		// The engine's default bridge: tend never relies on it (some hosts have no
+		// docker0). The project's default network gives what such a service uses,
+		// the way out and the ports published, and in-stack names besides.
+		warnings = append(warnings, spec.Warning{Service: name, Key: "network_mode", Message: fmt.Sprintf("%q: the service joins the project's default network instead (tend never uses the engine's default bridge)", sc.NetworkMode)})
+		sc.NetworkMode = ""
+	}
+	sc.NetworkMode = stackContainer(cp, sc)
 	image, build, err := imageAndBuild(cp, sc) // build.go
 	if err != nil {
 		return spec.Service{}, nil, err
 	}
 	s := spec.Service{
-		Name:        name,
-		Image:       image,
-		Build:       build,
-		Command:     execForm(sc.Command),
-		Entrypoint:  execForm(sc.Entrypoint),
-		Environment: environment(sc.Environment),
-		Labels:      nonEmpty(sc.Labels),
-		Networks:    networkAttachments(sc.Networks),
-		Healthcheck: healthcheck(sc.HealthCheck),
-		StopSignal:  sc.StopSignal,
+		Name:          name,
+		ContainerName: sc.ContainerName,
+		Image:         image,
+		Build:         build,
+		Command:       execForm(sc.Command),
+		Entrypoint:    execForm(sc.Entrypoint),
+		Environment:   environment(sc.Environment),
+		Labels:        nonEmpty(sc.Labels),
+		Networks:      networkAttachments(sc.Networks),
+		NetworkMode:   sc.NetworkMode,
+		Healthcheck:   healthcheck(sc.HealthCheck),
+		StopSignal:    sc.StopSignal,
 	}
 	if sc.StopGracePeriod != nil {
 		s.StopGracePeriod = time.Duration(*sc.StopGracePeriod)
 	}
 	if s.Ports, err = convertPorts(name, sc.Ports); err != nil {
 		return spec.Service{}, nil, err
+	}
+	if s.NetworkMode != "" {
+		s.Networks = nil
+		if s.NetworkMode == "host" && len(s.Ports) > 0 {
+			// the engine discards them too: the container binds the host's ports itself
+			warnings = append(warnings, spec.Warning{Service: name, Key: "ports", Message: "ignored with network_mode: host (the container listens on the host's ports itself; tend's proxy does not front them)"})
+			s.Ports = nil
+		}
 	}
 	if s.Mounts, err = convertMounts(name, sc.Volumes, cp.WorkingDir); err != nil {
 		return spec.Service{}, nil, err
@@ -71,7 +130,23 @@ func convertService(cp *types.Project, sc types.ServiceConfig) (spec.Service, []
 	if err := supervision(cp, sc, &s); err != nil {
 		return spec.Service{}, nil, err
 	}
-	return s, serviceWarnings(sc), nil
+	return s, append(warnings, serviceWarnings(sc)...), nil
+}
+
+// stackContainer is sc's network_mode, with container:NAME made service:SERVICE
+// where NAME is the container_name of one of the project's services: the same
+// network, and tend then moves sc's replica along when that container is replaced.
+func stackContainer(cp *types.Project, sc types.ServiceConfig) string {
+	target, ok := strings.CutPrefix(sc.NetworkMode, "container:")
+	if !ok {
+		return sc.NetworkMode
+	}
+	for _, o := range cp.Services {
+		if o.ContainerName == target && o.Name != sc.Name {
+			return "service:" + o.Name
+		}
+	}
+	return sc.NetworkMode
 }
 
 // supervision fills in the fields that tell tend how to keep s running.
@@ -86,7 +161,24 @@ func supervision(cp *types.Project, sc types.ServiceConfig, s *spec.Service) err
 	if s.DependsOn, err = dependencies(cp, sc); err != nil {
 		return err
 	}
-	s.Tend, err = parseExtension(sc.Name, sc.Extensions[spec.ExtensionKey])
+	s.Rollout = rollout(sc) // rollout.go
+	if owner, ok := strings.CutPrefix(sc.NetworkMode, "service:"); ok {
+		// compose-go adds this dependency with restart: true; tend restarts or
+		// replaces a replica whose shared network went away on its own (reconcile).
+		found := false
+		for i := range s.DependsOn {
+			if s.DependsOn[i].Service == owner {
+				s.DependsOn[i].Restart, found = false, true
+			}
+		}
+		if !found { // container:NAME made service:OWNER by stackContainer
+			s.DependsOn = append(s.DependsOn, spec.Dependency{Service: owner, Condition: spec.ServiceStarted, Required: true})
+		}
+	}
+	if s.Tend, err = parseExtension(sc.Name, sc.Extensions[spec.ExtensionKey]); err != nil {
+		return err
+	}
+	s.Tend.Autoscale, err = parseAutoscale(sc.Name, sc.Extensions[spec.ExtensionKey], s.Replicas) // autoscale.go
 	return err
 }
 
@@ -132,8 +224,11 @@ func networkAttachments(in map[string]*types.ServiceNetworkConfig) []spec.Networ
 	var out []spec.NetworkAttach
 	for _, key := range slices.Sorted(maps.Keys(in)) {
 		a := spec.NetworkAttach{Network: key}
-		if cfg := in[key]; cfg != nil && len(cfg.Aliases) > 0 {
-			a.Aliases = slices.Clone(cfg.Aliases)
+		if cfg := in[key]; cfg != nil {
+			if len(cfg.Aliases) > 0 {
+				a.Aliases = slices.Clone(cfg.Aliases)
+			}
+			a.IPv4Address, a.IPv6Address = cfg.Ipv4Address, cfg.Ipv6Address
 		}
 		out = append(out, a)
 	}
@@ -184,8 +279,16 @@ func convertMounts(service string, in []types.ServiceVolumeConfig, workDir strin
 			if !filepath.IsAbs(src) {
 				src = filepath.Join(workDir, src)
 			}
-			out = append(out, spec.Mount{Type: spec.MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
+			m := spec.Mount{Type: spec.MountBind, Source: src, Target: v.Target, ReadOnly: v.ReadOnly}
+			if v.Bind != nil {
+				m.SELinux = v.Bind.SELinux
+			}
+			out = append(out, m)
 		case types.VolumeTypeTmpfs: // mapped with the tmpfs key by convertOptions
+		case types.VolumeTypeImage:
+			return nil, errorf(service, "volumes", "image mount at %s: tend does not mount an image's files (engines before API 1.48, such as Docker 20.10, cannot); copy the files into a named volume, or build them into this service's image, instead", v.Target)
+		case types.VolumeTypeNamedPipe:
+			return nil, errorf(service, "volumes", "npipe mount at %s: named pipes exist on Windows engines only; on Linux bind the unix socket instead (for the engine: /var/run/docker.sock)", v.Target)
 		default:
 			return nil, errorf(service, "volumes", "%s mount at %s is not supported by tend (want volume, bind or tmpfs)", v.Type, v.Target)
 		}
@@ -245,11 +348,26 @@ func convertNetworks(cp *types.Project, joined map[string]bool) []spec.Network {
 		out = append(out, spec.Network{
 			Key: key, Name: engineName(cp.Name, key, n.Name), External: bool(n.External),
 			Driver: n.Driver, Internal: n.Internal, Labels: nonEmpty(n.Labels), DriverOpts: nonEmpty(n.DriverOpts),
+			IPAM: ipam(n.Ipam), IPv6: n.EnableIPv6 != nil && *n.EnableIPv6,
 		})
 	}
 	if _, declared := cp.Networks[defaultNetwork]; joined[defaultNetwork] && !declared {
 		out = append(out, spec.Network{Key: defaultNetwork, Name: engineName(cp.Name, defaultNetwork, "")})
 		slices.SortFunc(out, func(a, b spec.Network) int { return strings.Compare(a.Key, b.Key) })
+	}
+	return out
+}
+
+// ipam maps a network's ipam section; nil when it has none.
+func ipam(in types.IPAMConfig) *spec.IPAM {
+	if in.Driver == "" && len(in.Config) == 0 {
+		return nil
+	}
+	out := &spec.IPAM{Driver: in.Driver}
+	for _, p := range in.Config {
+		if p != nil {
+			out.Pools = append(out.Pools, spec.IPAMPool{Subnet: p.Subnet, Gateway: p.Gateway, IPRange: p.IPRange})
+		}
 	}
 	return out
 }

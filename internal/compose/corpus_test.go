@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,12 +21,93 @@ type corpusCase struct {
 	dir      string
 	files    []string // default: compose.yaml
 	profiles []string
+	services []string // tend up SERVICE...: load only these and their dependencies
 	environ  []string
 	warnings []string
 	check    func(t *testing.T, p *spec.Project)
 }
 
 var corpus = []corpusCase{
+	{dir: "image-healthcheck", environ: []string{"DB_PASSWORD=corpus-db"}, check: func(t *testing.T, p *spec.Project) {
+		// the image's HEALTHCHECK is judged once the image is known (supervisor)
+		diff(t, "db's file health check", service(t, p, "db").Healthcheck == nil, true)
+		diff(t, "mta waits for", service(t, p, "mta").DependsOn, []spec.Dependency{{Service: "db", Condition: spec.ServiceHealthy, Required: true}})
+		diff(t, "webmail restarts with db", service(t, p, "webmail").DependsOn[0], spec.Dependency{Service: "db", Condition: spec.ServiceHealthy, Restart: true, Required: true})
+	}},
+	{dir: "legacy-bridge", warnings: []string{
+		`service "app": network_mode: "bridge": the service joins the project's default network instead (tend never uses the engine's default bridge)`,
+		`service "cache": network_mode: "default": the service joins the project's default network instead (tend never uses the engine's default bridge)`,
+	}, check: func(t *testing.T, p *spec.Project) {
+		for _, name := range []string{"app", "cache"} {
+			diff(t, name+" networks", service(t, p, name).Networks, []spec.NetworkAttach{{Network: "default"}})
+		}
+		diff(t, "app's port", service(t, p, "app").Ports[0].HostPort, uint16(8000))
+	}},
+	{dir: "vpn-sidecar", check: func(t *testing.T, p *spec.Project) {
+		diff(t, "vpn's name", service(t, p, "vpn").ContainerName, "vpn")
+		dl := service(t, p, "downloader")
+		diff(t, "by container name", dl.NetworkMode, "service:vpn")
+		diff(t, "downloader starts after vpn", dl.DependsOn[0].Service, "vpn")
+		diff(t, "relabelled", dl.Mounts[0].SELinux, "z")
+		diff(t, "by service", service(t, p, "exporter").NetworkMode, "service:vpn")
+		diff(t, "another container", service(t, p, "probe").NetworkMode, "container:some-host-container")
+	}},
+	{dir: "dual-stack", check: func(t *testing.T, p *spec.Project) {
+		diff(t, "resolver", service(t, p, "resolver").Networks, []spec.NetworkAttach{{Network: "edge", IPv4Address: "10.77.0.53", IPv6Address: "fd00:77::53"}})
+		diff(t, "ipv6", p.Network("edge").IPv6, true)
+		diff(t, "subnets", len(p.Network("edge").IPAM.Pools), 2)
+		diff(t, "dns", service(t, p, "app").Options.DNS, []string{"10.77.0.53", "fd00:77::53"})
+	}},
+	{dir: "metrics-udp", check: func(t *testing.T, p *spec.Project) {
+		c := service(t, p, "collector").Ports[0]
+		diff(t, "udp range", fmt.Sprintf("%d-%d/%s", c.HostPort, c.HostPortEnd, c.Protocol), "8125-8127/udp")
+		diff(t, "sctp", service(t, p, "signalling").Ports[0].Protocol, "sctp")
+		a := service(t, p, "api").Ports[0]
+		diff(t, "tcp range", fmt.Sprintf("%s:%d-%d", a.HostIP, a.HostPort, a.HostPortEnd), "127.0.0.1:9100-9105")
+	}},
+	{dir: "config-environment", environ: []string{"APP_DOCKERFILE=", `FEATURE_FLAGS={"beta": true}`}, check: func(t *testing.T, p *spec.Project) {
+		app := service(t, p, "app")
+		diff(t, "empty dockerfile", app.Build.Dockerfile, "Dockerfile")
+		diff(t, "config from the environment", string(app.Configs[0].Content)+" "+app.Configs[0].From, `{"beta": true} environment FEATURE_FLAGS`)
+		diff(t, "multi-line inline config", string(app.Configs[1].Content), "\nwelcome\n  to the app\n")
+	}},
+	{dir: "seed-job", warnings: []string{
+		`service "seed": restart: api waits for this service to complete (service_completed_successfully), but it restarts on any exit, so it runs again after completing; restart: on-failure runs it once`,
+	}, check: func(t *testing.T, p *spec.Project) {
+		diff(t, "the file's restart: always is kept", service(t, p, "seed").Restart.Condition, spec.RestartAny)
+	}},
+	{dir: "menu", services: []string{"nginx"}, check: func(t *testing.T, p *spec.Project) {
+		diff(t, "services", names(p), []string{"mysql", "nginx", "php"})
+		diff(t, "relabelled bind", service(t, p, "nginx").Mounts[0].SELinux, "z")
+		diff(t, "container_name", service(t, p, "php").ContainerName, "dev-php")
+		diff(t, "port range", service(t, p, "mysql").Ports[0].HostPortEnd, uint16(3310))
+	}},
+	{dir: "menu", services: []string{"apache", "mailhog"}, check: func(t *testing.T, p *spec.Project) {
+		diff(t, "services", names(p), []string{"apache", "mailhog", "mysql", "php"})
+		diff(t, "relabelled bind", service(t, p, "apache").Mounts[0].SELinux, "Z")
+	}},
+	{dir: "host-network", warnings: []string{
+		`service "node-exporter": ports: ignored with network_mode: host (the container listens on the host's ports itself; tend's proxy does not front them)`,
+	}, check: func(t *testing.T, p *spec.Project) {
+		diff(t, "sidecar", service(t, p, "tailer").NetworkMode, "service:app")
+		diff(t, "sidecar waits for its network's owner", service(t, p, "tailer").DependsOn[0].Service, "app")
+		exporter := service(t, p, "node-exporter")
+		diff(t, "host", exporter.NetworkMode+" "+fmt.Sprint(exporter.StopFirst()), "host true")
+		diff(t, "none", len(service(t, p, "offline").Networks), 0)
+	}},
+	{dir: "fixed-address", check: func(t *testing.T, p *spec.Project) {
+		diff(t, "fixed address", service(t, p, "unbound").Networks[0].IPv4Address, "172.22.1.254")
+		diff(t, "subnet", p.Networks[0].IPAM.Pools[0].Subnet, "172.22.1.0/24")
+	}},
+	{dir: "init-job", check: func(t *testing.T, p *spec.Project) {
+		diff(t, "the job runs once", service(t, p, "init").Restart.Condition, spec.RestartOnFailure)
+		diff(t, "the others keep tend's default", service(t, p, "worker").Restart.Condition, spec.RestartAny)
+	}},
+	{dir: "values", environ: []string{"API_TOKEN=corpus-token"}, check: func(t *testing.T, p *spec.Project) {
+		api, proxy := service(t, p, "api"), service(t, p, "proxy")
+		diff(t, "secret from the environment", string(api.Secrets[0].Content)+" "+api.Secrets[0].From, "corpus-token environment API_TOKEN")
+		diff(t, "inline config", string(proxy.Configs[0].Content)+" "+proxy.Configs[0].Target, "server { listen 80; }\n /etc/nginx/conf.d/site.conf")
+	}},
 	{dir: "wordpress", check: func(t *testing.T, p *spec.Project) {
 		db, wp := service(t, p, "db"), service(t, p, "wordpress")
 		diff(t, "db secrets", targets(db.Secrets), []string{"/run/secrets/db_root_password", "/run/secrets/db_password"})
@@ -234,6 +316,9 @@ func TestCorpus(t *testing.T) {
 		if len(c.profiles) > 0 {
 			name += "/" + strings.Join(c.profiles, ",")
 		}
+		if len(c.services) > 0 {
+			name += ":" + strings.Join(c.services, ",")
+		}
 		t.Run(name, func(t *testing.T) {
 			p, warnings := loadCorpus(t, c)
 			var got []string
@@ -257,7 +342,7 @@ func loadCorpus(t *testing.T, c corpusCase) (*spec.Project, []spec.Warning) {
 	for _, f := range files {
 		paths = append(paths, filepath.Join("testdata/corpus", c.dir, f))
 	}
-	p, warnings, err := Load(context.Background(), LoadOptions{Files: paths, Profiles: c.profiles, Environ: c.environ})
+	p, warnings, err := Load(context.Background(), LoadOptions{Files: paths, Profiles: c.profiles, Environ: c.environ, Services: c.services})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,10 +360,28 @@ func roundTrip(t *testing.T, p *spec.Project) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "JSON round trip", &back, p)
+	// Values of secrets and configs stay in the CLI: the daemon's copy lacks them.
+	want := withoutValues(p)
+	diff(t, "JSON round trip", &back, want)
 	if err := spec.Validate(&back); err != nil {
 		t.Errorf("Validate(round trip) = %v", err)
 	}
+}
+
+// withoutValues is a deep enough copy of p with no FileMount.Content.
+func withoutValues(p *spec.Project) *spec.Project {
+	out := *p
+	out.Services = slices.Clone(p.Services)
+	for i := range out.Services {
+		s := &out.Services[i]
+		s.Secrets, s.Configs = slices.Clone(s.Secrets), slices.Clone(s.Configs)
+		for _, ms := range [][]spec.FileMount{s.Secrets, s.Configs} {
+			for j := range ms {
+				ms[j].Content = nil
+			}
+		}
+	}
+	return &out
 }
 
 // TestCorpusIsCovered fails when a stack is added to the corpus without a case.
@@ -350,11 +453,22 @@ type invalidCase struct {
 // invalidCorpus are the files under testdata/corpus/invalid and their errors,
 // without the file name.
 var invalidCorpus = []invalidCase{
+	{"network-mode-with-networks", `service "exporter": network_mode: "host" cannot be combined with networks: a container in another network mode joins no network of its own; keep one of the two`},
+	{"provider", `service "database": provider: a provider service (type "cloud-db") is run by a docker compose plugin, not by a container; tend runs containers only: run the provider's resource outside tend and give the services its address`},
+	{"image-mount", `service "web": volumes: image mount at /usr/share/nginx/html: tend does not mount an image's files (engines before API 1.48, such as Docker 20.10, cannot); copy the files into a named volume, or build them into this service's image, instead`},
+	{"npipe-mount", `service "agent": volumes: npipe mount at \\.\pipe\docker_engine: named pipes exist on Windows engines only; on Linux bind the unix socket instead (for the engine: /var/run/docker.sock)`},
+	{"config-external", `service "proxy": configs: config "site" is external (kept by a swarm or another store tend cannot read, and docker compose up refuses it too); declare it with file:, environment: or content:`},
+	{"remote-context", `service "app": build.context: "https://git.example.com/acme/app.git#main" is a remote context; tend builds from local directories only: clone it (git clone) and give build.context the directory`},
+	{"null-service", `services.worker must be a mapping`},
+	{"networks-string", `service "app": networks: must be a list or a mapping`},
+	{"extends-file-missing", `service "app": extends.file: cannot read common/services.yaml: no such file or directory`},
+	{"container-name-replicas", `service "web": container_name: "web" names one container, but the service has 2 replicas; remove container_name or run one replica`},
+	{"fixed-address-replicas", `service "resolver": networks.edge: the fixed address 10.78.0.53 fits one container, but the service has 2 replicas`},
+	{"healthy-without-healthcheck-disabled", `service "app": depends_on: condition service_healthy needs a health check on service "db", whose healthcheck is disabled`},
 	{"secret-undeclared", `service "api": secrets: secret "db_password" is not declared under top-level secrets`},
-	{"secret-environment", `service "api": secrets: secret "api_token" comes from the environment variable API_TOKEN; tend mounts only file-based secrets (file:)`},
-	{"secret-external", `service "api": secrets: secret "tls" is external; tend mounts only file-based secrets (file:)`},
+	{"secret-environment-unset", `service "api": secrets: secret "api_token" comes from the environment variable UNSET_API_TOKEN, which is not set`},
+	{"secret-external", `service "api": secrets: secret "tls" is external (kept by a swarm or another store tend cannot read, and docker compose up refuses it too); declare it with file:, environment: or content:`},
 	{"secret-missing-file", `service "api": secrets: secret "db_password": cannot read secrets/db_password.txt: no such file or directory`},
-	{"config-inline", `service "proxy": configs: config "site" has inline content; tend mounts only file-based configs (file:)`},
 	{"ulimit-unknown", `service "db": ulimits: unknown limit "openfiles" (known: core, cpu, data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, rttime, sigpending, stack)`},
 	{"ulimit-soft-above-hard", `service "db": ulimits.nofile: soft limit 65536 is greater than hard limit 1024`},
 	{"memory-conflict", `service "worker": mem_limit: 512MiB conflicts with deploy.resources.limits.memory 1GiB`},

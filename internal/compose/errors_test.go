@@ -20,15 +20,17 @@ func TestLoadErrors(t *testing.T) {
 		{"restart-key", `testdata/invalid/restart-key.yaml: service "web": restart: must be one of no, always, on-failure[:N], unless-stopped (got "sometimes")`},
 		{"port-short", `testdata/invalid/port-short.yaml: service "web": ports: host port 99999 is out of range 1-65535`},
 		{"port-long", `testdata/invalid/port-long.yaml: service "web": ports: host port 99999 is out of range 1-65535`},
-		{"port-range", `testdata/invalid/port-range.yaml: service "web": ports: host port range 8000-8002 is not supported by tend yet; publish single ports`},
+		{"port-range", `testdata/invalid/port-range.yaml: service "web": ports: "8002-8000:80": invalid hostPort: 8002-8000`},
 		{"port-taken", `testdata/invalid/port-taken.yaml: service "web": ports: host port 8080/tcp is already published by service "api"`},
 		{"missing-image", `testdata/invalid/missing-image.yaml: service "web": image: required`},
 		{"unknown-dependency", `testdata/invalid/unknown-dependency.yaml: service "web": depends_on: unknown service "dbx"`},
 		{"cycle", `testdata/invalid/cycle.yaml: service "api": depends_on: dependency cycle: api -> db -> web -> api`},
-		{"healthy-without-healthcheck", `testdata/invalid/healthy-without-healthcheck.yaml: service "web": depends_on: condition service_healthy needs a healthcheck on service "db"`},
+		{"provider", `testdata/invalid/provider.yaml: service "db": provider: a provider service (type "awesomecloud") is run by a docker compose plugin, not by a container; tend runs containers only: run the provider's resource outside tend and give the services its address`},
+		{"image-mount", `testdata/invalid/image-mount.yaml: service "web": volumes: image mount at /srv/assets: tend does not mount an image's files (engines before API 1.48, such as Docker 20.10, cannot); copy the files into a named volume, or build them into this service's image, instead`},
+		{"healthy-with-disabled-healthcheck", `testdata/invalid/healthy-with-disabled-healthcheck.yaml: service "web": depends_on: condition service_healthy needs a health check on service "db", whose healthcheck is disabled`},
 		{"disabled-dependency", `testdata/invalid/disabled-dependency.yaml: service "web": depends_on: service "debug" is not enabled; activate one of its profiles (debug)`},
 		{"xtend-key", `testdata/invalid/xtend-key.yaml: service "web": x-tend.backoff: unknown key "inital" (known: initial, max, reset_after)`},
-		{"xtend-top-key", `testdata/invalid/xtend-top-key.yaml: service "web": x-tend: unknown key "retries" (known: backoff, liveness, readiness, logs, idempotent)`},
+		{"xtend-top-key", `testdata/invalid/xtend-top-key.yaml: service "web": x-tend: unknown key "retries" (known: backoff, liveness, readiness, logs, idempotent, autoscale, quarantine, fallback, breaker)`},
 		{"xtend-method", `testdata/invalid/xtend-method.yaml: service "web": x-tend.idempotent[1]: want an HTTP method in upper case, e.g. PUT (got delete)`},
 		{"xtend-duration", `testdata/invalid/xtend-duration.yaml: service "web": x-tend.backoff.max: invalid duration "soon" (want e.g. 500ms or 1m30s)`},
 		{"xtend-order", `testdata/invalid/xtend-order.yaml: service "web": x-tend.backoff: initial 2m0s is greater than max 1m0s`},
@@ -42,7 +44,7 @@ func TestLoadErrors(t *testing.T) {
 		{"undeclared-network", `testdata/invalid/undeclared-network.yaml: service "web": networks: network "front" is not declared under top-level networks`},
 		{"scale-conflict", `testdata/invalid/scale-conflict.yaml: service "web": scale: 3 conflicts with deploy.replicas 2`},
 		{"healthcheck-test", `testdata/invalid/healthcheck-test.yaml: service "web": healthcheck.test: must start with CMD, CMD-SHELL or NONE (got "curl")`},
-		{"mount-type", `testdata/invalid/mount-type.yaml: service "web": volumes: npipe mount at /pipe/docker_engine is not supported by tend (want volume, bind or tmpfs)`},
+		{"mount-type", `testdata/invalid/mount-type.yaml: service "web": volumes: npipe mount at /pipe/docker_engine: named pipes exist on Windows engines only; on Linux bind the unix socket instead (for the engine: /var/run/docker.sock)`},
 		{"missing-env-file", `testdata/invalid/missing-env-file.yaml: service "web": env_file: cannot read missing.env: no such file or directory`},
 	}
 	for _, tt := range tests {
@@ -96,15 +98,13 @@ func TestLoadWarnings(t *testing.T) {
 	}
 	want := []string{
 		`networks.front.attachable: not honoured by tend, ignored`,
-		`networks.front.ipam: not honoured by tend, ignored`,
 		`secrets.token.labels: not honoured by tend, ignored`,
 		`x-tend: read per service only, ignored here; put x-tend under each service`,
-		`service "plain": network_mode: not honoured by tend, ignored`,
 	}
 	for _, key := range []string{
-		"build.network", "container_name", "deploy.placement", "deploy.resources.reservations",
-		"deploy.update_config", "devices", "healthcheck.start_interval",
-		"ipc", "networks.front.ipv4_address", "pid", "ports.mode",
+		"build.network", "deploy.placement", "deploy.resources.reservations",
+		"devices", "healthcheck.start_interval",
+		"ipc", "pid", "ports.mode",
 		"privileged",
 	} {
 		want = append(want, `service "web": `+key+`: not honoured by tend, ignored`)

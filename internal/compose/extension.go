@@ -20,7 +20,8 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		Max:        spec.DefaultBackoffMax,
 		ResetAfter: spec.DefaultBackoffResetAfter,
 	}}
-	block, err := mapping(service, spec.ExtensionKey, raw, "backoff", "liveness", "readiness", "logs", "idempotent")
+	block, err := mapping(service, spec.ExtensionKey, raw, "backoff", "liveness", "readiness", "logs", "idempotent", "autoscale",
+		"quarantine", "fallback", "breaker")
 	if err != nil {
 		return spec.Extension{}, err
 	}
@@ -34,6 +35,9 @@ func parseExtension(service string, raw any) (spec.Extension, error) {
 		return spec.Extension{}, err
 	}
 	if ext.Idempotent, err = parseMethods(service, spec.ExtensionKey+".idempotent", block["idempotent"]); err != nil {
+		return spec.Extension{}, err
+	}
+	if err := parseIsolation(service, block, &ext); err != nil { // isolation.go
 		return spec.Extension{}, err
 	}
 	const key = spec.ExtensionKey + ".backoff"
@@ -68,13 +72,13 @@ func parseMethods(service, key string, raw any) ([]string, error) {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return nil, errorf(service, key, "want a list of HTTP methods, e.g. [PUT, DELETE] (got %v)", raw)
+		return nil, errorf(service, key, "want a list of HTTP methods, e.g. [PUT, DELETE] (got %s)", shown(raw))
 	}
 	var out []string
 	for i, v := range list {
 		m, ok := v.(string)
 		if !ok || m == "" || strings.ToUpper(m) != m || strings.IndexFunc(m, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
-			return nil, errorf(service, fmt.Sprintf("%s[%d]", key, i), "want an HTTP method in upper case, e.g. PUT (got %v)", v)
+			return nil, errorf(service, fmt.Sprintf("%s[%d]", key, i), "want an HTTP method in upper case, e.g. PUT (got %s)", shown(v))
 		}
 		if !slices.Contains(out, m) {
 			out = append(out, m)
@@ -91,7 +95,7 @@ func mapping(service, key string, raw any, known ...string) (map[string]any, err
 	}
 	m, ok := raw.(map[string]any)
 	if !ok {
-		return nil, errorf(service, key, "must be a mapping (got %v)", raw)
+		return nil, errorf(service, key, "must be a mapping (got %s)", shown(raw))
 	}
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !slices.Contains(known, k) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/tend-sh/tend/internal/spec"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,10 @@ type LoadOptions struct {
 	// `environment` entries without a value. It wins over .env. Nil means none, so a
 	// load depends on the caller's environment only when the caller says so.
 	Environ []string
+	// Services, when set, are the services to load (`tend up web db`): these and
+	// what they depend on, enabled even if a profile would leave them out, as
+	// compose does. Checks across services apply to that set only.
+	Services []string
 }
 
 // DefaultFiles are the compose files looked for when LoadOptions.Files is empty, in order.
@@ -59,6 +64,9 @@ func Load(ctx context.Context, o LoadOptions) (*spec.Project, []spec.Warning, er
 	if err != nil {
 		return nil, nil, err
 	}
+	if cp, err = selectServices(cp, o.Services); err != nil {
+		return nil, nil, inFile(err, files[0].display)
+	}
 	// Results of merged files are attributed to the first: compose-go does not say
 	// which file a merged key came from.
 	main := files[0].display
@@ -77,19 +85,50 @@ func Load(ctx context.Context, o LoadOptions) (*spec.Project, []spec.Warning, er
 }
 
 // sharedPortWarnings tells of fixed UDP host ports on replicated services:
-// tend's proxy owns TCP ports and balances them over the replicas, but UDP
-// goes through the engine, where only replica 1 can bind such a port.
+// tend's proxy owns TCP ports and balances them over the replicas, but UDP and
+// SCTP go through the engine, where only replica 1 can bind such a port. A range
+// gives each replica a port of its own, while it has enough.
 func sharedPortWarnings(p *spec.Project) []spec.Warning {
 	var out []spec.Warning
 	for _, s := range p.Services {
 		for _, port := range s.Ports {
-			if port.HostPort != 0 && s.Replicas > 1 && port.Protocol == "udp" {
-				out = append(out, spec.Warning{Service: s.Name, Key: "ports",
-					Message: fmt.Sprintf("udp host port %d is published by replica 1 only (%d replicas cannot share it; tend's proxy balances tcp only)", port.HostPort, s.Replicas)})
+			if port.HostPort == 0 || s.Replicas < 2 || port.Protocol == "tcp" {
+				continue
 			}
+			msg := fmt.Sprintf("%s host port %d is published by replica 1 only (%d replicas cannot share it; tend's proxy balances tcp only)", port.Protocol, port.HostPort, s.Replicas)
+			if port.HostPortEnd != 0 {
+				n := int(port.HostPortEnd) - int(port.HostPort) + 1
+				if n >= s.Replicas {
+					continue
+				}
+				msg = fmt.Sprintf("%s host ports %d-%d are a port each for %d of the %d replicas: the engine cannot start the others (tend's proxy balances tcp only)", port.Protocol, port.HostPort, port.HostPortEnd, n, s.Replicas)
+			}
+			out = append(out, spec.Warning{Service: s.Name, Key: "ports", Message: msg})
 		}
 	}
 	return out
+}
+
+// selectServices keeps the named services and their dependencies; none named keeps all.
+func selectServices(cp *types.Project, names []string) (*types.Project, error) {
+	if len(names) == 0 {
+		return cp, nil
+	}
+	for _, n := range names {
+		_, on := cp.Services[n]
+		_, off := cp.DisabledServices[n]
+		if !on && !off {
+			return nil, &spec.Error{Key: "services", Message: fmt.Sprintf("no service %q in the project (it has %s)", n, strings.Join(slices.Sorted(maps.Keys(cp.Services)), ", "))}
+		}
+	}
+	cp, err := cp.WithServicesEnabled(names...)
+	if err == nil {
+		cp, err = cp.WithSelectedServices(names, types.IncludeDependencies)
+	}
+	if err != nil {
+		return nil, &spec.Error{Key: "services", Message: oneLine(err.Error()), Err: err}
+	}
+	return cp, nil
 }
 
 // composeFiles resolves o.Files, or finds the default file in the working directory.
@@ -132,7 +171,7 @@ func loadCompose(ctx context.Context, o LoadOptions, files []composeFile) (*type
 	if err != nil {
 		return nil, composeError(err, o, files)
 	}
-	cp, err := opts.LoadProject(ctx)
+	cp, err := loadProject(ctx, opts)
 	if err == nil {
 		return cp, nil
 	}
@@ -142,10 +181,32 @@ func loadCompose(ctx context.Context, o LoadOptions, files []composeFile) (*type
 	if derr := diagnose(ctx, o, paths); derr != nil {
 		return nil, inFile(derr, files[0].display)
 	}
+	for _, derr := range []error{diagnoseMissingFile(err, o, paths), diagnoseMount(err, paths)} {
+		if e, ok := derr.(*spec.Error); ok {
+			for _, f := range files { // found in the file of that path: say it as the user did
+				if e.File == f.path {
+					e.File = f.display
+				}
+			}
+			return nil, e
+		}
+	}
 	if len(files) > 1 && strings.HasPrefix(err.Error(), "yaml:") {
 		err = reparse(ctx, o, paths, err)
 	}
 	return nil, composeError(err, o, files)
+}
+
+// loadProject is compose-go's LoadProject, with a panic inside it turned into an
+// error: compose-go's normalization assumes shapes its schema check has not yet
+// confirmed (a null service, `networks:` as a string), and tend never crashes on input.
+func loadProject(ctx context.Context, opts *cli.ProjectOptions) (cp *types.Project, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cp, err = nil, fmt.Errorf("compose-go failed on this file: %v", r)
+		}
+	}()
+	return opts.LoadProject(ctx)
 }
 
 // composeOptions are the compose-go options of a load. The order matters: the working
@@ -174,7 +235,7 @@ func reparse(ctx context.Context, o LoadOptions, paths []string, err error) erro
 	if oerr != nil {
 		return err
 	}
-	if _, rerr := opts.LoadProject(ctx); rerr != nil {
+	if _, rerr := loadProject(ctx, opts); rerr != nil {
 		return rerr
 	}
 	return err
@@ -196,8 +257,13 @@ func composeError(err error, o LoadOptions, files []composeFile) error {
 	if rest, ok := strings.CutPrefix(e.Message, "yaml: "); ok {
 		e.Message = "invalid YAML: " + rest
 	}
+	reword(e)
 	splitServiceKey(e)
 	splitExtends(e)
+	e.Message = schemaGrammar.Replace(e.Message)
+	if listOrMapping[e.Key] && (e.Message == "must be a list" || e.Message == "must be a mapping") {
+		e.Message = "must be a list or a mapping" // compose-go names one of the two forms it takes
+	}
 	return e
 }
 

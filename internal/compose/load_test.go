@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/tend-sh/tend/internal/spec"
 	"os"
 	"path/filepath"
@@ -302,5 +303,29 @@ func diff(t *testing.T, what string, got, want any) {
 		g, _ := json.Marshal(got)
 		w, _ := json.Marshal(want)
 		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
+	}
+}
+
+// A udp host port range gives each replica a port of its own: no warning while it
+// has enough ports, one when it has fewer than the replicas.
+func TestLoadUDPRangeWarnings(t *testing.T) {
+	for _, tt := range []struct {
+		replicas int
+		want     []string
+	}{
+		{1, nil},
+		{3, nil},
+		{4, []string{`compose.yaml: service "stats": ports: udp host ports 9000-9002 are a port each for 3 of the 4 replicas: the engine cannot start the others (tend's proxy balances tcp only)`}},
+	} {
+		dir := writeCompose(t, "p", fmt.Sprintf("services:\n  stats:\n    image: s:1\n    deploy: {replicas: %d}\n    ports: [\"9000-9002:9125/udp\"]\n", tt.replicas))
+		_, warnings, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range warnings {
+			got = append(got, w.String())
+		}
+		diff(t, fmt.Sprintf("%d replicas", tt.replicas), got, tt.want)
 	}
 }

@@ -2,6 +2,9 @@ package compose
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,16 +172,12 @@ func TestLoadSecretErrors(t *testing.T) {
 	}{
 		{name: "undeclared", service: "    secrets: [token]", toplevel: "secrets:\n  other: {file: ./token}",
 			want: `compose.yaml: service "app": secrets: secret "token" is not declared under top-level secrets`},
-		{name: "from the environment", service: "    secrets: [token]", toplevel: "secrets:\n  token: {environment: TOKEN}",
-			want: `compose.yaml: service "app": secrets: secret "token" comes from the environment variable TOKEN; tend mounts only file-based secrets (file:)`},
+		{name: "from an unset variable", service: "    secrets: [token]", toplevel: "secrets:\n  token: {environment: UNSET_TOKEN}",
+			want: `compose.yaml: service "app": secrets: secret "token" comes from the environment variable UNSET_TOKEN, which is not set`},
 		{name: "external", service: "    secrets: [token]", toplevel: "secrets:\n  token: {external: true}",
-			want: `compose.yaml: service "app": secrets: secret "token" is external; tend mounts only file-based secrets (file:)`},
+			want: `compose.yaml: service "app": secrets: secret "token" is external (kept by a swarm or another store tend cannot read, and docker compose up refuses it too); declare it with file:, environment: or content:`},
 		{name: "missing file", service: "    secrets: [token]", toplevel: "secrets:\n  token: {file: ./nope/token}",
 			want: `compose.yaml: service "app": secrets: secret "token": cannot read nope/token: no such file or directory`},
-		{name: "inline config", service: "    configs: [conf]", toplevel: "configs:\n  conf: {content: \"a=1\"}",
-			want: `compose.yaml: service "app": configs: config "conf" has inline content; tend mounts only file-based configs (file:)`},
-		{name: "config from the environment", service: "    configs: [conf]", toplevel: "configs:\n  conf: {environment: TOKEN}",
-			want: `compose.yaml: service "app": configs: config "conf" comes from the environment variable TOKEN; tend mounts only file-based configs (file:)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,5 +191,98 @@ func TestLoadSecretErrors(t *testing.T) {
 				t.Errorf("the error shows the secret's value: %v", err)
 			}
 		})
+	}
+}
+
+// Secrets and configs from the environment or inline content: the value stays in
+// memory (never in the JSON the daemon gets) and its file is named by its digest.
+func TestLoadValueSecrets(t *testing.T) {
+	const value = "s3cr3t-value"
+	load := func(v string) *spec.Project {
+		t.Helper()
+		dir := writeProject(t, map[string]string{"compose.yaml": `services:
+  app:
+    image: app:1
+    secrets: [token]
+    configs: [{source: conf, target: /etc/app.conf}]
+secrets:
+  token: {environment: TOKEN}
+configs:
+  conf: {content: "color=${COLOR}"}
+`})
+		p, _, err := Load(context.Background(), LoadOptions{WorkingDir: dir, Environ: []string{"TOKEN=" + v, "COLOR=blue"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := load(value)
+	app, _ := p.Service("app")
+	sec, conf := app.Secrets[0], app.Configs[0]
+	diff(t, "secret", []string{sec.Target, sec.From, string(sec.Content)}, []string{"/run/secrets/token", "environment TOKEN", value})
+	diff(t, "config", []string{conf.Target, conf.From, string(conf.Content)}, []string{"/etc/app.conf", "content", "color=blue"})
+	if !filepath.IsAbs(sec.Source) || strings.Contains(sec.Source, value) {
+		t.Errorf("secret source %q", sec.Source)
+	}
+	if plain := sha256.Sum256([]byte(value)); strings.Contains(sec.Source, hex.EncodeToString(plain[:16])) {
+		t.Errorf("secret source %q is the value's plain digest: a reader of tend's store could test guesses", sec.Source)
+	}
+	if again, _ := load(value).Service("app"); again.Secrets[0].Source != sec.Source {
+		t.Errorf("the same value got another file (%s, then %s): every tend up would replace the replicas", sec.Source, again.Secrets[0].Source)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), value) {
+		t.Errorf("the project's JSON holds the secret's value: %s", b)
+	}
+	other, _ := load("another-value").Service("app")
+	if other.Secrets[0].Source == sec.Source || other.Hash() == app.Hash() {
+		t.Error("a changed value must change the file and the spec hash (so replicas are replaced)")
+	}
+}
+
+// The value directory sits on a tmpfs every user shares: one another user made
+// (or left open) is refused, never written to.
+func TestValueDirMustBeTheUsers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "values")
+	if _, err := valueKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := valueKey(dir); err == nil || !strings.Contains(err.Error(), "is not a directory of yours alone") {
+		t.Errorf("an open directory: %v", err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	m := spec.FileMount{Name: "token", Source: filepath.Join(link, "abc"), From: "content", Content: []byte("v")}
+	err := WriteValues(&spec.Project{Services: []spec.Service{{Name: "app", Options: spec.Options{Secrets: []spec.FileMount{m}}}}})
+	if err == nil || !strings.Contains(err.Error(), "is not a directory of yours alone") {
+		t.Errorf("a symbolic link: %v", err)
+	}
+}
+
+func TestWriteValues(t *testing.T) {
+	dir := t.TempDir()
+	m := spec.FileMount{Name: "token", Source: filepath.Join(dir, "values", "abc"), Target: "/run/secrets/token", From: "environment TOKEN", Content: []byte("v1")}
+	p := &spec.Project{Services: []spec.Service{{Name: "app", Options: spec.Options{Secrets: []spec.FileMount{m}}}}}
+	for range 2 { // a second write finds the file there
+		if err := WriteValues(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(m.Source)
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	fi, _ := os.Stat(m.Source)
+	di, _ := os.Stat(filepath.Dir(m.Source))
+	if fi.Mode().Perm() != 0o444 || di.Mode().Perm() != 0o700 {
+		t.Errorf("modes: file %v, directory %v; want 0444 in 0700", fi.Mode().Perm(), di.Mode().Perm())
 	}
 }

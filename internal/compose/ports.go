@@ -12,11 +12,11 @@ import (
 
 // convertPorts maps compose ports in file order. compose-go has already expanded
 // short-syntax ranges of equal length ("8000-8001:80-81") into single ports; a host
-// range that is left needs the engine to pick a port, which tend's proxy cannot follow.
+// range that is left ("8000-8010:80") is kept as a range.
 func convertPorts(service string, in []types.ServicePortConfig) ([]spec.Port, error) {
 	var out []spec.Port
 	for _, p := range in {
-		host, err := hostPort(p.Published)
+		host, end, err := hostPorts(p.Published)
 		if err != nil {
 			return nil, errorf(service, "ports", "%v", err)
 		}
@@ -27,22 +27,36 @@ func convertPorts(service string, in []types.ServicePortConfig) ([]spec.Port, er
 		if proto == "" {
 			proto = "tcp"
 		}
-		if proto != "tcp" && proto != "udp" {
-			return nil, errorf(service, "ports", "protocol %q is not supported by tend (want tcp or udp)", p.Protocol)
+		if proto != "tcp" && proto != "udp" && proto != "sctp" {
+			return nil, errorf(service, "ports", "protocol %q is not supported (want tcp, udp or sctp)", p.Protocol)
 		}
-		out = append(out, spec.Port{HostIP: p.HostIP, HostPort: host, ContainerPort: uint16(p.Target), Protocol: proto,
+		out = append(out, spec.Port{HostIP: p.HostIP, HostPort: host, HostPortEnd: end, ContainerPort: uint16(p.Target), Protocol: proto,
 			AppProtocol: strings.ToLower(p.AppProtocol)})
 	}
 	return out, nil
 }
 
-// hostPort parses compose's published port; "" and "0" leave the choice to the engine.
+// hostPorts parses compose's published port or range ("8000-8010"; compose-go has
+// already expanded a range matched by a container range); "" and "0" leave the
+// choice to the engine.
+func hostPorts(published string) (start, end uint16, err error) {
+	first, last, isRange := strings.Cut(published, "-")
+	if start, err = hostPort(first); err != nil || !isRange {
+		return start, 0, err
+	}
+	if end, err = hostPort(last); err != nil {
+		return 0, 0, err
+	}
+	if start == 0 || end <= start {
+		return 0, 0, fmt.Errorf("host port range %s: want a first port below the last", published)
+	}
+	return start, end, nil
+}
+
+// hostPort parses one published port.
 func hostPort(published string) (uint16, error) {
 	if published == "" {
 		return 0, nil
-	}
-	if strings.Contains(published, "-") {
-		return 0, fmt.Errorf("host port range %s is not supported by tend yet; publish single ports", published)
 	}
 	n, err := strconv.Atoi(published)
 	if err != nil || n < 0 {

@@ -76,7 +76,7 @@ func parseHTTPCheck(service, key string, raw any) (*spec.HTTPCheck, error) {
 	}
 	if v, ok := m["path"]; ok {
 		if h.Path, ok = v.(string); !ok {
-			return nil, errorf(service, key+".path", "must be a string (got %v)", v)
+			return nil, errorf(service, key+".path", "must be a string (got %s)", shown(v))
 		}
 	}
 	if v, ok := m["status"]; ok {
@@ -86,19 +86,19 @@ func parseHTTPCheck(service, key string, raw any) (*spec.HTTPCheck, error) {
 	}
 	if v, ok := m["body"]; ok {
 		if h.Body, ok = v.(string); !ok {
-			return nil, errorf(service, key+".body", "must be a string (got %v)", v)
+			return nil, errorf(service, key+".body", "must be a string (got %s)", shown(v))
 		}
 	}
 	if v, ok := m["headers"]; ok {
 		hm, ok := v.(map[string]any)
 		if !ok {
-			return nil, errorf(service, key+".headers", "must be a mapping of names to values (got %v)", v)
+			return nil, errorf(service, key+".headers", "must be a mapping of names to values (got %s)", shown(v))
 		}
 		h.Headers = map[string]string{}
 		for _, k := range slices.Sorted(maps.Keys(hm)) {
 			s, ok := hm[k].(string)
 			if !ok {
-				return nil, errorf(service, key+".headers."+k, "must be a string (got %v)", hm[k])
+				return nil, errorf(service, key+".headers."+k, "must be a string (got %s)", shown(hm[k]))
 			}
 			h.Headers[k] = s
 		}
@@ -132,7 +132,7 @@ func parseLogRules(service string, raw any) ([]spec.LogRule, error) {
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return nil, errorf(service, spec.ExtensionKey+".logs", "must be a list of rules (got %v)", raw)
+		return nil, errorf(service, spec.ExtensionKey+".logs", "must be a list of rules (got %s)", shown(raw))
 	}
 	var rules []spec.LogRule
 	for i, item := range list {
@@ -184,7 +184,7 @@ func integer(v any) (int, error) {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("want a whole number (got %v)", v)
+	return 0, fmt.Errorf("want a whole number (got %s)", shown(v))
 }
 
 func portNumber(v any) (uint16, error) {
@@ -193,7 +193,7 @@ func portNumber(v any) (uint16, error) {
 	}
 	n, err := integer(v)
 	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("want a port number 1-65535 (got %v)", v)
+		return 0, fmt.Errorf("want a port number 1-65535 (got %s)", shown(v))
 	}
 	return uint16(n), nil
 }
@@ -201,13 +201,13 @@ func portNumber(v any) (uint16, error) {
 func stringList(v any) ([]string, error) {
 	list, ok := v.([]any)
 	if !ok || len(list) == 0 {
-		return nil, fmt.Errorf("want a command as a non-empty list of strings, e.g. [\"/app\", \"-check\"] (got %v)", v)
+		return nil, fmt.Errorf("want a command as a non-empty list of strings, e.g. [\"/app\", \"-check\"] (got %s)", shown(v))
 	}
 	out := make([]string, len(list))
 	for i, a := range list {
 		s, ok := a.(string)
 		if !ok {
-			return nil, fmt.Errorf("item %d is not a string (got %v)", i, a)
+			return nil, fmt.Errorf("item %d is not a string (got %s)", i, shown(a))
 		}
 		out[i] = s
 	}

@@ -1,6 +1,9 @@
 package compose
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/tend-sh/tend/internal/spec"
 	"testing"
 	"time"
@@ -171,8 +174,22 @@ func TestLoadServiceKeys(t *testing.T) {
 		{name: "expanded port range", keys: `    ports: ["8000-8001:80-81"]`, check: func(t *testing.T, s spec.Service) {
 			diff(t, "ports", s.Ports, []spec.Port{{HostPort: 8000, ContainerPort: 80, Protocol: "tcp"}, {HostPort: 8001, ContainerPort: 81, Protocol: "tcp"}})
 		}},
-		{name: "network_mode service joins default", keys: "    network_mode: host", check: func(t *testing.T, s spec.Service) {
-			diff(t, "networks", s.Networks, []spec.NetworkAttach{{Network: "default"}})
+		{name: "host port range", keys: `    ports: ["8000-8010:80", "9000-9002:53/udp"]`, check: func(t *testing.T, s spec.Service) {
+			diff(t, "ports", s.Ports, []spec.Port{{HostPort: 8000, HostPortEnd: 8010, ContainerPort: 80, Protocol: "tcp"},
+				{HostPort: 9000, HostPortEnd: 9002, ContainerPort: 53, Protocol: "udp"}})
+		}},
+		{name: "network_mode host joins no network of tend's", keys: "    network_mode: host", check: func(t *testing.T, s spec.Service) {
+			diff(t, "networks", s.Networks, []spec.NetworkAttach(nil))
+			diff(t, "network_mode", s.NetworkMode, "host")
+		}},
+		{name: "network_mode service: depends on its owner, without restart", keys: "    network_mode: service:other", check: func(t *testing.T, s spec.Service) {
+			diff(t, "network_mode", s.NetworkMode, "service:other")
+			diff(t, "depends_on", s.DependsOn, []spec.Dependency{{Service: "other", Condition: spec.ServiceStarted, Required: true}})
+		}},
+		{name: "z and Z relabel binds", keys: "    volumes: [\"/srv/a:/a:z\", \"/srv/b:/b:ro,Z\", \"/srv/c:/c\"]", check: func(t *testing.T, s spec.Service) {
+			diff(t, "mounts", s.Mounts, []spec.Mount{{Type: spec.MountBind, Source: "/srv/a", Target: "/a", SELinux: "z"},
+				{Type: spec.MountBind, Source: "/srv/b", Target: "/b", ReadOnly: true, SELinux: "Z"},
+				{Type: spec.MountBind, Source: "/srv/c", Target: "/c"}})
 		}},
 		{name: "tmpfs volume is a tmpfs, not a mount", keys: "    volumes:\n      - type: tmpfs\n        target: /tmp", check: func(t *testing.T, s spec.Service) {
 			diff(t, "mounts", s.Mounts, []spec.Mount(nil))
@@ -198,4 +215,122 @@ func wantError(t *testing.T, err error, want string) {
 	if err.Error() != want {
 		t.Errorf("error:\n got %s\nwant %s", err, want)
 	}
+}
+
+// A job others wait on to complete runs once: tend's default (restart on any exit)
+// would run it again after it completed.
+func TestLoadOneShotJobs(t *testing.T) {
+	tests := []struct {
+		name    string
+		job     string // keys of the job's service
+		want    spec.Condition
+		warning string
+	}{
+		{name: "no restart key: on-failure", job: "", want: spec.RestartOnFailure},
+		{name: "restart no is kept", job: `    restart: "no"`, want: spec.RestartNone},
+		{name: "deploy condition none is kept", job: "    deploy:\n      restart_policy: {condition: none}", want: spec.RestartNone},
+		{name: "restart always is kept, with a warning", job: "    restart: always", want: spec.RestartAny,
+			warning: `compose.yaml: service "migrate": restart: app waits for this service to complete (service_completed_successfully), but it restarts on any exit, so it runs again after completing; restart: on-failure runs it once`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeCompose(t, "p", "services:\n  app:\n    image: app:1\n    depends_on:\n      migrate: {condition: service_completed_successfully}\n  migrate:\n    image: app:1\n"+tt.job+"\n")
+			p, warnings, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			job, _ := p.Service("migrate")
+			app, _ := p.Service("app")
+			diff(t, "job's restart", job.Restart.Condition, tt.want)
+			diff(t, "the waiting service's restart", app.Restart.Condition, spec.RestartAny)
+			var got []string
+			for _, w := range warnings {
+				got = append(got, w.String())
+			}
+			var want []string
+			if tt.warning != "" {
+				want = []string{tt.warning}
+			}
+			diff(t, "warnings", got, want)
+		})
+	}
+}
+
+func TestLoadNetworkModeWithNetworks(t *testing.T) {
+	_, err := loadService(t, "    network_mode: host\n    networks: [default]")
+	wantError(t, err, `compose.yaml: service "app": network_mode: "host" cannot be combined with networks: a container in another network mode joins no network of its own; keep one of the two`)
+}
+
+// network_mode: bridge (or default) is the engine's default bridge, which tend
+// never uses: the service runs on the project's default network, with a warning.
+func TestLoadNetworkModeBridge(t *testing.T) {
+	for _, mode := range []string{"bridge", "default"} {
+		dir := writeCompose(t, "p", "services:\n  app:\n    image: app:1\n    network_mode: "+mode+"\n    ports: [\"8080:80\"]\n")
+		p, warnings, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, _ := p.Service("app")
+		diff(t, mode+" networks", app.Networks, []spec.NetworkAttach{{Network: "default"}})
+		diff(t, mode+" network_mode", app.NetworkMode, "")
+		diff(t, mode+" ports", len(app.Ports), 1)
+		diff(t, mode+" network", p.Network("default") != nil, true)
+		var got []string
+		for _, w := range warnings {
+			got = append(got, w.String())
+		}
+		diff(t, mode+" warnings", got, []string{`compose.yaml: service "app": network_mode: "` + mode + `": the service joins the project's default network instead (tend never uses the engine's default bridge)`})
+	}
+	_, err := loadService(t, "    network_mode: bridge\n    networks: [default]")
+	wantError(t, err, `compose.yaml: service "app": network_mode: "bridge" cannot be combined with networks: a container in another network mode joins no network of its own; keep one of the two`)
+}
+
+// network_mode container:NAME where NAME is a container_name of the stack is that
+// service's network: service:SERVICE, started after it. Another container stays as written.
+func TestLoadNetworkModeContainer(t *testing.T) {
+	dir := writeCompose(t, "p", `services:
+  web: {image: web:1, container_name: anchor}
+  side: {image: side:1, network_mode: "container:anchor"}
+  other: {image: side:1, network_mode: "container:elsewhere"}
+`)
+	p, _, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	side, _ := p.Service("side")
+	other, _ := p.Service("other")
+	diff(t, "side", side.NetworkMode, "service:web")
+	diff(t, "side's dependency", side.DependsOn, []spec.Dependency{{Service: "web", Condition: spec.ServiceStarted, Required: true}})
+	diff(t, "other", other.NetworkMode, "container:elsewhere")
+}
+
+func TestLoadFixedAddresses(t *testing.T) {
+	load := func(replicas int, addr string) (*spec.Project, error) {
+		dir := writeCompose(t, "p", fmt.Sprintf(`services:
+  dns:
+    image: dns:1
+    deploy: {replicas: %d}
+    networks:
+      back: {ipv4_address: %s}
+networks:
+  back:
+    ipam:
+      driver: default
+      config: [{subnet: 172.28.0.0/16, gateway: 172.28.0.1, ip_range: 172.28.5.0/24}]
+`, replicas, addr))
+		p, _, err := Load(context.Background(), LoadOptions{WorkingDir: dir})
+		return p, err
+	}
+	p, err := load(1, "172.28.0.10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns, _ := p.Service("dns")
+	diff(t, "attachment", dns.Networks, []spec.NetworkAttach{{Network: "back", IPv4Address: "172.28.0.10"}})
+	diff(t, "ipam", p.Network("back").IPAM, &spec.IPAM{Driver: "default", Pools: []spec.IPAMPool{{Subnet: "172.28.0.0/16", Gateway: "172.28.0.1", IPRange: "172.28.5.0/24"}}})
+	diff(t, "stop-first", dns.StopFirst(), true)
+	_, err = load(2, "172.28.0.10")
+	wantError(t, err, `compose.yaml: service "dns": networks.back: the fixed address 172.28.0.10 fits one container, but the service has 2 replicas`)
+	_, err = load(1, "10.0.0.10")
+	wantError(t, err, `compose.yaml: service "dns": networks.back: the fixed address 10.0.0.10 is in no subnet of network "back"; give the network one under ipam.config`)
 }

@@ -28,14 +28,14 @@ var serviceRules = keyRules{
 		"environment", "env_file", "labels", "label_file", // compose-go merges the files in
 		"extends", // compose-go resolves it
 		"expose",  // documentation only: on tend's networks every port is reachable anyway
-		"stop_grace_period", "stop_signal", "restart", "scale", "depends_on",
+		"container_name", "network_mode", "stop_grace_period", "stop_signal", "restart", "scale", "depends_on",
 		"healthcheck.test", "healthcheck.interval", "healthcheck.timeout",
 		"healthcheck.start_period", "healthcheck.retries", "healthcheck.disable",
 		"ports.target", "ports.published", "ports.host_ip", "ports.protocol", "ports.app_protocol",
-		"volumes.type", "volumes.source", "volumes.target", "volumes.read_only",
+		"volumes.type", "volumes.source", "volumes.target", "volumes.read_only", "volumes.bind.selinux",
 		"volumes.tmpfs", "volumes.image", // tmpfs mounts are mapped by convertOptions, image mounts rejected by convertMounts
-		"networks.aliases",
-		"deploy.replicas", "deploy.restart_policy",
+		"networks.aliases", "networks.ipv4_address", "networks.ipv6_address",
+		"deploy.replicas", "deploy.restart_policy", "deploy.update_config", "deploy.rollback_config", // rollout.go
 		// options.go and secrets.go
 		"user", "working_dir", "hostname", "read_only", "init", "cap_add", "cap_drop", "extra_hosts", "dns",
 		"tmpfs", "ulimits", "logging", "cpus", "mem_limit", "pids_limit",
@@ -53,12 +53,12 @@ var serviceRules = keyRules{
 var projectRules = keyRules{
 	honoured: set("name", "services",
 		"networks.name", "networks.driver", "networks.driver_opts", "networks.external",
-		"networks.internal", "networks.labels",
+		"networks.internal", "networks.labels", "networks.enable_ipv6", "networks.ipam.driver", "networks.ipam.config.subnet", "networks.ipam.config.gateway", "networks.ipam.config.ip_range",
 		"volumes.name", "volumes.driver", "volumes.driver_opts", "volumes.external", "volumes.labels",
 		// where a service's secret or config comes from; secrets.go refuses all but file
 		"secrets.name", "secrets.file", "secrets.environment", "secrets.content", "secrets.external",
 		"configs.name", "configs.file", "configs.environment", "configs.content", "configs.external"),
-	partial: set("networks", "volumes", "secrets", "configs"),
+	partial: set("networks", "networks.ipam", "networks.ipam.config", "volumes", "secrets", "configs"),
 }
 
 func set(keys ...string) map[string]bool {

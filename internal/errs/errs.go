@@ -17,6 +17,9 @@ const (
 	NotFound    Kind = "not-found"   // the thing named does not exist
 	Conflict    Kind = "conflict"    // the request clashes with the current state
 	Unavailable Kind = "unavailable" // a dependency (the engine, the daemon) cannot be reached
+
+	Unauthenticated Kind = "unauthenticated" // a TCP request without a valid token
+	Forbidden       Kind = "forbidden"       // a valid token whose role does not allow the request
 )
 
 // Error is an error of a known kind.

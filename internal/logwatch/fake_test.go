@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tend-sh/tend/internal/clock"
+	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/testwait"
 )
 
@@ -41,17 +42,17 @@ func (r reader) Close() error {
 	return r.PipeReader.Close()
 }
 
-func (s *fakeSource) Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error) {
+func (s *fakeSource) Logs(ctx context.Context, id string, o runtime.LogOptions) (io.ReadCloser, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail > 0 {
 		s.fail--
-		s.calls = append(s.calls, &stream{id: id, since: since})
+		s.calls = append(s.calls, &stream{id: id, since: o.Since})
 		return nil, errors.New("engine unavailable")
 	}
 	r, w := io.Pipe()
 	context.AfterFunc(ctx, func() { r.CloseWithError(ctx.Err()) })
-	st := &stream{id: id, since: since, w: w}
+	st := &stream{id: id, since: o.Since, w: w}
 	s.calls = append(s.calls, st)
 	return reader{r, st}, nil
 }
@@ -152,7 +153,7 @@ func start(t *testing.T, cfg Config) *harness {
 }
 
 func (h *harness) run(t *testing.T) {
-	before := runtime.NumGoroutine()
+	before := goruntime.NumGoroutine()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.w.Run(ctx) }()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/tend-sh/tend/internal/runtime"
 	"io"
 	"time"
 )
@@ -41,7 +42,7 @@ func (w *Watcher) follow(ctx context.Context, f *follower, fires chan<- Match) e
 		if last := f.last.Load(); last != 0 {
 			since = time.Unix(0, last)
 		}
-		rc, err := w.cfg.Source.Logs(ctx, f.target.ID, since)
+		rc, err := w.cfg.Source.Logs(ctx, f.target.ID, runtime.LogOptions{Since: since, Follow: true})
 		if err == nil {
 			// Closing the stream is what unblocks a read when ctx ends.
 			stop := context.AfterFunc(ctx, func() { rc.Close() })

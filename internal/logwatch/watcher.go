@@ -2,6 +2,7 @@ package logwatch
 
 import (
 	"context"
+	"github.com/tend-sh/tend/internal/runtime"
 	"io"
 	"log/slog"
 	"slices"
@@ -18,9 +19,9 @@ import (
 // Source streams a container's output; runtime.Runtime satisfies it.
 type Source interface {
 	// Logs follows a container's output (stdout and stderr, demultiplexed)
-	// from since on, until the container stops, ctx ends or the reader is
+	// as o says, until the container stops, ctx ends or the reader is
 	// closed. Close may be called while a Read waits, to end it.
-	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
+	Logs(ctx context.Context, id string, o runtime.LogOptions) (io.ReadCloser, error)
 }
 
 // Config wires a Watcher; zero values of the optional fields are defaults.

@@ -62,6 +62,9 @@ var client = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
+// TimeoutPrefix begins the Output of a check that ran out of time.
+const TimeoutPrefix = "timeout after "
+
 // Check runs one check of p against t, bounded by p.Timeout, and says how it
 // went. HTTP and TCP checks dial t.IP; an exec check runs p.Exec in container
 // t.ID through exec. A failure is a Result, never an error: it is what
@@ -76,7 +79,7 @@ func Check(ctx context.Context, p *spec.Probe, t Target, exec Execer) Result {
 	defer cancel()
 	ok, out := check(cctx, p, t, exec)
 	if !ok && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
-		out = "timeout after " + timeout.String()
+		out = TimeoutPrefix + timeout.String()
 	}
 	return Result{OK: ok, Output: out, At: start, Took: time.Since(start)}
 }

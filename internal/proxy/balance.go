@@ -75,6 +75,7 @@ type backend struct {
 	firstFail atomic.Int32  // the failure that began the streak
 	mixedFail atomic.Bool   // whether the streak mixes kinds of failure
 	probation atomic.Bool   // readmitted and not yet proven: the next failure ejects
+	answered  atomic.Int64  // 1 + mono ns of its last HTTP answer under 500; 0: none yet
 
 	// guarded by pool.mu
 	ready    bool
@@ -174,9 +175,14 @@ type pool struct {
 	turn      atomic.Uint64 // round robin over set.bs
 	readmitAt atomic.Int64  // mono ns of the earliest ejection end; 0: none
 	hold      time.Duration
-	requests  bool // HTTP: in flight are requests, which should end soon
+	// recoveryHold replaces hold while recovering (Route.Recovering).
+	recoveryHold time.Duration
+	recovering   atomic.Bool
+	requests     bool // HTTP: in flight are requests, which should end soon
 
 	epoch atomic.Uint64 // changes at every rebuild
+	// isolated is the fallback while the service is quarantined; nil: not.
+	isolated atomic.Pointer[canned]
 
 	mu      sync.Mutex
 	waiters map[*waiter]struct{} // woken at the next rebuild
@@ -197,12 +203,23 @@ func newPool(project, service string, mode Mode, svc *service, policy ejectPolic
 // connections instead of failing them. It returns nil when the hold passes
 // or ctx ends. (An HTTP request's wait is its exchange's.)
 func (p *pool) await(ctx context.Context) *backend {
-	return p.awaitUntil(ctx, p.now()+int64(p.hold))
+	return p.awaitUntil(ctx, p.now()+int64(p.holdNow()))
+}
+
+// holdNow is how long a request that finds no ready backend may wait for one.
+func (p *pool) holdNow() time.Duration {
+	if p.recovering.Load() && p.recoveryHold > p.hold {
+		return p.recoveryHold
+	}
+	return p.hold
 }
 
 // awaitUntil is await with the hold ending at deadline (mono ns).
 func (p *pool) awaitUntil(ctx context.Context, deadline int64) *backend {
 	for {
+		if p.isolated.Load() != nil {
+			return nil // quarantined: refused at once, never held
+		}
 		epoch := p.epoch.Load()
 		now := p.now()
 		if b := p.pick(now); b != nil || now >= deadline {
@@ -447,6 +464,19 @@ func (p *pool) pruneGone() {
 	}
 	clear(p.gone[len(kept):])
 	p.gone = kept
+}
+
+// lastAnswer is 1 + the mono ns of the last answer of the backends with id; 0: none.
+func (p *pool) lastAnswer(id string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var last int64
+	for _, b := range p.all {
+		if b.id == id {
+			last = max(last, b.answered.Load())
+		}
+	}
+	return last
 }
 
 // drain takes the backends with id out of rotation and returns them,

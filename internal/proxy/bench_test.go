@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -108,5 +110,98 @@ func benchGet(b *testing.B, url string) {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "req/s")
+	}
+}
+
+// BenchmarkSlowPath compares the two goroutine-side HTTP/1.x stacks on
+// what the loops hand over: uploads larger than the loop buffers (1 MiB
+// with a length, and chunked), answers the loop streams (1 MiB, a
+// control: streamed by stream.go either way) and small GETs on
+// connections that uploaded once, 8 keep-alive clients. fasthttp is the
+// path in use; std sends the same connections to net/http's server and
+// the RoundTripper (slowToStd).
+func BenchmarkSlowPath(b *testing.B) {
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/big" {
+			w.Write(big)
+			return
+		}
+		fmt.Fprintf(w, "%d\n", n)
+	}))
+	b.Cleanup(srv.Close)
+	backends := []Backend{{ID: "a", Replica: "web/1", Addr: netip.MustParseAddrPort(srv.Listener.Addr().String()), Ready: true}}
+	m := NewManager(Config{})
+	r := Route{Project: "bench", Service: "web", Listen: freePort(b), Backends: backends, Mode: HTTP}
+	if err := m.Sync([]Route{r}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	url := "http://" + r.Listen.String()
+	cases := []struct {
+		name string
+		do   func(c *http.Client) (*http.Response, error)
+	}{
+		{"upload", func(c *http.Client) (*http.Response, error) {
+			return c.Post(url+"/up", "application/octet-stream", bytes.NewReader(big))
+		}},
+		{"chunked", func(c *http.Client) (*http.Response, error) {
+			return c.Post(url+"/up", "application/octet-stream", io.MultiReader(bytes.NewReader(big)))
+		}},
+		{"download", func(c *http.Client) (*http.Response, error) { return c.Get(url + "/big") }},
+		// Small GETs on connections that uploaded once: handed over, they
+		// stay with the goroutine stack.
+		{"get-after-upload", func(c *http.Client) (*http.Response, error) { return c.Get(url + "/") }},
+	}
+	for _, tc := range cases {
+		for _, std := range []bool{false, true} {
+			name := tc.name + "/fasthttp"
+			if std {
+				name = tc.name + "/std"
+			}
+			b.Run(name, func(b *testing.B) {
+				slowToStd.Store(std)
+				defer slowToStd.Store(false)
+				tr := &http.Transport{MaxIdleConnsPerHost: 8, DisableCompression: true}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr}
+				if tc.name == "get-after-upload" {
+					var wg sync.WaitGroup
+					for range 8 {
+						wg.Go(func() {
+							if res, err := cases[0].do(client); err == nil {
+								io.Copy(io.Discard, res.Body)
+								res.Body.Close()
+							}
+						})
+					}
+					wg.Wait()
+				}
+				b.SetParallelism(max(8/max(1, testingProcs()), 1))
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						res, err := tc.do(client)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+						if res.StatusCode != 200 {
+							b.Errorf("status %d", res.StatusCode)
+							return
+						}
+					}
+				})
+				b.StopTimer()
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			})
+		}
 	}
 }

@@ -67,6 +67,20 @@
 // client's pace, and passes a chunked one through as it is, trailer
 // included.
 //
+// Why two goroutine-side stacks for HTTP/1.x, fasthttp's and net/http's
+// (measured on 2026-12-07 with BenchmarkSlowPath, see bench/README.md):
+// on what the loops hand over, net/http's server with the RoundTripper
+// costs what fasthttp with tend's client does for large bodies (CPU per
+// 1 MiB upload, medians of 3: 824 against 961 us with a length, 1059
+// against 1018 us chunked), but 1.4x fasthttp's per small request on a
+// connection handed over (61 against 44 us), and a connection
+// handed over stays with its stack for the rest of its life: a keep-alive
+// client that uploaded once. So fasthttp stays until a connection handed
+// over for one request comes back to the loops once it is answered, as
+// one whose large answer was streamed does (stream.go); then net/http
+// alone could serve the rest, and forward.go and upstream.go's idle pool
+// (which stream.go shares) could go.
+//
 // On both HTTP/1.x paths the response head has its own deadline (a timer
 // on the clock, which cuts the read), a small answer is read whole before
 // the client sees any of it (so a replica dying mid-answer is a bad
@@ -94,8 +108,10 @@
 // it did not answer within Config.ResponseTimeout.
 //
 // A route is HTTP, TCP, or Auto: a port nobody declared, which is what
-// almost every compose file publishes. An Auto route accepts itself and
-// tells each connection by who speaks first (sniff.go): a client whose first
+// almost every compose file publishes. An HTTP or Auto route's connections
+// are accepted on the loops themselves (accept.go, evloop.Listen); a TCP
+// route's by a goroutine. An Auto route tells each connection by who speaks
+// first (sniff.go): a client whose first
 // line is an HTTP/1.x request line (HTTP/2's preface is one) goes to the
 // route's HTTP server, anything else is TCP, and so is a backend that speaks
 // first (SMTP, MySQL). The bytes are peeked, never read, so a connection
@@ -103,7 +119,14 @@
 // that has not spoken yet (a server-first protocol waits for nothing),
 // except on a port whose clients have always spoken first, where the
 // client gets 50 ms to do so before (fresh HTTP connections would each cost
-// their backend an empty one).
+// their backend an empty one). On the loop: a client whose request line is
+// in when it is accepted is a loop client at once; on a port whose clients
+// have always spoken first a silent one is peeked at on the loop for those
+// 50 ms (a loop timer); every other connection goes to a goroutine, which
+// does the rest as before. Measured with bench/soak on 2026-12-07
+// (bench/README.md): accepting by goroutine and moving HTTP clients to the
+// loops afterwards, fresh-connection clients got 0.62x nginx's requests;
+// accepted on the loops, 0.84x.
 //
 // A TCP connection (tcp.go) is spliced to a backend both ways, passing a
 // half-close on, with no idle timeout. Until a byte has passed either way,
@@ -197,6 +220,18 @@
 // Draining: Drain takes a backend out of rotation at once and waits for its
 // requests in flight. A backend removed by Sync also stops getting new
 // requests at once while its requests in flight finish.
+//
+// # Isolation
+//
+// A route the supervisor marks Isolated (its service quarantined) answers
+// each HTTP request at once with the service's Fallback, at the exchange's
+// start and in place of any hold, and closes TCP connections at once (an
+// Auto port first gives the client clientFirstWait to show it speaks
+// HTTP). Each HTTP service also has a request breaker (internal/breaker, a
+// pure machine under the service's lock): the exchange asks it at start,
+// tells it the first attempt's outcome, and answers with the fallback
+// while it is open; its transitions go out as Events (breaker-open,
+// breaker-close). isolation.go has both.
 //
 // # Statistics
 //

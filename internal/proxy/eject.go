@@ -23,6 +23,7 @@ type Event struct {
 	Message  string // the cause, for people: "5 consecutive 502 responses; ejected for 10s"
 	Time     time.Time
 	Duration time.Duration // for EventEject: how long the ejection lasts
+	Reason   string        // for the breaker's events: error-ratio, latency, trial-passed
 }
 
 // failure is what went wrong with one attempt: an HTTP status of 500 or
@@ -101,6 +102,7 @@ func (p *pool) answered(b *backend, code int, now int64, took time.Duration) fai
 		b.observe(now, took)
 	default:
 		b.observe(now, took)
+		b.answered.Store(now + 1)
 		p.succeeded(b)
 		return 0
 	}

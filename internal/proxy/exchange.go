@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/tend-sh/tend/internal/breaker"
+)
 
 // exchange is one HTTP request's life in the proxy, as a state machine: it
 // is fed events (start, an attempt answered or failed, the client gone, a
@@ -39,6 +43,8 @@ type exchange struct {
 	until int64   // the end of a pause (connectPause)
 	f     failure // the failure a retry waits after
 	fcode int     // the answer for it when the wait ends with no backend
+
+	ticket breaker.Ticket // the request breaker's, for its outcome
 }
 
 // waitFor is what a waiting exchange waits for.
@@ -81,6 +87,7 @@ type decision struct {
 	until int64    // stepWait: mono ns
 	epoch uint64   // stepWait: the pool's epoch it saw; a change since ends the wait
 	code  int      // stepAnswer
+	fb    *canned  // stepAnswer: the fallback to give instead of tend's error (isolation.go)
 }
 
 // newExchange is an exchange of a request on p's route.
@@ -93,6 +100,15 @@ func (x *exchange) start(now int64) decision {
 	x.epoch = x.p.epoch.Load()
 	x.began, x.tries, x.b, x.wait, x.code = now, 0, nil, waitNone, 0
 	x.tried.reset()
+	if fb := x.p.shut(); fb != nil {
+		return x.fallback(now, fb)
+	}
+	t, fb, tr := x.p.svc.guard.allow(now)
+	x.p.report(tr)
+	if fb != nil {
+		return x.fallback(now, fb)
+	}
+	x.ticket = t
 	if b := x.p.pick(now); b != nil {
 		return x.attempt(now, b)
 	}
@@ -163,6 +179,8 @@ func (x *exchange) failed(now int64, k kind, reused bool) decision {
 // way is dropped, which is no backend's fault.
 func (x *exchange) clientGone(now int64) decision {
 	x.wait = waitNone
+	x.p.report(x.p.svc.guard.abandon(now, x.ticket))
+	x.ticket = breaker.Ticket{}
 	if x.b == nil {
 		return decision{step: stepDone}
 	}
@@ -250,7 +268,7 @@ func (x *exchange) afterFailure(now int64, f failure, code int) decision {
 	}
 	// Every backend tried refused the connection (all restarting at once,
 	// say): the request reached none, so it is tried again after a pause.
-	if time.Duration(now-x.began)+connectPause >= x.p.hold {
+	if time.Duration(now-x.began)+connectPause >= x.p.holdNow() {
 		return x.answer(code)
 	}
 	x.wait, x.until = waitPause, now+int64(connectPause)
@@ -269,7 +287,10 @@ const maxAttempts = 3
 
 // hold waits for w within the request's hold, or gives up once it is over.
 func (x *exchange) hold(now int64, w waitFor) decision {
-	deadline := x.began + int64(x.p.hold)
+	if fb := x.p.shut(); fb != nil {
+		return x.fallback(now, fb) // quarantined meanwhile: no more waiting
+	}
+	deadline := x.began + int64(x.p.holdNow())
 	if now >= deadline {
 		x.wait = waitNone
 		if w == waitFirst {
@@ -308,6 +329,14 @@ func (x *exchange) send(now int64, b *backend, fresh bool) decision {
 	return decision{step: stepSend, b: b, fresh: fresh}
 }
 
+// fallback answers with fb at once: the service is isolated or its
+// breaker open. It counts as a request no replica took.
+func (x *exchange) fallback(now int64, fb *canned) decision {
+	x.wait = waitNone
+	x.p.svc.none.record(now, fb.code, 0, false)
+	return decision{step: stepAnswer, code: fb.code, fb: fb}
+}
+
 func (x *exchange) answer(code int) decision {
 	x.wait = waitNone
 	return decision{step: stepAnswer, code: code}
@@ -319,6 +348,8 @@ func (x *exchange) answer(code int) decision {
 // eject it), and returns the failure the answer is, if any. A request
 // breaker or a rollout gate belongs here.
 func (x *exchange) outcome(now int64, b *backend, code int, f failure, took time.Duration) failure {
+	x.p.report(x.p.svc.guard.record(now, x.ticket, f != 0 || code >= 500))
+	x.ticket = breaker.Ticket{} // a retry's outcome counts once, with the request's
 	if f == 0 {
 		return x.p.answered(b, code, now, took)
 	}

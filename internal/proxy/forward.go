@@ -23,6 +23,10 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 	h.active.Add(1)
 	defer h.active.Add(-1)
 	out := outbound{ctx: ctx}
+	if !sane(ctx.Method(), ctx.RequestURI(), ctx.Host()) {
+		h.answer(ctx, http.StatusBadRequest)
+		return
+	}
 	if err := out.prepare(); err != nil {
 		h.answer(ctx, http.StatusBadRequest)
 		return
@@ -40,6 +44,10 @@ func (h *httpRoute) serve(ctx *fasthttp.RequestCtx) {
 			}
 			d = x.woke(h.now())
 		case stepAnswer:
+			if d.fb != nil {
+				d.fb.fill(&ctx.Response)
+				return
+			}
 			h.answer(ctx, d.code)
 			return
 		case stepDeliver:

@@ -26,6 +26,7 @@ var errNoBackend = errors.New("no ready replica")
 type proxyError struct {
 	code int
 	err  error
+	fb   *canned // the fallback to answer with, if any
 }
 
 func (e *proxyError) Error() string { return e.err.Error() }
@@ -128,7 +129,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			d = x.woke(h.now())
 		case stepAnswer:
-			return nil, &proxyError{code: d.code, err: last}
+			return nil, &proxyError{code: d.code, err: last, fb: d.fb}
 		case stepDeliver:
 			return h.deliver(req, res, &x), nil
 		default: // stepDone: the client left
@@ -205,6 +206,10 @@ func (h *httpRoute) answerError(w http.ResponseWriter, r *http.Request, err erro
 	var pe *proxyError
 	if errors.As(err, &pe) {
 		code = pe.code
+	}
+	if pe != nil && pe.fb != nil {
+		pe.fb.fillStd(w)
+		return
 	}
 	if code == statusClientGone {
 		code = http.StatusBadGateway // nobody is listening; keep it valid anyway

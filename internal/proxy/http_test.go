@@ -614,3 +614,41 @@ func recordingReplica(t *testing.T, answer string) (Backend, <-chan *http.Reques
 	})
 	return Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true}, heard
 }
+
+// TestHTTPHoldsLongerWhileARestartIsUnderWay: a route marked Recovering (no
+// replica ready, one on its way back) holds requests for RecoveryHold, past
+// the usual Hold, and serves them once the replica is ready; unmarked, the
+// same request gets its 503 when the Hold ends (issue 20: a service of one
+// replica the engine takes seconds to start).
+func TestHTTPHoldsLongerWhileARestartIsUnderWay(t *testing.T) {
+	h := newFakeHarness(t, Config{Hold: 2 * time.Second, RecoveryHold: 10 * time.Second})
+	var hits counter
+	be := backendServer(t, "web/1", named("web/1", &hits))
+	be.Ready = false
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	res := h.getAsync(url(r))
+	h.held(r, 1)
+	r.Recovering = true // the supervisor starts the replica again meanwhile
+	h.sync(r)
+	h.clk.Advance(3900 * time.Millisecond) // past the 2 s hold, as an engine that takes 3.8 s to start
+	select {
+	case got := <-res:
+		t.Fatalf("answered %+v while the replica was on its way back, within the recovery hold", got)
+	default:
+	}
+	r.Backends[0].Ready, r.Recovering = true, false
+	h.sync(r)
+	if got := wait(t, res, "the held request"); got.code != 200 || got.body != "web/1" || hits.get() != 1 {
+		t.Fatalf("held request: %+v, %d hits; want 200 once the replica was back", got, hits.get())
+	}
+
+	r.Backends[0].Ready = false // down, and nothing on its way back: the usual hold
+	h.sync(r)
+	res = h.getAsync(url(r))
+	h.held(r, 1)
+	h.clk.Advance(2 * time.Second)
+	if got := wait(t, res, "the answer"); got.code != 503 {
+		t.Fatalf("with no restart under way: %+v, want 503 after the 2 s hold", got)
+	}
+}

@@ -215,6 +215,8 @@ func (l *loops) OnOpen(c *evloop.Conn) evloop.Action {
 	case *upstream:
 		x.c = c
 		return x.call(x.opened)
+	case *sniffer:
+		return x.opened(c)
 	}
 	return evloop.Close
 }
@@ -224,6 +226,8 @@ func (l *loops) OnTraffic(c *evloop.Conn) evloop.Action {
 	case *client:
 		return x.traffic()
 	case *upstream:
+		return x.traffic()
+	case *sniffer:
 		return x.traffic()
 	}
 	return evloop.Close
@@ -237,6 +241,8 @@ func (l *loops) OnClose(c *evloop.Conn, err error) {
 		x.closed()
 	case *upstream:
 		x.closed(err)
+	case *sniffer:
+		x.closed()
 	}
 }
 

@@ -448,3 +448,42 @@ func TestRetryWaitsForAnotherReplica(t *testing.T) {
 		})
 	}
 }
+
+// TestAbsoluteFormAndOddVersionsGoToNetHTTP: a request with an
+// absolute-form target is answered (by the goroutine path, which reads
+// the target's host as the request's), a malformed one is refused with a
+// 400 and never reaches a backend.
+func TestAbsoluteFormAndOddVersionsGoToNetHTTP(t *testing.T) {
+	h := newHarness(t, Config{})
+	var hits atomic.Int32
+	be := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, r.URL.Path)
+	})
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	c, br := dialRoute(t, r)
+	fmt.Fprintf(c, "GET http://%s/abs HTTP/1.1\r\nHost: elsewhere\r\n\r\n", r.Listen)
+	if res, body := readAnswer(t, br, "GET"); res.StatusCode != 200 || body != "/abs" {
+		t.Fatalf("absolute-form: %d %q, want 200 /abs", res.StatusCode, body)
+	}
+	before := hits.Load()
+	for _, bad := range []string{
+		"0 A://000#00000000 HTTP/1.1\r\nHost: x\r\n\r\n", // what FuzzLoopRequest found
+		"GET http://a b/ HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		c, br := dialRoute(t, r)
+		io.WriteString(c, bad)
+		if res, err := http.ReadResponse(br, nil); err == nil && res.StatusCode < 400 {
+			t.Errorf("%q: %d, want a refusal", bad, res.StatusCode)
+		}
+	}
+	if n := hits.Load() - before; n != 0 {
+		t.Errorf("%d malformed requests reached the backend's handler", n)
+	}
+	for _, rs := range h.m.Stats()[0].Replicas {
+		if rs.Codes["4xx"] != 0 {
+			t.Errorf("the backend was sent %d malformed requests (it answered 4xx)", rs.Codes["4xx"])
+		}
+	}
+}

@@ -92,12 +92,12 @@ func (cl *client) next() {
 		end := headEnd(buf)
 		if end < 0 {
 			if len(buf) > maxHead {
-				cl.handOver(cl.srv.toFast, buf) // it answers 431
+				cl.handOver(cl.srv.slowPath(), buf) // it answers 431
 			}
 			return
 		}
 		if cl.ls.parse(&cl.hdr, buf[:end]) != nil || !loopable(&cl.hdr) {
-			cl.handOver(cl.srv.toFast, buf)
+			cl.handOver(cl.srv.slowPath(), buf)
 			return
 		}
 		n := bodyLength(&cl.hdr)
@@ -106,7 +106,7 @@ func (cl *client) next() {
 		}
 		h := cl.srv.routes.route(cl.hdr.Host())
 		if h == nil {
-			cl.handOver(cl.srv.toFast, buf) // it answers 404
+			cl.handOver(cl.srv.slowPath(), buf) // it answers 404
 			return
 		}
 		cl.begin(h, buf[end:end+n])
@@ -141,6 +141,10 @@ func (cl *client) carry(d decision) {
 		cl.wait(d)
 	case stepAnswer:
 		rq := &cl.rq
+		if d.fb != nil {
+			cl.reply(appendCanned(cl.ls.out[:0], d.fb, rq.close))
+			return
+		}
 		cl.reply(appendError(cl.ls.out[:0], d.code, rq.h.bodies[d.code], rq.close))
 	}
 }

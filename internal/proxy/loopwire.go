@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	neturl "net/url"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -11,11 +13,57 @@ import (
 // The loop's HTTP/1.x: what it parses of requests and answers, and what it
 // writes for the client.
 
-// loopable reports whether the loop can serve a request with this head.
+// loopable reports whether the loop can serve a request with this head:
+// HTTP/1.0 or 1.1, an origin-form target (or OPTIONS *), a body it can
+// replay, no upgrade. The rest goes to the goroutine path: an
+// absolute-form target, a version the loop would rewrite as 1.1, and a
+// head that is not sane, which it refuses.
 func loopable(h *fasthttp.RequestHeader) bool {
 	n := bodyLength(h)
-	return n >= 0 && n <= maxReplayBody && !isUpgrade(h) && len(h.Peek("Expect")) == 0
+	uri, proto := h.RequestURI(), string(h.Protocol())
+	return (len(uri) > 0 && uri[0] == '/' || string(uri) == "*") && sane(h.Method(), uri, h.Host()) &&
+		(proto == "HTTP/1.1" || proto == "HTTP/1.0") &&
+		n >= 0 && n <= maxReplayBody && !isUpgrade(h) && len(h.Peek("Expect")) == 0
 }
+
+// sane says whether a request's target and Host are ones tend passes on
+// (RFC 9112 3.2: anything else is answered 400 by tend, not sent to a
+// backend that may read it otherwise): an origin-form target, OPTIONS *,
+// or an absolute http(s) URI with a host; a Host of URI host characters
+// (no space, no control). Found by FuzzLoopRequest on 2026-12-07: "0
+// A://000#0 HTTP/1.1" went to the backend, which could not parse it, and a
+// Host with a trailing space was routed on one name and read as another.
+func sane(method, uri, host []byte) bool {
+	switch {
+	case len(uri) == 0:
+		return false
+	case uri[0] == '/':
+	case string(uri) == "*":
+		if string(method) != "OPTIONS" {
+			return false
+		}
+	default:
+		u, err := neturl.ParseRequestURI(string(uri))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return false
+		}
+	}
+	for _, c := range host {
+		if !hostByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// hostByte marks the bytes of a URI host and port (RFC 3986 3.2.2:
+// unreserved, pct-encoded, sub-delims, and ':' '[' ']').
+var hostByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~%!$&'()*+,;=:[]", byte(c)) >= 0
+	}
+	return t
+}()
 
 // bodyLength is a request's body length: -1 when chunked.
 func bodyLength(h *fasthttp.RequestHeader) int {

@@ -68,9 +68,12 @@ type Route struct {
 	Project, Service string
 	// Listen is the host address and port (compose ports: host_ip:host_port).
 	// An unspecified or zero address listens on every address.
-	Listen   netip.AddrPort
-	Mode     Mode
-	Backends []Backend
+	Listen netip.AddrPort
+	// ListenEnd, when above Listen's port, makes Listen a range (compose's
+	// "8000-8010:80"): the route listens on the first port of it that is free.
+	ListenEnd uint16
+	Mode      Mode
+	Backends  []Backend
 	// Idempotent lists methods that are safe to retry besides GET, HEAD and
 	// OPTIONS (HTTP mode).
 	Idempotent []string
@@ -79,6 +82,18 @@ type Route struct {
 	// name theirs: how several services on one port are reached through one
 	// address. A Host no route names gets a 404.
 	Hosts []string
+	// Isolated: the service is quarantined; callers get Fallback (HTTP) or
+	// a closed connection (TCP) at once. RetryAfter is when it is next
+	// tried, for the fallback's Retry-After (isolation.go).
+	Isolated   bool
+	RetryAfter time.Duration
+	Fallback   Fallback
+	Breaker    Breaker // the service's request breaker (HTTP)
+	// Recovering: no replica is ready and one is being restarted or made
+	// anew (the supervisor knows): a request or connection that finds none
+	// ready waits up to Config.RecoveryHold for it, not Hold, so a service
+	// of one replica that the engine takes seconds to start loses nothing.
+	Recovering bool
 }
 
 // Config configures a Manager. The zero value is ready to use.
@@ -121,6 +136,9 @@ type Config struct {
 	// zero: 2 s, negative: no wait. It covers a replica restarting and the
 	// moment before a new replica's readiness reaches the proxy.
 	Hold time.Duration
+	// RecoveryHold is the hold of a route marked Recovering; zero: 10 s.
+	// It is never shorter than Hold.
+	RecoveryHold time.Duration
 }
 
 // Manager holds one listener per Route and balances each over its ready
@@ -171,6 +189,10 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Hold == 0 {
 		cfg.Hold = 2 * time.Second
 	}
+	cfg.RecoveryHold = max(orDefault(cfg.RecoveryHold, 10*time.Second), cfg.Hold)
+	if cfg.Hold < 0 {
+		cfg.RecoveryHold = cfg.Hold // no wait is no wait
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
@@ -188,6 +210,7 @@ func NewManager(cfg Config) *Manager {
 	}
 	m.transport = newTransport(m.dialer.DialContext, cfg.ResponseTimeout)
 	m.metrics = newMetrics(cfg.Registry, cfg.Log, newInflightCollector(m.eachInflight))
+	m.registerIsolation() // isolation.go
 	return m
 }
 
@@ -436,6 +459,23 @@ func (m *Manager) Drain(ctx context.Context, id string) {
 		case <-m.clk.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// Answered says how long ago the replica with container id last answered a
+// HTTP request with a status under 500, over all its routes; false when it
+// never did (TCP mode tells nothing: a hung process's kernel still accepts). The supervisor weighs a
+// check that timed out against it: a replica that answers is not hung.
+func (m *Manager) Answered(id string) (time.Duration, bool) {
+	m.mu.Lock()
+	var last int64
+	for _, rt := range m.routes {
+		last = max(last, rt.pool.lastAnswer(id))
+	}
+	m.mu.Unlock()
+	if last == 0 {
+		return 0, false
+	}
+	return time.Duration(m.clk.mono() - (last - 1)), true
 }
 
 // Addr reports the address the route opened for listen is bound to, and

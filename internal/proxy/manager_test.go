@@ -413,3 +413,27 @@ func TestRunCutsWhatOutlivesTheGrace(t *testing.T) {
 		t.Error("the upgraded connection outlived Run")
 	}
 }
+
+// TestAnswered: the supervisor's evidence that a replica is not hung is
+// its last answer under 500; a 5xx or no request at all is none.
+func TestAnswered(t *testing.T) {
+	h := newFakeHarness(t, Config{})
+	ok := backendServer(t, "web/1", named("web/1", nil))
+	sick := backendServer(t, "web/2", failing(500, nil))
+	web, api := routeOf(t, "web", HTTP, ok), routeOf(t, "api", HTTP, sick)
+	h.sync(web, api)
+	if _, got := h.m.Answered(ok.ID); got {
+		t.Fatal("answered before any request")
+	}
+	if code, _ := h.get(url(web)); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	h.get(url(api))
+	h.clk.Advance(1500 * time.Millisecond)
+	if ago, got := h.m.Answered(ok.ID); !got || ago < 1500*time.Millisecond || ago > 2*time.Second {
+		t.Fatalf("answered %v %s ago, want 1.5s", got, ago)
+	}
+	if _, got := h.m.Answered(sick.ID); got {
+		t.Fatal("a 500 counted as an answer")
+	}
+}

@@ -60,16 +60,47 @@ func bindError(service, addr string, err error) error {
 	return fmt.Errorf("proxy: %s: listen %s: %w", service, addr, err)
 }
 
+// bound is the route's address as bound, in the form of its Listen address:
+// the port the system or the range gave it.
+func (rt *route) bound() string {
+	if rt.ln == nil {
+		return rt.addr
+	}
+	host, _, _ := net.SplitHostPort(rt.addr)
+	_, port, err := net.SplitHostPort(rt.ln.Addr().String())
+	if err != nil {
+		return rt.addr
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// listenFirstFree binds r's port, or the first free one of its range; the
+// loops may accept its connections (loopListener).
+func listenFirstFree(r Route) (*loopListener, error) {
+	ln, err := net.Listen("tcp", listenAddr(r.Listen))
+	for port := r.Listen.Port() + 1; err != nil && port > r.Listen.Port() && port <= r.ListenEnd; port++ {
+		var next error
+		if ln, next = net.Listen("tcp", listenAddr(netip.AddrPortFrom(r.Listen.Addr(), port))); next == nil {
+			err = nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newLoopListener(ln), nil
+}
+
 // openRoute binds r's port and builds what will serve it; it starts nothing.
 func (m *Manager) openRoute(addr string, r Route, svc *service) (*route, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenFirstFree(r)
 	if err != nil {
 		return nil, bindError(r.Service, addr, err)
 	}
-	lg := m.log.With("project", r.Project, "service", r.Service, "listen", addr)
+	lg := m.log.With("project", r.Project, "service", r.Service, "listen", ln.Addr().String())
 	rt := &route{addr: addr, spec: r, ln: ln, log: lg, served: make(chan struct{})}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.pool = newPool(r.Project, r.Service, r.Mode, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold, m.rnd)
+	rt.pool.recoveryHold = m.cfg.RecoveryHold
 	if r.Mode != HTTP {
 		rt.tcp = newTCPRoute(rt.pool, m.dialer, lg)
 	}
@@ -95,7 +126,9 @@ func (rt *route) update(r Route, drained func(string) bool) {
 		rt.spec.Hosts = r.Hosts
 		rt.front.join(rt) // republishes its host table
 	}
+	rt.pool.recovering.Store(r.Recovering) // before the update: its rebuild wakes the waiters
 	rt.pool.update(r.Backends, drained)
+	rt.pool.isolate(r) // isolation.go
 	if rt.http != nil {
 		methods := append([]string(nil), r.Idempotent...)
 		rt.http.idempotent.Store(&methods)

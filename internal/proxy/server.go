@@ -136,10 +136,17 @@ func (s *httpServer) serve(accept bool) {
 		}
 	})
 	defer wg.Wait()
-	if l, err := theLoops(); err != nil {
+	l, err := theLoops()
+	if err != nil {
 		s.log.Error("proxy: no event loops: every connection is served by goroutines", "err", err)
 	} else {
 		wg.Go(func() { s.sweeper(l) })
+		if accept {
+			if done, ok := s.listenOnLoops(l); ok {
+				<-done
+				return
+			}
+		}
 	}
 	for accept {
 		c, err := s.ln.Accept()
@@ -165,6 +172,20 @@ func (s *httpServer) sweeper(l *loops) {
 		now := s.clk.mono()
 		l.each(func(ls *loopState) { ls.sweep(s, now) })
 	}
+}
+
+// slowToStd sends what the loops hand over for HTTP/1.x to net/http
+// instead of fasthttp: a switch for BenchmarkSlowPath, which measures
+// whether one goroutine-side stack could serve both (doc.go).
+var slowToStd atomic.Bool
+
+// slowPath is where the loops hand an HTTP/1.x connection they do not
+// serve: fasthttp's server.
+func (s *httpServer) slowPath() *connQueue {
+	if slowToStd.Load() {
+		return s.handoffs
+	}
+	return s.toFast
 }
 
 // adopt serves c, whose client sent pending so far: on the loops when

@@ -169,7 +169,6 @@ func rawConn(c net.Conn) (syscall.RawConn, error) {
 // watch early; the channel then gets nothing.
 type clientFirst struct {
 	c       net.Conn
-	clk     *clk
 	auto    bool // HTTP is told from TCP; otherwise any byte is TCP
 	stopped atomic.Bool
 	done    chan clientVerdict // the verdict, at most one
@@ -181,8 +180,8 @@ type clientVerdict struct {
 	gone bool
 }
 
-func watchFirst(c net.Conn, auto bool, clk *clk) *clientFirst {
-	w := &clientFirst{c: c, clk: clk, auto: auto, done: make(chan clientVerdict, 1), exited: make(chan struct{})}
+func watchFirst(c net.Conn, auto bool) *clientFirst {
+	w := &clientFirst{c: c, auto: auto, done: make(chan clientVerdict, 1), exited: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -213,7 +212,7 @@ func (w *clientFirst) run() {
 			return
 		}
 		if have == 0 {
-			w.c.SetReadDeadline(w.clk.Now().Add(sniffPatience))
+			w.c.SetReadDeadline(socketDeadline(sniffPatience))
 		}
 		have = n
 	}

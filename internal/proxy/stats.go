@@ -22,11 +22,17 @@ type Traffic struct {
 	Codes         map[string]uint64 // responses by status class, "2xx" to "5xx"; nil when none
 }
 
+// recentSpan is the seconds ServiceStats.Recent covers, the current one included.
+const recentSpan = 3
+
 // ServiceStats is the traffic of one service over all its published ports.
 type ServiceStats struct {
-	Project  string
-	Service  string
-	Traffic                 // the whole service, requests no replica could take included
+	Project string
+	Service string
+	Traffic // the whole service, requests no replica could take included
+	// Recent is the whole service over the last recentSpan seconds only:
+	// the autoscaler's input, which must see a change within seconds.
+	Recent   Traffic        `json:",omitzero"`
 	Replicas []ReplicaStats // sorted by replica name
 	Ports    []PortStats    // sorted by address
 }
@@ -60,6 +66,7 @@ type service struct {
 	retries       retryRing
 	retried       prometheus.Counter
 	none          *replicaStats // requests that found no ready replica
+	guard         guard         // the request breaker (isolation.go)
 
 	mu       sync.Mutex
 	replicas map[string]*replicaStats
@@ -140,7 +147,7 @@ func (m *Manager) Stats() []ServiceStats {
 	standings := make(map[*service]map[string]ReplicaStats, len(m.services))
 	ports := make(map[*service][]PortStats, len(m.services))
 	for _, rt := range m.routes {
-		ps := PortStats{Listen: rt.addr, Mode: rt.spec.Mode}
+		ps := PortStats{Listen: rt.bound(), Mode: rt.spec.Mode}
 		if rt.tcp != nil {
 			ps.HTTPConns, ps.TCPConns = rt.tcp.servedHTTP.Load(), rt.tcp.servedTCP.Load()
 		}
@@ -200,6 +207,9 @@ func (s *service) stats(now int64, standings map[string]ReplicaStats) ServiceSta
 	var all snapshot
 	s.win.read(now, &all)
 	ss.Traffic = all.traffic(inflight)
+	var recent snapshot
+	s.win.readSpan(now, recentSpan, &recent)
+	ss.Recent = recent.traffic(inflight)
 	slices.SortFunc(ss.Replicas, func(a, b ReplicaStats) int { return cmp.Compare(a.Replica, b.Replica) })
 	return ss
 }

@@ -27,6 +27,8 @@ type tcpRoute struct {
 	// Connections by who spoke first, for awaitClient.
 	clientFirst, serverFirst atomic.Uint64
 
+	ctx context.Context // the base of every connection's dials (serve's)
+
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // client connections, to cut at stop
 	closed bool
@@ -37,9 +39,15 @@ func newTCPRoute(p *pool, dialer *net.Dialer, log *slog.Logger) *tcpRoute {
 	return &tcpRoute{pool: p, dialer: dialer, log: log, conns: make(map[net.Conn]struct{})}
 }
 
-// serve accepts until ln is closed. ctx is the base of every connection's
+// serve accepts until ln is closed (on the loops, for an Auto route:
+// accept.go). ctx is the base of every connection's
 // dials.
 func (t *tcpRoute) serve(ctx context.Context, ln net.Listener) error {
+	t.ctx = ctx
+	if done, ok := t.listenOnLoops(ln); ok {
+		<-done
+		return nil
+	}
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -58,15 +66,21 @@ func (t *tcpRoute) serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		if !t.track(c) {
-			c.Close()
-			continue
-		}
-		t.wg.Add(1)
-		go t.handle(ctx, c)
+		t.start(c, false)
 	}
 }
 
+// start serves c on a goroutine of its own, unless t is closed; waited:
+// c's client was given clientFirstWait already (on a loop).
+func (t *tcpRoute) start(c net.Conn, waited bool) {
+	if !t.track(c) {
+		c.Close()
+		return
+	}
+	go t.handle(t.ctx, c, waited)
+}
+
+// track keeps c, to cut at stop, with its handler counted in wg.
 func (t *tcpRoute) track(c net.Conn) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -74,6 +88,7 @@ func (t *tcpRoute) track(c net.Conn) bool {
 		return false
 	}
 	t.conns[c] = struct{}{}
+	t.wg.Add(1)
 	return true
 }
 
@@ -102,7 +117,7 @@ func (t *tcpRoute) idle() bool {
 }
 
 // handle serves one client connection.
-func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
+func (t *tcpRoute) handle(ctx context.Context, c net.Conn, waited bool) {
 	defer t.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
@@ -114,8 +129,15 @@ func (t *tcpRoute) handle(ctx context.Context, c net.Conn) {
 		t.toHTTP(c)
 		return
 	}
-	w := watchFirst(c, t.http != nil, t.pool.clk)
-	early := t.awaitClient(w)
+	if t.pool.isolated.Load() != nil {
+		t.refuse(c) // isolation.go
+		return
+	}
+	w := watchFirst(c, t.http != nil)
+	var early *clientVerdict
+	if !waited {
+		early = t.awaitClient(w)
+	}
 	if early != nil && (early.gone || early.v == sniffHTTP) {
 		w.finish()
 		if early.gone {
@@ -171,7 +193,7 @@ const clientFirstWait = 50 * time.Millisecond
 // awaitClient waits up to clientFirstWait for the client's verdict when
 // the port's clients have always spoken first; nil: none yet, or no wait.
 func (t *tcpRoute) awaitClient(w *clientFirst) *clientVerdict {
-	if t.http == nil || t.serverFirst.Load() > 0 || t.clientFirst.Load() == 0 {
+	if !t.awaitsClient() {
 		return nil
 	}
 	select {
@@ -180,6 +202,12 @@ func (t *tcpRoute) awaitClient(w *clientFirst) *clientVerdict {
 	case <-t.pool.clk.After(clientFirstWait):
 		return nil
 	}
+}
+
+// awaitsClient reports whether the port's clients have always spoken
+// first: a new connection waits clientFirstWait for its client.
+func (t *tcpRoute) awaitsClient() bool {
+	return t.http != nil && t.serverFirst.Load() == 0 && t.clientFirst.Load() > 0
 }
 
 // speaksHTTPNow reports whether what c has sent already is an HTTP request
@@ -204,7 +232,7 @@ func (t *tcpRoute) closeClient(c net.Conn) {
 	defer t.untrack(c)
 	defer c.Close()
 	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.SetReadDeadline(t.pool.clk.Now().Add(time.Second))
+		c.SetReadDeadline(socketDeadline(time.Second))
 		io.Copy(io.Discard, c)
 	}
 }
@@ -282,7 +310,7 @@ func (o *opening) run(w *clientFirst, early *clientVerdict) (net.Conn, *backend,
 // (the backend spoke, or the client did and o.stop says so), or none.
 func (o *opening) backend(ctx context.Context) {
 	p := o.t.pool
-	deadline := p.now() + int64(p.hold)
+	deadline := p.now() + int64(p.holdNow())
 	var tried []*backend
 	var one [1]byte
 	for {
@@ -311,7 +339,7 @@ func (o *opening) backend(ctx context.Context) {
 		p.failed(b, failConnect, now)
 		o.t.log.Debug("proxy: replica closed a new connection before a byte", "service", p.service, "replica", b.replica, "err", err)
 		tried = append(tried, b)
-		deadline = now + int64(p.hold)
+		deadline = now + int64(p.holdNow())
 	}
 }
 

@@ -231,12 +231,22 @@ func appendHeaders(dst, raw []byte, hop []string) []byte {
 			tokens = append(tokens, connectionTokens(bytes.TrimSpace(v))...)
 		}
 	}
+	kept := false // the last header line was written
 	for len(raw) > 0 {
 		var line []byte
 		line, raw, _ = bytes.Cut(raw, []byte("\n"))
 		line = bytes.TrimRight(line, "\r")
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			// An obs-fold continues the line before: it goes with it, on
+			// one line (RFC 9112 5.2), never on its own, where the receiver
+			// would fold it into whatever header tend wrote last (Host).
+			if kept {
+				dst = append(append(dst, ' '), bytes.TrimSpace(line)...)
+			}
+			continue
+		}
 		name, _, ok := bytes.Cut(line, []byte(":"))
-		if !ok || skipHeader(bytes.TrimSpace(name), hop, tokens) {
+		if kept = ok && !skipHeader(bytes.TrimSpace(name), hop, tokens); !kept {
 			continue
 		}
 		dst = append(dst, "\r\n"...)

@@ -40,7 +40,7 @@ func routeKey(r Route) string {
 
 // openFront binds addr for routes that name their hosts.
 func (m *Manager) openFront(addr string, service string) (*front, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr)
 	if err != nil {
 		return nil, bindError(service, addr, err)
 	}
@@ -125,6 +125,7 @@ func (m *Manager) openMember(addr string, r Route, svc *service) (*route, error)
 	rt := &route{addr: addr, spec: r, log: lg, served: make(chan struct{}), front: f}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	rt.pool = newPool(r.Project, r.Service, HTTP, svc, m.policy, m.cfg.OnEvent, lg, m.cfg.Hold, m.rnd)
+	rt.pool.recoveryHold = m.cfg.RecoveryHold
 	rt.http = m.newHTTPRoute(rt.pool, lg)
 	close(rt.served) // the front serves it
 	f.join(rt)

@@ -118,9 +118,12 @@ type snapshot struct {
 	span  time.Duration // the time the counts cover
 }
 
-func (w *window) read(now int64, into *snapshot) {
+func (w *window) read(now int64, into *snapshot) { w.readSpan(now, windowSpan, into) }
+
+// readSpan sums the last span seconds, the current one included.
+func (w *window) readSpan(now, span int64, into *snapshot) {
 	cur := now / int64(time.Second)
-	for k := int64(0); k < windowSpan; k++ {
+	for k := int64(0); k < span; k++ {
 		s := &w.slots[(cur-k)&(ringSize-1)]
 		if s.sec.Load() != cur-k {
 			continue
@@ -133,7 +136,7 @@ func (w *window) read(now int64, into *snapshot) {
 			into.lat[i] += s.lat[i].Load()
 		}
 	}
-	from := max(w.created, (cur-windowSpan+1)*int64(time.Second))
+	from := max(w.created, (cur-span+1)*int64(time.Second))
 	into.span = max(into.span, time.Duration(now-from))
 }
 

@@ -42,7 +42,7 @@ func (s *slotPlanner) killedAfterHealthyRun(c *runtime.Container) (sig int, ok b
 	switch {
 	case c.Held:
 		return sig, false, fmt.Sprintf(" (killed by signal %d inside its container: counted as a crash)", sig)
-	case c.StartedAt.IsZero() || !s.history.ReadyRun.Equal(runOf(c)):
+	case c.StartedAt.IsZero() || !s.history.ReadyRun.Equal(runOf(c)) && !s.health[c.ID].ReadyRun.Equal(c.StartedAt):
 		return sig, false, fmt.Sprintf(" (killed by signal %d before it was ready: counted as a crash)", sig)
 	case ran < s.svc.Tend.Backoff.Initial:
 		return sig, false, fmt.Sprintf(" (killed by signal %d only %s after it started: counted as a crash)", sig, ran.Round(time.Millisecond))

@@ -92,6 +92,18 @@ type Observed struct {
 	Containers []runtime.Container
 	History    map[SlotKey]History
 	Health     map[string]Health // by container ID; a container without an entry is neither sick nor ready
+	// EngineDown are the spans in which the engine was unreachable (a
+	// restart of dockerd): an exit within one is the engine stopping its
+	// containers on its way down, not a crash of the program.
+	EngineDown []Span
+	// Specs are the slots a rollout keeps on an older spec of their service
+	// meanwhile: they are healed as that spec, not replaced (internal/rollout).
+	Specs map[SlotKey]*spec.Service
+}
+
+// Span is a stretch of time, both ends included.
+type Span struct {
+	From, To time.Time
 }
 
 // Kind is what an action does.
@@ -110,6 +122,9 @@ const (
 	// Takeover stops and removes the slot's old container (if any) and gives
 	// the replacement, Action.Surge, the slot's name.
 	Takeover Kind = "takeover"
+	// Unpause thaws the slot's container, which someone paused: frozen, it
+	// answers nothing and its checks cannot run, and the engine never thaws it.
+	Unpause Kind = "unpause"
 )
 
 // Reason is why an action is taken, in a word a person can grep for.
@@ -126,6 +141,8 @@ const (
 	ReasonDuplicate   Reason = "duplicate"    // another container holds the same slot
 	ReasonCompleted   Reason = "completed"    // it exited and the policy does not restart it
 	ReasonMaxAttempts Reason = "max-attempts" // it used up restart_policy.max_attempts
+	ReasonPaused      Reason = "paused"       // it was paused outside tend (docker pause)
+	ReasonEngineDown  Reason = "engine-down"  // the engine stopped it on its way down (a restart of dockerd)
 
 	ReasonLiveness          Reason = "liveness"            // its x-tend liveness probe fails
 	ReasonUnhealthy         Reason = "unhealthy"           // the engine's health check (compose healthcheck) says unhealthy
@@ -135,6 +152,8 @@ const (
 	ReasonDependency        Reason = "dependency-replaced" // a service it depends on (restart: true) was replaced
 	ReasonSuspect           Reason = "suspect"             // its liveness probe began to fail: a standby starts
 	ReasonRecovered         Reason = "recovered"           // the suspect passes again: its standby goes
+	ReasonNetworkReplaced   Reason = "network-replaced"    // it shares the network of a replica that was replaced (network_mode service:NAME)
+	ReasonByHand            Reason = "by-hand"             // a person asked for it (POST .../restart, the dashboard)
 )
 
 // Action is one step of a plan.
@@ -225,8 +244,13 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 					at.Sub(now).Round(time.Millisecond), observed.History[k].LastError)})
 				continue
 			}
-			s := slotPlanner{svc: svc, key: k, history: observed.History[k], now: now, plan: &plan, health: observed.Health}
-			own, surges := splitSurges(slots[k], desired.Name, k)
+			runs := svc
+			if pinned := observed.Specs[k]; pinned != nil {
+				runs = pinned
+			}
+			s := slotPlanner{svc: runs, key: k, history: observed.History[k], now: now, plan: &plan, health: observed.Health,
+				engineDown: observed.EngineDown, networkOwner: networkOwner(desired, svc, slots)}
+			own, surges := splitSurges(slots[k], desired.Name, svc, k)
 			keep := s.dedupe(own)
 			if next := s.dedupe(surges); next != nil {
 				s.surge(keep, *next, observed.Health)

@@ -204,10 +204,12 @@ func TestAdoption(t *testing.T) {
 			},
 		},
 		{
-			name:       "paused and restarting containers are the engine's business",
+			// A paused replica answers nothing and the engine never thaws it (issue 20).
+			name:       "a paused container is unpaused, a restarting one is the engine's business",
 			desired:    project(web),
 			containers: []runtime.Container{ctr(web, 1, runtime.Paused), ctr(web, 2, runtime.Restarting)},
 			history:    histories{k: {Container: "web1"}, key("web", 2): {Container: "web2"}},
+			want:       []string{"unpause web/1 web1 paused"},
 			check:      unchangedHistory,
 		},
 	})

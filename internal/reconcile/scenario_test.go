@@ -34,7 +34,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the test
 //	service NAME [key=value...] [healthcheck]
 //	        add or change a service of project "demo". Keys: replicas, image,
 //	        restart (any, on-failure, none), delay, max_attempts, window,
-//	        initial, max, reset_after, depends_on (svc:condition,...).
+//	        initial, max, reset_after, depends_on (svc:condition,...), network_mode.
 //	        Defaults: 1 replica, restart any, backoff 1s doubling to 1m, reset after 10s.
 //	drop-service NAME   take a service out of the project
 //	advance DURATION    move the clock forward
@@ -49,6 +49,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the test
 //	        SVC/SLOT names the slot's own container; SVC/SLOT+ its replacement (surge)
 //	delete SVC/SLOT     remove its container outside tend
 //	start SVC/SLOT      start its container outside tend (docker start)
+//	pause SVC/SLOT      pause its container outside tend (docker pause)
+//	engine-down / engine-up   the engine becomes unreachable / answers again (an outage the supervisor saw)
 //	fail-start [N]      fail the next N (1) starts, as an engine that cannot start it
 //	plan                observe, plan, remember the History, carry out the actions; prints them
 //	state               print the containers and the remembered History
@@ -147,6 +149,8 @@ type world struct {
 	// health is what tend's checks say, by container; a container removed
 	// takes its verdict with it, as the supervisor's would.
 	health map[string]reconcile.Health
+	// down: the engine's outages the supervisor saw (engine-down, engine-up).
+	down []reconcile.Span
 }
 
 func newWorld(t *testing.T) *world {
@@ -181,10 +185,19 @@ func (w *world) do(cmd string) ([]string, error) {
 		}
 		w.now = w.wake
 		return nil, nil
-	case "exit", "health", "delete", "start":
+	case "exit", "health", "delete", "start", "pause":
 		return nil, w.engine(f[0], args)
 	case "sick", "suspect", "well", "ready", "unready":
 		return nil, w.verdict(f[0], args)
+	case "engine-down":
+		w.down = append(w.down, reconcile.Span{From: w.now})
+		return nil, nil
+	case "engine-up":
+		if len(w.down) == 0 || !w.down[len(w.down)-1].To.IsZero() {
+			return nil, errors.New("engine-up without engine-down")
+		}
+		w.down[len(w.down)-1].To = w.now
+		return nil, nil
 	case "fail-start":
 		n := 1
 		if len(args) > 0 {
@@ -219,6 +232,8 @@ func (w *world) service(args []string) error {
 			s.Replicas, err = strconv.Atoi(v)
 		case "image":
 			s.Image = v
+		case "network_mode":
+			s.NetworkMode, s.Networks = v, nil
 		case "restart":
 			s.Restart.Condition = spec.Condition(v)
 		case "max_attempts":
@@ -294,6 +309,8 @@ func (w *world) engine(cmd string, args []string) error {
 		return w.rt.SetHealth(c.ID, runtime.Health(args[1]))
 	case "start":
 		return w.rt.Start(w.ctx, c.ID)
+	case "pause":
+		return w.rt.Pause(c.ID)
 	default:
 		return w.rt.Delete(c.ID)
 	}
@@ -312,7 +329,7 @@ func (w *world) slotContainer(ref string) (runtime.Container, error) {
 	}
 	name := runtime.ContainerName("demo", svc, slot)
 	if surge {
-		name = runtime.SurgeName("demo", svc, slot)
+		name = runtime.ContainerName("demo", svc, slot) + "-next"
 	}
 	cs = slices.DeleteFunc(cs, func(c runtime.Container) bool { return c.Service != svc || c.Slot != slot || c.Name != name })
 	if len(cs) != 1 {
@@ -328,7 +345,7 @@ func (w *world) plan() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := reconcile.Plan(w.p, reconcile.Observed{Containers: cs, History: w.hist, Health: w.health}, w.now)
+	r := reconcile.Plan(w.p, reconcile.Observed{Containers: cs, History: w.hist, Health: w.health, EngineDown: w.down}, w.now)
 	remember(w.hist, r)
 	w.wake = r.Wake
 	var out []string
@@ -387,7 +404,7 @@ func (w *world) execute(a reconcile.Action) error {
 	case reconcile.Remove:
 		return w.rt.Remove(w.ctx, a.Container)
 	case reconcile.Surge:
-		id, err := w.rt.Create(w.ctx, w.p, svc, runtime.Replica{Slot: a.Slot, Name: runtime.SurgeName(w.p.Name, svc.Name, a.Slot)})
+		id, err := w.rt.Create(w.ctx, w.p, svc, runtime.Replica{Slot: a.Slot, Name: runtime.SurgeName(w.p.Name, svc, a.Slot)})
 		if err != nil {
 			return err
 		}
@@ -399,6 +416,8 @@ func (w *world) execute(a reconcile.Action) error {
 			}
 		}
 		return w.rt.Rename(w.ctx, a.Surge, runtime.ContainerName(w.p.Name, svc.Name, a.Slot))
+	case reconcile.Unpause:
+		return w.rt.Unpause(w.ctx, a.Container)
 	}
 	return nil
 }
@@ -424,7 +443,7 @@ func (w *world) verdict(cmd string, args []string) error {
 	case "well":
 		h.Sick, h.Suspect, h.Cause, h.Detail = false, false, "", ""
 	case "ready":
-		h.Ready = true
+		h.Ready, h.ReadyRun = true, c.StartedAt // as the supervisor remembers it
 	default:
 		h.Ready = false
 	}
@@ -441,7 +460,7 @@ func (w *world) state() []string {
 	var out []string
 	for _, c := range cs {
 		line := fmt.Sprintf("%s/%d %s %s", c.Service, c.Slot, c.ID, c.State)
-		if c.Name == runtime.SurgeName("demo", c.Service, c.Slot) {
+		if strings.HasSuffix(c.Name, "-next") {
 			line = fmt.Sprintf("%s/%d+ %s %s", c.Service, c.Slot, c.ID, c.State)
 		}
 		if c.Health != runtime.HealthNone {

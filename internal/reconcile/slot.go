@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tend-sh/tend/internal/runtime"
@@ -18,6 +19,11 @@ type slotPlanner struct {
 	now     time.Time
 	plan    *Result
 	health  map[string]Health
+	// engineDown: when the engine was unreachable (Observed.EngineDown).
+	engineDown []Span
+	// networkOwner is the running container whose network svc shares
+	// (network_mode service:NAME); nil when none runs.
+	networkOwner *runtime.Container
 }
 
 func (s *slotPlanner) act(kind Kind, container string, r Reason, format string, args ...any) {
@@ -74,6 +80,14 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 		s.act(Replace, c.ID, ReasonSpecChanged, "%s runs an older spec", c.Name)
 		return
 	}
+	if o := s.networkOwner; o != nil && c.NetworkOf != "" && (c.NetworkOf != o.ID || o.StartedAt.After(c.StartedAt)) {
+		// The network it shared went with the owner's container, or was made anew
+		// when the owner started again: a new container joins the owner's current one.
+		s.fresh()
+		s.act(Replace, c.ID, ReasonNetworkReplaced, "%s shares the network of %s, which was replaced or started again (network_mode %s)",
+			c.Name, o.Name, s.svc.NetworkMode)
+		return
+	}
 	switch c.State {
 	case runtime.Created:
 		s.act(Start, c.ID, ReasonNotStarted, "%s was created but not started", c.Name)
@@ -86,9 +100,27 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 		} else if hl.Suspect {
 			s.standby(c, hl)
 		}
+	case runtime.Paused:
+		// Thawing keeps the process and its memory, and takes milliseconds; a
+		// replacement would take seconds and lose both. Not a crash: no backoff.
+		s.act(Unpause, c.ID, ReasonPaused, "%s was paused outside tend: it answers nothing and its checks cannot run; unpausing", c.Name)
 	}
-	// Running is the goal. Paused, restarting and removing are the engine's or a
-	// person's doing and end in an event that wakes the planner again.
+	// Running is the goal. Restarting and removing are the engine's doing and
+	// end in an event that wakes the planner again.
+}
+
+// engineSlack: the engine stops containers on its way down, and its event
+// stream may break a little after the first of them.
+const engineSlack = 2 * time.Second
+
+// stoppedByEngine tells an exit that happened while the engine was down.
+func (s *slotPlanner) stoppedByEngine(c *runtime.Container) (Span, bool) {
+	for _, d := range s.engineDown {
+		if !c.FinishedAt.IsZero() && !c.FinishedAt.Before(d.From.Add(-engineSlack)) && !c.FinishedAt.After(d.To) {
+			return d, true
+		}
+	}
+	return Span{}, false
 }
 
 // fresh forgets the slot's container: a new one is about to be made from the current spec.
@@ -128,6 +160,16 @@ func (s *slotPlanner) exited(c *runtime.Container) {
 	}
 	how := exitText(c)
 	p := s.svc.Restart
+	if down, ok := s.stoppedByEngine(c); ok && p.Condition != spec.RestartNone {
+		// Whatever its code (a program that exits 0 on SIGTERM too), the
+		// engine ended it: not a crash, no backoff, no completed job.
+		h.Streak = nil
+		h.Restarts++
+		h.GaveUp = false
+		s.act(Restart, c.ID, ReasonEngineDown, "%s while the engine was unreachable (%s to %s): stopped by the engine, not a crash; restarting at once",
+			how, down.From.Format("15:04:05.000"), down.To.Format("15:04:05.000"))
+		return
+	}
 	if p.Condition == spec.RestartNone || (p.Condition == spec.RestartOnFailure && c.ExitCode == 0) {
 		h.Settled, h.Done = runOf(c), true
 		s.act(Settle, c.ID, ReasonCompleted, "%s; restart condition is %s", how, p.Condition)
@@ -247,4 +289,24 @@ func short(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// networkOwner is the running replica 1 of the service whose network svc shares
+// (network_mode service:NAME), or nil.
+func networkOwner(p *spec.Project, svc *spec.Service, slots map[SlotKey][]runtime.Container) *runtime.Container {
+	name, ok := strings.CutPrefix(svc.NetworkMode, "service:")
+	if !ok {
+		return nil
+	}
+	owner, ok := p.Service(name)
+	if !ok {
+		return nil
+	}
+	want := runtime.ReplicaName(p.Name, owner, 1)
+	for i, c := range slots[SlotKey{Service: name, Slot: 1}] {
+		if c.Name == want && c.State == runtime.Running {
+			return &slots[SlotKey{Service: name, Slot: 1}][i]
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/spec"
 )
 
 // Health is what tend's own checks say of a running container, beside the
@@ -24,12 +25,16 @@ type Health struct {
 	// Suspect means its liveness probe, passing until now, has begun to
 	// fail but not yet as often as its threshold: a standby may start.
 	Suspect bool
+	// ReadyRun is the run (by its start time) tend last saw ready, kept after
+	// the container exits: tend may show a replica ready (`tend ps`) and lose
+	// it before a pass notes it in the slot's history.
+	ReadyRun time.Time
 }
 
 // splitSurges parts a slot's containers into the slot's own and the
 // replacements started next to a sick one (named runtime.SurgeName).
-func splitSurges(cs []runtime.Container, project string, k SlotKey) (own, surges []runtime.Container) {
-	name := runtime.SurgeName(project, k.Service, k.Slot)
+func splitSurges(cs []runtime.Container, project string, svc *spec.Service, k SlotKey) (own, surges []runtime.Container) {
+	name := runtime.SurgeName(project, svc, k.Slot)
 	for _, c := range cs {
 		if c.Name == name {
 			surges = append(surges, c)
@@ -48,6 +53,13 @@ func (s *slotPlanner) sick(c *runtime.Container, hl Health) {
 	if !ok {
 		return
 	}
+	if s.svc.StopFirst() {
+		s.count()
+		s.fresh()
+		s.act(Replace, c.ID, hl.Cause, "%s; replacing %s stop-first, as a second container cannot hold its %s (restart %d of this streak, backoff %s)",
+			hl.Detail, c.Name, s.svc.StopFirstReason(), n+1, delay.Round(time.Millisecond))
+		return
+	}
 	s.act(Surge, c.ID, hl.Cause, "%s; starting a replacement next to %s (restart %d of this streak, backoff %s)",
 		hl.Detail, c.Name, n+1, delay.Round(time.Millisecond))
 }
@@ -57,6 +69,9 @@ func (s *slotPlanner) sick(c *runtime.Container, hl Health) {
 // dead, the standby is ready to take over at once; if it recovers, the
 // standby goes. It waits for the slot's backoff like a replacement.
 func (s *slotPlanner) standby(c *runtime.Container, hl Health) {
+	if s.svc.StopFirst() {
+		return // no room for a second container (see sick)
+	}
 	if _, _, ok := s.mayReplace(c, hl.Detail); !ok {
 		return
 	}

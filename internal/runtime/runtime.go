@@ -60,7 +60,10 @@ type Container struct {
 	// HealthOutput is what the engine's last health check printed, trimmed.
 	HealthOutput string `json:"health_output,omitempty"`
 	IP           string `json:"ip,omitempty"` // the address on its first network, while it runs
-	ExitCode     int    `json:"exit_code"`
+	// NetworkOf is the container whose network it shares (network_mode
+	// service:NAME or container:NAME), by ID.
+	NetworkOf string `json:"network_of,omitempty"`
+	ExitCode  int    `json:"exit_code"`
 	// OOMKilled: the engine says the kernel's OOM killer killed a process of
 	// the container since the engine last started it (Docker's State.OOMKilled).
 	OOMKilled bool `json:"oom_killed,omitempty"`
@@ -83,6 +86,13 @@ type Event struct {
 	Action    string // the engine's action, e.g. "die", "start", "destroy"
 }
 
+// LogOptions say which of a container's output Logs reads.
+type LogOptions struct {
+	Since  time.Time // zero: from its start
+	Tail   int       // the last Tail lines only; 0: all
+	Follow bool      // go on with what it prints next
+}
+
 // Runtime runs a project's containers, networks and volumes.
 type Runtime interface {
 	// List returns the containers labelled with project, or with any project when it is "".
@@ -100,13 +110,19 @@ type Runtime interface {
 	// runtime holds for tend's verdict, end as exited (tend decided not to
 	// restart it). For any other container it does nothing.
 	Release(ctx context.Context, id string) error
+	// Unpause thaws a paused container; one that is not paused is not an error.
+	Unpause(ctx context.Context, id string) error
 
 	// Exec runs cmd inside a running container, without a shell, and returns
 	// its exit code and combined output. It gives up when ctx ends.
 	Exec(ctx context.Context, id string, cmd []string) (ExecResult, error)
-	// Logs follows a container's output (stdout and stderr, demultiplexed)
-	// from since on, until the container stops, ctx ends or the reader is closed.
-	Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error)
+	// CPUTime is the CPU time a running container has used since it started,
+	// and when the engine read it: two readings give its cores in use.
+	CPUTime(ctx context.Context, id string) (used time.Duration, at time.Time, err error)
+	// Logs reads a container's output (stdout and stderr, demultiplexed)
+	// as o says; following, until the container stops, ctx ends or the
+	// reader is closed.
+	Logs(ctx context.Context, id string, o LogOptions) (io.ReadCloser, error)
 
 	EnsureNetwork(ctx context.Context, project string, n spec.Network) error
 	// NetworkGateway is the host's address on a network (its gateway), or
@@ -118,6 +134,9 @@ type Runtime interface {
 
 	// ImageID returns the ID of the image ref names, or "" when the engine has none.
 	ImageID(ctx context.Context, ref string) (string, error)
+	// ImageHealthcheck says whether the image ref defines a HEALTHCHECK, and
+	// whether the engine has the image at all.
+	ImageHealthcheck(ctx context.Context, ref string) (has, found bool, err error)
 	// Build builds b into an image tagged image, writes the build's output to
 	// progress as it comes, and returns the image's ID. A build that the engine
 	// ran and that failed is a *BuildError.
@@ -151,9 +170,18 @@ func ContainerName(project, service string, slot int) string {
 	return project + "-" + service + "-" + strconv.Itoa(slot)
 }
 
+// ReplicaName is the name of a replica of svc: the file's container_name where it
+// sets one (a service of one replica), else ContainerName.
+func ReplicaName(project string, svc *spec.Service, slot int) string {
+	if svc.ContainerName != "" {
+		return svc.ContainerName
+	}
+	return ContainerName(project, svc.Name, slot)
+}
+
 // SurgeName is the name of a replica that starts next to a slot's sick one and
-// takes over its name once the sick one is gone. Like ContainerName, it cannot
+// takes over its name once the sick one is gone. Like ReplicaName, it cannot
 // be created twice.
-func SurgeName(project, service string, slot int) string {
-	return ContainerName(project, service, slot) + "-next"
+func SurgeName(project string, svc *spec.Service, slot int) string {
+	return ReplicaName(project, svc, slot) + "-next"
 }

@@ -40,13 +40,21 @@ type Tmpfs struct {
 	Options string `json:"options,omitempty"` // mount options as the engine takes them: size=64m,mode=1777,noexec
 }
 
-// FileMount is a file-based secret or config: a host file bind-mounted read-only.
+// FileMount is a secret or config: a host file bind-mounted read-only. One whose
+// value comes from the environment or inline content (compose's environment: and
+// content:) holds it in Content while the CLI has it: Content never leaves the
+// CLI (no JSON), which writes it to Source, a file on a tmpfs named by its digest,
+// before handing the project over. tend keeps the path, never the value.
 // It carries the file's path, never its content, so no secret value reaches the
 // store, the API or the journal.
 type FileMount struct {
 	Name   string `json:"name"`   // the key under top-level secrets or configs
 	Source string `json:"source"` // the absolute path of the file on the host
 	Target string `json:"target"` // the absolute path in the container
+	// From says where a value that is not a file of the user's came from:
+	// "environment VAR" or "content"; empty for a file.
+	From    string `json:"from,omitempty"`
+	Content []byte `json:"-"`
 }
 
 // Ulimit is a resource limit of the container's processes (setrlimit).

@@ -2,7 +2,9 @@ package spec
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -85,7 +87,7 @@ func checkService(p *Project, s *Service) *Error {
 	if s.StopGracePeriod < 0 {
 		return errorf(s.Name, "stop_grace_period", "must not be negative (got %s)", s.StopGracePeriod)
 	}
-	checks := []func(*Project, *Service) *Error{checkRestart, checkPorts, checkMounts, checkAttachments, checkHealthcheck, checkDependencies, checkBackoff, checkProbes, checkLogRules, checkBuild, checkOptions}
+	checks := []func(*Project, *Service) *Error{checkContainerName, checkRestart, checkPorts, checkMounts, checkAttachments, checkHealthcheck, checkDependencies, checkBackoff, checkProbes, checkLogRules, checkBuild, checkOptions, checkAutoscale, checkRollout}
 	for _, check := range checks {
 		if err := check(p, s); err != nil {
 			return err
@@ -93,6 +95,32 @@ func checkService(p *Project, s *Service) *Error {
 	}
 	return nil
 }
+
+// checkContainerName: a fixed name fits one container, as compose says too; tend's
+// start-first replacement briefly runs NAME-next beside it.
+func checkContainerName(p *Project, s *Service) *Error {
+	if s.ContainerName == "" {
+		return nil
+	}
+	if !containerNameRE.MatchString(s.ContainerName) {
+		return errorf(s.Name, "container_name", "%q is not a valid container name (want letters, digits, _ . -, starting with a letter or digit)", s.ContainerName)
+	}
+	if s.Replicas > 1 {
+		return errorf(s.Name, "container_name", "%q names one container, but the service has %d replicas; remove container_name or run one replica", s.ContainerName, s.Replicas)
+	}
+	if a := s.Tend.Autoscale; a != nil && a.Max > 1 {
+		return errorf(s.Name, "container_name", "%q names one container, but x-tend.autoscale may run %d; remove one of the two", s.ContainerName, a.Max)
+	}
+	for i := range p.Services {
+		if o := &p.Services[i]; o.Name != s.Name && o.ContainerName == s.ContainerName {
+			return errorf(s.Name, "container_name", "%q is also the container_name of service %q", s.ContainerName, o.Name)
+		}
+	}
+	return nil
+}
+
+// containerNameRE is the engine's rule for container names.
+var containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 func checkRestart(_ *Project, s *Service) *Error {
 	r := s.Restart
@@ -117,8 +145,8 @@ func checkPorts(_ *Project, s *Service) *Error {
 		if port.ContainerPort == 0 {
 			return errorf(s.Name, "ports", "container port 0 is out of range 1-65535")
 		}
-		if port.Protocol != "tcp" && port.Protocol != "udp" {
-			return errorf(s.Name, "ports", "protocol %q is not supported by tend (want tcp or udp)", port.Protocol)
+		if port.Protocol != "tcp" && port.Protocol != "udp" && port.Protocol != "sctp" {
+			return errorf(s.Name, "ports", "protocol %q is not supported (want tcp, udp or sctp)", port.Protocol)
 		}
 	}
 	return nil
@@ -141,6 +169,8 @@ func checkMounts(p *Project, s *Service) *Error {
 			return errorf(s.Name, "volumes", "bind source %q is not an absolute path", m.Source)
 		case m.Type != MountVolume && m.Type != MountBind:
 			return errorf(s.Name, "volumes", "mount type %q is not supported by tend (want volume or bind)", m.Type)
+		case m.SELinux != "" && (m.Type != MountBind || (m.SELinux != "z" && m.SELinux != "Z")):
+			return errorf(s.Name, "volumes", "selinux %q at %s: want z or Z, on a bind mount", m.SELinux, m.Target)
 		}
 	}
 	return nil
@@ -149,6 +179,9 @@ func checkMounts(p *Project, s *Service) *Error {
 // checkAttachments requires at least one network: tend never falls back to the
 // engine's default bridge, which some hosts lack.
 func checkAttachments(p *Project, s *Service) *Error {
+	if s.NetworkMode != "" {
+		return checkNetworkMode(p, s)
+	}
 	if len(s.Networks) == 0 {
 		return errorf(s.Name, "networks", "a service must join at least one network")
 	}
@@ -161,6 +194,76 @@ func checkAttachments(p *Project, s *Service) *Error {
 			return errorf(s.Name, "networks", "network %q joined twice", a.Network)
 		}
 		seen[a.Network] = true
+		if err := checkFixedAddresses(p, s, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFixedAddresses: a fixed address fits one container, and the engine gives
+// one only on a network whose subnet the file configures.
+func checkFixedAddresses(p *Project, s *Service, a NetworkAttach) *Error {
+	for _, addr := range []string{a.IPv4Address, a.IPv6Address} {
+		if addr == "" {
+			continue
+		}
+		key := "networks." + a.Network
+		ip, err := netip.ParseAddr(addr)
+		if err != nil {
+			return errorf(s.Name, key, "%q is not an IP address", addr)
+		}
+		if s.Replicas > 1 {
+			return errorf(s.Name, key, "the fixed address %s fits one container, but the service has %d replicas", addr, s.Replicas)
+		}
+		n := p.Network(a.Network)
+		if n == nil || n.External {
+			continue // the engine knows an external network's subnets
+		}
+		if !slices.ContainsFunc(ipamPools(n), func(pool IPAMPool) bool {
+			prefix, err := netip.ParsePrefix(pool.Subnet)
+			return err == nil && prefix.Contains(ip)
+		}) {
+			return errorf(s.Name, key, "the fixed address %s is in no subnet of network %q; give the network one under ipam.config", addr, a.Network)
+		}
+	}
+	return nil
+}
+
+func ipamPools(n *Network) []IPAMPool {
+	if n.IPAM == nil {
+		return nil
+	}
+	return n.IPAM.Pools
+}
+
+// checkNetworkMode: a service in another network mode joins none of tend's
+// networks and publishes nothing through tend's proxy (the engine refuses port
+// publishing in another container's network, and on the host's the container
+// binds its ports itself).
+func checkNetworkMode(p *Project, s *Service) *Error {
+	mode := s.NetworkMode
+	kind, target, _ := strings.Cut(mode, ":")
+	switch {
+	case len(s.Networks) > 0:
+		return errorf(s.Name, "network_mode", "%q cannot be combined with networks", mode)
+	case mode == "host" || mode == "none":
+	case kind == "service" && target != "":
+		t, ok := p.Service(target)
+		switch {
+		case !ok:
+			return errorf(s.Name, "network_mode", "service %q is not in the project", target)
+		case t.Name == s.Name:
+			return errorf(s.Name, "network_mode", "a service cannot share its own network")
+		case t.NetworkMode != "" && t.NetworkMode != "host":
+			return errorf(s.Name, "network_mode", "service %q has network_mode %q itself; share the network of a service on tend's networks or the host's", target, t.NetworkMode)
+		}
+	case kind == "container" && target != "":
+	default:
+		return errorf(s.Name, "network_mode", "%q is not one of host, none, service:NAME, container:NAME", mode)
+	}
+	if len(s.Ports) > 0 {
+		return errorf(s.Name, "ports", "a service with network_mode %q publishes no ports (its ports are those of the network it shares); remove ports", mode)
 	}
 	return nil
 }
@@ -196,8 +299,10 @@ func checkDependencies(p *Project, s *Service) *Error {
 		switch d.Condition {
 		case ServiceStarted, ServiceCompletedSuccessfully:
 		case ServiceHealthy:
-			if dep.Healthcheck == nil || dep.Healthcheck.Disable {
-				return errorf(s.Name, "depends_on", "condition service_healthy needs a healthcheck on service %q", d.Service)
+			// Without a healthcheck in the file, the image's HEALTHCHECK counts;
+			// that is checked once the image is known (supervisor.Up), as compose does.
+			if dep.Healthcheck != nil && dep.Healthcheck.Disable {
+				return errorf(s.Name, "depends_on", "condition service_healthy needs a health check on service %q, whose healthcheck is disabled", d.Service)
 			}
 		default:
 			return errorf(s.Name, "depends_on", "condition of %q must be one of service_started, service_healthy, service_completed_successfully (got %q)", d.Service, d.Condition)

@@ -41,6 +41,16 @@ func TestValidate(t *testing.T) {
 		want   string
 	}{
 		{"valid", func(*Project) {}, ""},
+		{"container_name of one replica", func(p *Project) { p.Services[0].ContainerName = "my-db" }, ""},
+		{"container_name with replicas", func(p *Project) { p.Services[1].ContainerName = "web" },
+			`service "web": container_name: "web" names one container, but the service has 2 replicas; remove container_name or run one replica`},
+		{"container_name twice", func(p *Project) {
+			p.Services[0].ContainerName, p.Services[1].ContainerName, p.Services[1].Replicas = "x1", "x1", 1
+		}, `service "db": container_name: "x1" is also the container_name of service "web"`},
+		{"bad container_name", func(p *Project) { p.Services[0].ContainerName = "-db" },
+			`service "db": container_name: "-db" is not a valid container name (want letters, digits, _ . -, starting with a letter or digit)`},
+		{"selinux on a volume", func(p *Project) { p.Services[0].Mounts[0].SELinux = "z" },
+			`service "db": volumes: selinux "z" at /data: want z or Z, on a bind mount`},
 		{"negative replicas", func(p *Project) { p.Services[1].Replicas = -1 },
 			`service "web": deploy.replicas: must be 0 or more (got -1)`},
 		{"empty image", func(p *Project) { p.Services[0].Image = "" },
@@ -63,10 +73,9 @@ func TestValidate(t *testing.T) {
 			`service "web": deploy.restart_policy.condition: must be one of any, on-failure, none (got "sometimes")`},
 		{"unknown dependency", func(p *Project) { p.Services[1].DependsOn[0].Service = "cache" },
 			`service "web": depends_on: unknown service "cache"`},
-		{"healthy without healthcheck", func(p *Project) { p.Services[0].Healthcheck = nil },
-			`service "web": depends_on: condition service_healthy needs a healthcheck on service "db"`},
+		{"healthy without healthcheck in the file: the image's counts", func(p *Project) { p.Services[0].Healthcheck = nil }, ""},
 		{"healthy with disabled healthcheck", func(p *Project) { p.Services[0].Healthcheck = &Healthcheck{Disable: true} },
-			`service "web": depends_on: condition service_healthy needs a healthcheck on service "db"`},
+			`service "web": depends_on: condition service_healthy needs a health check on service "db", whose healthcheck is disabled`},
 		{"self dependency", func(p *Project) {
 			p.Services[0].DependsOn = []Dependency{{Service: "db", Condition: ServiceStarted}}
 		}, `service "db": depends_on: dependency cycle: db -> db`},
@@ -80,7 +89,7 @@ func TestValidate(t *testing.T) {
 		{"container port 0", func(p *Project) { p.Services[1].Ports[0].ContainerPort = 0 },
 			`service "web": ports: container port 0 is out of range 1-65535`},
 		{"bad protocol", func(p *Project) { p.Services[1].Ports[0].Protocol = "" },
-			`service "web": ports: protocol "" is not supported by tend (want tcp or udp)`},
+			`service "web": ports: protocol "" is not supported (want tcp, udp or sctp)`},
 		{"port published twice", func(p *Project) {
 			p.Services[0].Ports = []Port{{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 5432, Protocol: "tcp"}}
 		}, `service "web": ports: host port 8080/tcp is already published by service "db"`},

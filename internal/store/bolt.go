@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -35,6 +36,10 @@ type BoltConfig struct {
 	Path        string // the database file
 	MaxEntries  int    // journal entries kept; the oldest go first
 	MaxVersions int    // desired-state versions kept per project
+	// Recover opens a damaged file (see Damage) by keeping what can be read
+	// of it in a new file, the damaged one moved aside; without it, a damaged
+	// file is an error and is left as it is. Recovered says what was lost.
+	Recover bool
 }
 
 // Bolt is a Store on a bbolt file.
@@ -42,13 +47,16 @@ type Bolt struct {
 	db  *bolt.DB
 	cfg BoltConfig
 
-	mu       sync.Mutex
-	appended chan struct{}
+	mu        sync.Mutex
+	appended  chan struct{}
+	recovered *Damage
 }
 
 var _ Store = (*Bolt)(nil)
 
-// OpenBolt opens (creating if needed) the store at cfg.Path.
+// OpenBolt opens (creating if needed) the store at cfg.Path. An existing
+// file is read in full first: a damaged one is a *Damage error, unless
+// cfg.Recover.
 func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
@@ -56,24 +64,27 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 	if cfg.MaxVersions <= 0 {
 		cfg.MaxVersions = DefaultMaxVersions
 	}
-	db, err := bolt.Open(cfg.Path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	recovered, err := examine(cfg)
 	if err != nil {
-		return nil, errs.Wrap(errs.Unavailable, fmt.Errorf("store: open %s: %w", cfg.Path, err))
+		return nil, err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketProjects, bucketVersions, bucketSlots, bucketJournal} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	db, err := openWritable(cfg.Path)
+	var fault *pageFault
+	if errors.As(err, &fault) {
+		// The records read, but bbolt's own pages (the free list) do not.
+		if recovered, err = recoverUnwritable(cfg, fault); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: init %s: %w", cfg.Path, err)
+		db, err = openWritable(cfg.Path)
 	}
-	return &Bolt{db: db, cfg: cfg, appended: make(chan struct{})}, nil
+	if err != nil {
+		return nil, err
+	}
+	return &Bolt{db: db, cfg: cfg, appended: make(chan struct{}), recovered: recovered}, nil
 }
+
+// Recovered is the damage a recovering open found, nil when the file was whole.
+func (s *Bolt) Recovered() *Damage { return s.recovered }
 
 func (s *Bolt) Close() error { return s.db.Close() }
 
@@ -135,7 +146,7 @@ func (s *Bolt) DeleteProject(name string) error {
 		if err := tx.Bucket(bucketProjects).Delete([]byte(name)); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketVersions, bucketSlots} {
+		for _, b := range [][]byte{bucketVersions, bucketSlots, bucketCounts, bucketQuarantine, bucketRollouts} {
 			if err := deletePrefix(tx.Bucket(b), name+"/"); err != nil {
 				return err
 			}
@@ -293,7 +304,7 @@ func (s *Bolt) Journal(q Query) ([]Entry, error) {
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}
-			if q.Project != "" && e.Project != q.Project {
+			if !q.Matches(e) {
 				continue
 			}
 			out = append(out, e)

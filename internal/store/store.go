@@ -1,9 +1,14 @@
 package store
 
 import (
+	"errors"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/tend-sh/tend/internal/quarantine"
 	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/rollout"
 	"github.com/tend-sh/tend/internal/spec"
 )
 
@@ -33,8 +38,17 @@ type Record struct {
 // Query selects journal entries.
 type Query struct {
 	Project string // empty: every project
+	Service string // empty: every service
+	Action  string // empty: every action
 	After   uint64 // only entries with a larger Seq
 	Limit   int    // the newest Limit matches; 0: all
+}
+
+// Matches reports whether e passes q's filters (all but After and Limit).
+func (q Query) Matches(e Entry) bool {
+	return (q.Project == "" || e.Project == q.Project) &&
+		(q.Service == "" || e.Service == q.Service) &&
+		(q.Action == "" || e.Action == q.Action)
 }
 
 // Store is tend's durable memory.
@@ -53,6 +67,21 @@ type Store interface {
 	// PutHistory stores the given slots' memory; a zero History deletes the slot's.
 	PutHistory(project string, h map[reconcile.SlotKey]reconcile.History) error
 
+	// Counts and PutCount keep the replica counts chosen apart from the spec (counts.go).
+	Counts(project string) (map[string]Count, error)
+	PutCount(project, service string, n Count) error
+	// Quarantine is the quarantine state of the project's services that have one, by service.
+	Quarantine(project string) (map[string]quarantine.State, error)
+	// PutQuarantine stores the given services' quarantine state; a zero State deletes it.
+	PutQuarantine(project string, states map[string]quarantine.State) error
+
+	// Rollouts is the rollout state of the project's services that have one,
+	// by service; PutRollout stores one, a zero State deletes it (rollouts.go).
+	Rollouts(project string) (map[string]rollout.State, error)
+	PutRollout(project, service string, st rollout.State) error
+	// PastVersions are the kept versions of the project's desired state, newest first.
+	PastVersions(name string) ([]Record, error)
+
 	// Append adds entries to the journal, numbering them, and returns them numbered.
 	Append(entries ...Entry) ([]Entry, error)
 	Journal(q Query) ([]Entry, error)
@@ -60,4 +89,10 @@ type Store interface {
 	Appended() <-chan struct{}
 
 	Close() error
+}
+
+// Full tells an error of a write that failed for want of space on the disk.
+// bbolt words some of its errors with %s, losing the errno: its text tells.
+func Full(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device"))
 }

@@ -35,39 +35,41 @@ func (s *Supervisor) startDependents(project, service, why string, direct bool) 
 		defer s.work.Done()
 		defer s.Poke()
 		for _, name := range order {
-			s.restartService(ctx, &rec.Project, name, why)
+			s.restartService(ctx, &rec.Project, name, reconcile.ReasonDependency,
+				fmt.Sprintf("%s; %s depends on it with restart: true", why, name), s.cfg.Parallel)
 		}
 	}()
 }
 
-// restartService stops and starts every running replica of a service, and
-// returns once they run again. A slot with an action under way is skipped:
-// it is being made anew anyway.
-func (s *Supervisor) restartService(ctx context.Context, p *spec.Project, service, why string) {
+// restartService stops and starts every running replica of a service,
+// parallel at a time, and returns once they run again, with how many it
+// restarted. A slot with an action under way is skipped: it is being made
+// anew anyway.
+func (s *Supervisor) restartService(ctx context.Context, p *spec.Project, service string, reason reconcile.Reason, msg string, parallel int) int {
 	svc, ok := p.Service(service)
 	if !ok {
-		return
+		return 0
 	}
 	cs, err := s.cfg.Runtime.List(ctx, p.Name)
 	if err != nil {
-		s.cfg.Log.Warn("observe containers to restart dependents", "project", p.Name, "err", err)
-		return
+		s.cfg.Log.Warn("observe containers to restart", "project", p.Name, "service", service, "err", err)
+		return 0
 	}
 	var acts []reconcile.Action
 	s.mu.Lock()
 	for _, c := range cs {
 		id := slotID(p.Name, c.Service, c.Slot)
-		if c.Service != service || c.State != runtime.Running || c.Name != runtime.ContainerName(p.Name, c.Service, c.Slot) || s.busy[id] {
+		if c.Service != service || c.State != runtime.Running || c.Name != runtime.ReplicaName(p.Name, svc, c.Slot) || s.busy[id] {
 			continue
 		}
 		s.busy[id] = true
 		acts = append(acts, reconcile.Action{Kind: reconcile.Restart, Service: c.Service, Slot: c.Slot, Container: c.ID,
-			Reason: reconcile.ReasonDependency, Message: fmt.Sprintf("%s; %s depends on it with restart: true", why, service)})
+			Reason: reason, Message: msg})
 	}
 	s.mu.Unlock()
 	defer s.release(p.Name, acts)
 	g := errgroup.Group{}
-	g.SetLimit(s.cfg.Parallel)
+	g.SetLimit(max(parallel, 1))
 	for _, a := range acts {
 		g.Go(func() error {
 			err := s.restartContainer(ctx, a.Container, svc)
@@ -76,6 +78,7 @@ func (s *Supervisor) restartService(ctx context.Context, p *spec.Project, servic
 		})
 	}
 	g.Wait()
+	return len(acts)
 }
 
 // restartContainer stops a container gracefully and starts it again: the

@@ -73,48 +73,119 @@ func (s *Supervisor) verdicts(p *spec.Project, cs []runtime.Container) map[strin
 	defer s.mu.Unlock()
 	for _, c := range cs {
 		svc, ok := p.Service(c.Service)
-		if !ok || c.State != runtime.Running {
-			continue
+		switch {
+		case !ok:
+		case c.State == runtime.Running:
+			out[c.ID] = s.verdict(svc, c)
+		case !c.StartedAt.IsZero() && s.readyRun[c.ID].Equal(c.StartedAt):
+			out[c.ID] = reconcile.Health{ReadyRun: c.StartedAt} // it ran ready, then ended
 		}
-		out[c.ID] = s.verdict(svc, c)
 	}
 	return out
 }
 
 // verdict weighs one running container's evidence. The caller holds s.mu.
 func (s *Supervisor) verdict(svc *spec.Service, c runtime.Container) reconcile.Health {
-	var h reconcile.Health
+	h, _ := s.weigh(svc, c)
+	return h
+}
+
+// weigh is verdict, and says why a check that timed out was not believed
+// (empty when none was). The caller holds s.mu.
+//
+// A check that timed out while the replica answered requests through the
+// proxy is inconclusive: on a loaded host the engine starts exec checks
+// late and every replica's check times out at once, and believing them
+// takes every replica out of rotation and starts replacements, which loads
+// the host more. A hung replica answers nothing, so it is not excused.
+func (s *Supervisor) weigh(svc *spec.Service, c runtime.Container) (h reconcile.Health, excuse string) {
 	ph, probed := s.probes.Status(c.ID)
-	hasCheck := svc.Healthcheck != nil && !svc.Healthcheck.Disable
+	// An image's own HEALTHCHECK counts as the file's: the engine reports its health alike.
+	hasCheck := (svc.Healthcheck != nil && !svc.Healthcheck.Disable) || (svc.Healthcheck == nil && c.Health != "")
+	health, failing := c.Health, c.HealthFailing
+	if hasCheck && (health == runtime.HealthUnhealthy || failing > 0) && engineTimedOut(c.HealthOutput) {
+		if ago, ok := s.answered(c.ID, checkTimeout(svc.Healthcheck)); ok {
+			health, failing = runtime.HealthHealthy, 0
+			excuse = fmt.Sprintf("health check timed out (%s) but it answered a request %s ago", orNone(c.HealthOutput), ago.Round(time.Millisecond))
+		}
+	}
+	live, ready := ph.Live, ph.Ready
+	for _, r := range []struct {
+		st *probe.State
+		p  *spec.Probe
+	}{{&live, svc.Tend.Liveness}, {&ready, readinessProbe(svc)}} {
+		// Unknown: it never passed in this run, so it never took traffic to vouch for it.
+		if r.p == nil || r.st.Status == probe.Unknown || r.st.Failures == 0 || !strings.HasPrefix(r.st.Last.Output, probe.TimeoutPrefix) {
+			continue
+		}
+		if ago, ok := s.answered(c.ID, probeTimeout(r.p)); ok {
+			excuse = fmt.Sprintf("probe check %s but it answered a request %s ago", r.st.Last.Output, ago.Round(time.Millisecond))
+			r.st.Status, r.st.Failures = probe.Passing, 0
+		}
+	}
 	switch {
 	case readinessProbe(svc) != nil:
-		h.Ready = probed && ph.Ready.Status == probe.Passing
+		h.Ready = probed && ready.Status == probe.Passing
 	case hasCheck:
-		h.Ready = c.Health == runtime.HealthHealthy
+		h.Ready = health == runtime.HealthHealthy
 	default:
 		h.Ready = true
 	}
+	if h.Ready && !c.StartedAt.IsZero() {
+		s.readyRun[c.ID] = c.StartedAt
+	}
+	h.ReadyRun = s.readyRun[c.ID]
 	switch m, marked := s.condemned[c.ID]; {
 	case marked:
 		h.Sick, h.Cause, h.Detail = true, reconcile.ReasonLogMatch, m.detail
-	case svc.Tend.Liveness != nil && probed && ph.Live.Status == probe.Failing:
+	case svc.Tend.Liveness != nil && probed && live.Status == probe.Failing:
 		h.Sick, h.Cause = true, reconcile.ReasonLiveness
-		h.Detail = fmt.Sprintf("liveness probe failed %s: %s", times(ph.Live.Failures), ph.Live.Last.Output)
-	case svc.Tend.Liveness != nil && probed && ph.Live.Status == probe.Passing && ph.Live.Failures > 0 && svc.Tend.Liveness.FailureThreshold > 1:
+		h.Detail = fmt.Sprintf("liveness probe failed %s: %s", times(live.Failures), live.Last.Output)
+	case svc.Tend.Liveness != nil && probed && live.Status == probe.Passing && live.Failures > 0 && svc.Tend.Liveness.FailureThreshold > 1:
 		// It was alive and has begun to fail: a standby starts now, so a
 		// replacement is ready when (if) the threshold is reached.
 		h.Suspect = true
-		h.Detail = fmt.Sprintf("liveness probe failed %d of %d: %s", ph.Live.Failures, svc.Tend.Liveness.FailureThreshold, ph.Live.Last.Output)
-	case hasCheck && c.Health == runtime.HealthHealthy && c.HealthFailing > 0 && checkRetries(svc.Healthcheck) > 1:
+		h.Detail = fmt.Sprintf("liveness probe failed %d of %d: %s", live.Failures, svc.Tend.Liveness.FailureThreshold, live.Last.Output)
+	case hasCheck && health == runtime.HealthHealthy && failing > 0 && checkRetries(svc.Healthcheck) > 1:
 		// The engine's check has begun to fail: the same standby as for a
 		// liveness probe, before the engine calls it unhealthy.
 		h.Suspect = true
-		h.Detail = fmt.Sprintf("health check failed %d of %d in a row", c.HealthFailing, checkRetries(svc.Healthcheck))
-	case c.Health == runtime.HealthUnhealthy:
+		h.Detail = fmt.Sprintf("health check failed %d of %d in a row", failing, checkRetries(svc.Healthcheck))
+	case health == runtime.HealthUnhealthy:
 		h.Sick, h.Cause = true, reconcile.ReasonUnhealthy
 		h.Detail = "health check failed: " + orNone(c.HealthOutput)
 	}
-	return h
+	return h, excuse
+}
+
+// answered says how long ago the replica answered a request through the
+// proxy, when that is within within: evidence it is not hung.
+func (s *Supervisor) answered(id string, within time.Duration) (time.Duration, bool) {
+	if s.cfg.Traffic == nil {
+		return 0, false
+	}
+	ago, ok := s.cfg.Traffic.Answered(id)
+	return ago, ok && ago < within
+}
+
+// engineTimedOut is whether the engine's health check output says it timed out.
+func engineTimedOut(out string) bool { return strings.HasPrefix(out, "Health check exceeded timeout") }
+
+// checkTimeout is how long the engine gives one health check (30 s by its
+// default), at most 10 s: a replica that answered nothing for that long
+// while its checks time out gets no more benefit of the doubt.
+func checkTimeout(h *spec.Healthcheck) time.Duration {
+	if h != nil && h.Timeout > 0 {
+		return min(h.Timeout, 10*time.Second)
+	}
+	return 10 * time.Second
+}
+
+func probeTimeout(p *spec.Probe) time.Duration {
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return spec.DefaultProbeTimeout
 }
 
 // noteReadiness journals a replica leaving rotation and coming back, once it
@@ -132,7 +203,14 @@ func (s *Supervisor) noteReadiness(p *spec.Project, cs []runtime.Container) {
 			delete(s.ready, c.ID) // not running: its next run starts unready, which is no news
 			continue
 		}
-		hl := s.verdict(svc, c)
+		hl, excuse := s.weigh(svc, c)
+		if (excuse != "") != s.excused[c.ID] {
+			s.excused[c.ID] = excuse != ""
+			if excuse != "" {
+				entries = append(entries, store.Entry{Project: p.Name, Service: c.Service, Slot: c.Slot, Container: short(c.ID),
+					Action: "inconclusive", Reason: "answering", Message: excuse + "; kept in rotation, not replaced"})
+			}
+		}
 		was, seen := s.ready[c.ID]
 		if !seen && !hl.Ready {
 			continue
@@ -205,6 +283,17 @@ func (s *Supervisor) forgetGone(all []runtime.Container) {
 			delete(s.ready, id)
 		}
 	}
+	for id := range s.readyRun {
+		if !live[id] {
+			delete(s.readyRun, id)
+		}
+	}
+	for id := range s.excused {
+		if !live[id] {
+			delete(s.excused, id)
+		}
+	}
+	s.cpu.forget(live)
 }
 
 // onLogMatch acts on a log rule that fired: it condemns the replica, restarts
@@ -253,9 +342,10 @@ func orNone(s string) string {
 }
 
 // checkRetries is the failures in a row that make the engine call a
-// container unhealthy: compose's retries, 3 by default as in the engine.
+// container unhealthy: compose's retries, 3 by default as in the engine (and
+// for an image's own HEALTHCHECK, h nil, whose retries tend does not read).
 func checkRetries(h *spec.Healthcheck) int {
-	if h.Retries > 0 {
+	if h != nil && h.Retries > 0 {
 		return h.Retries
 	}
 	return 3

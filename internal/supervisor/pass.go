@@ -11,6 +11,7 @@ import (
 
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/reconcile"
+	"github.com/tend-sh/tend/internal/rollout"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/store"
@@ -21,6 +22,7 @@ import (
 func (s *Supervisor) pass(ctx context.Context) time.Time {
 	start := s.cfg.Clock.Now()
 	seen := s.doneSnapshot() // before observing: see reconcileProject
+	s.flushJournal()         // entries a full disk held back (backlog.go)
 	recs, err := s.cfg.Store.Projects()
 	if err != nil {
 		s.cfg.Log.Error("read projects", "err", err)
@@ -30,6 +32,7 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	all, err := s.cfg.Runtime.List(ctx, "")
+	s.engineListed(s.cfg.Clock.Now(), err)
 	if err != nil {
 		s.cfg.Log.Warn("observe containers", "err", err)
 		return s.cfg.Clock.Now().Add(time.Second)
@@ -62,8 +65,10 @@ func (s *Supervisor) pass(ctx context.Context) time.Time {
 			continue
 		}
 		health := s.verdicts(&rec.Project, byProject[rec.Project.Name])
-		seenNow[rec.Project.Name] = seenProject{p: &rec.Project, cs: byProject[rec.Project.Name]}
-		wake = earliest(wake, s.reconcileProject(ctx, &rec.Project, byProject[rec.Project.Name], health, seen))
+		p, at := s.autoscale(ctx, &rec.Project, byProject[rec.Project.Name], health) // the counts chosen apart from the spec
+		wake = earliest(wake, at)
+		seenNow[rec.Project.Name] = seenProject{p: p, cs: byProject[rec.Project.Name]}
+		wake = earliest(wake, s.reconcileProject(ctx, p, byProject[rec.Project.Name], health, seen))
 	}
 	s.remember(seenNow)
 	s.retraffic()
@@ -134,7 +139,13 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 	}
 	now := s.cfg.Clock.Now()
 	s.noteReadiness(p, cs)
-	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health}, now)
+	iso := s.isolate(ctx, p, cs, hist, health, now, seen) // quarantine.go
+	ro := s.rollouts(p, cs, health, now)                  // rollout.go
+	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health, Specs: ro.specs(),
+		EngineDown: s.engineDown()}, now)
+	iso.filter(&plan, now)
+	ro.apply(&plan)
+	s.hold(ctx, p, cs, iso, &plan)
 
 	// A slot with an action under way, or one that finished since this pass
 	// observed, is left alone: the batch pokes the loop when done, and the
@@ -160,17 +171,22 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 
 	// The memory goes to disk before the actions, so an attempt counts even if tend dies during it.
 	t := s.cfg.Clock.Now()
-	if err := s.cfg.Store.PutHistory(p.Name, plan.History); err != nil {
+	if err := s.cfg.Store.PutHistory(p.Name, plan.History); err != nil && !store.Full(err) {
 		s.cfg.Log.Error("write slot memory", "project", p.Name, "err", err)
 		s.release(p.Name, actions)
 		return now.Add(time.Second)
+	} else if err != nil {
+		// A full disk must not stop the healing: the actions run, and the
+		// memory is written by the next pass that finds space (a tend that
+		// dies meanwhile forgets these attempts, which is the lesser harm).
+		s.cfg.Log.Error("write slot memory; acting without it while the disk is full", "project", p.Name, "err", err)
 	}
 	s.cfg.Log.Debug("planned", "project", p.Name, "actions", len(actions), "history_write", s.cfg.Clock.Now().Sub(t))
 	if len(actions) > 0 {
 		s.work.Add(1)
 		go s.runBatch(context.WithoutCancel(ctx), p, actions)
 	}
-	return plan.Wake
+	return earliest(plan.Wake, iso.wake)
 }
 
 func (s *Supervisor) release(project string, actions []reconcile.Action) {
@@ -214,7 +230,7 @@ func (s *Supervisor) runBatch(ctx context.Context, p *spec.Project, actions []re
 				id, err := s.execute(ctx, p, a)
 				s.cfg.Log.Debug("executed", "action", a.Kind, "service", a.Service, "slot", a.Slot, "took", s.cfg.Clock.Now().Sub(t))
 				s.finish(p.Name, a, id, err)
-				if a.Kind == reconcile.Takeover && err == nil {
+				if a.Kind == reconcile.Takeover && err == nil && a.Reason != rollout.ReasonRollout {
 					s.startDependents(p.Name, a.Service, fmt.Sprintf("%s/%d was replaced", a.Service, a.Slot), false)
 				}
 				return nil
@@ -278,27 +294,29 @@ func (s *Supervisor) execute(ctx context.Context, p *spec.Project, a reconcile.A
 	svc, _ := p.Service(a.Service)
 	switch a.Kind {
 	case reconcile.Create:
-		return s.create(ctx, p, svc, a.Slot, runtime.ContainerName(p.Name, svc.Name, a.Slot))
+		return s.create(ctx, p, svc, a.Slot, runtime.ReplicaName(p.Name, svc, a.Slot))
 	case reconcile.Surge:
-		return s.create(ctx, p, svc, a.Slot, runtime.SurgeName(p.Name, svc.Name, a.Slot))
+		return s.create(ctx, p, svc, a.Slot, runtime.SurgeName(p.Name, svc, a.Slot))
 	case reconcile.Takeover:
 		if a.Container != "" {
 			if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
 				return "", err
 			}
 		}
-		return a.Surge, rt.Rename(ctx, a.Surge, runtime.ContainerName(p.Name, svc.Name, a.Slot))
+		return a.Surge, rt.Rename(ctx, a.Surge, runtime.ReplicaName(p.Name, svc, a.Slot))
 	case reconcile.Start, reconcile.Restart:
 		return "", rt.Start(ctx, a.Container)
 	case reconcile.Replace:
 		if err := s.stopAndRemove(ctx, a.Container, svc); err != nil {
 			return "", err
 		}
-		return s.create(ctx, p, svc, a.Slot, runtime.ContainerName(p.Name, svc.Name, a.Slot))
+		return s.create(ctx, p, svc, a.Slot, runtime.ReplicaName(p.Name, svc, a.Slot))
 	case reconcile.Remove:
 		return "", s.stopAndRemove(ctx, a.Container, svc)
 	case reconcile.Settle:
 		return "", rt.Release(ctx, a.Container) // a held exit ends as exited
+	case reconcile.Unpause:
+		return "", rt.Unpause(ctx, a.Container)
 	}
 	return "", nil
 }
@@ -427,6 +445,7 @@ func (s *Supervisor) teardown(ctx context.Context, name string) {
 	if err := s.cfg.Store.DeleteProject(p.Name); err != nil {
 		s.cfg.Log.Error("forget project", "project", p.Name, "err", err)
 	}
+	s.forgetCounts(p.Name)
 }
 
 // drainFor drains a replica for at most its stop grace period.

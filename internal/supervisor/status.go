@@ -37,6 +37,11 @@ type Replica struct {
 	// Failed: tend will not bring it up without a person (gave up, or a job that failed).
 	Failed bool   `json:"failed"`
 	Note   string `json:"note,omitempty"`
+	// Quarantine is "quarantined" or "trial" while the service is isolated
+	// (quarantine.go); NextTrial is when it is next tried half-open. State
+	// stays the engine's; `tend ps` shows "quarantined" in its place.
+	Quarantine string    `json:"quarantine,omitempty"`
+	NextTrial  time.Time `json:"next_trial,omitzero"`
 }
 
 // Status reports every replica of one project, or of all when project is "".
@@ -58,6 +63,10 @@ func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, err
 	if err != nil {
 		return nil, err
 	}
+	byProject := map[string][]runtime.Container{}
+	for _, c := range all {
+		byProject[c.Project] = append(byProject[c.Project], c)
+	}
 	var out []Replica
 	for _, rec := range recs {
 		hist, err := s.cfg.Store.History(rec.Project.Name)
@@ -67,9 +76,11 @@ func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, err
 		s.mu.Lock()
 		waits := s.waits[rec.Project.Name]
 		s.mu.Unlock()
-		health := s.verdicts(&rec.Project, all)
-		reps := projectStatus(&rec.Project, all, hist, waits, health)
-		s.describeChecks(&rec.Project, all, reps)
+		mine := byProject[rec.Project.Name]
+		health := s.verdicts(&rec.Project, mine)
+		reps := projectStatus(s.counted(&rec.Project), mine, hist, waits, health)
+		s.describeChecks(&rec.Project, mine, reps)
+		s.describeQuarantine(rec.Project.Name, reps)
 		out = append(out, reps...)
 	}
 	slices.SortFunc(out, func(a, b Replica) int {
@@ -82,12 +93,16 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 	health map[string]reconcile.Health) []Replica {
 	var out []Replica
 	taken := map[string]bool{}
+	byService := map[string][]runtime.Container{}
+	for _, c := range all {
+		byService[c.Service] = append(byService[c.Service], c)
+	}
 	for _, svc := range p.Services {
 		hash := svc.Hash()
 		for slot := 1; slot <= svc.Replicas; slot++ {
 			k := reconcile.SlotKey{Service: svc.Name, Slot: slot}
 			r := Replica{Project: p.Name, Service: svc.Name, Slot: slot, State: "pending", Restarts: hist[k].Restarts}
-			if c, ok := slotContainer(all, p.Name, k, hash); ok {
+			if c, ok := slotContainer(byService[svc.Name], p.Name, &svc, k, hash); ok {
 				taken[c.ID] = true
 				fill(&r, c)
 				job := svc.Restart.Condition != spec.RestartAny
@@ -111,7 +126,7 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 	for _, c := range all {
 		if c.Project == p.Name && !taken[c.ID] {
 			r := Replica{Project: p.Name, Service: c.Service, Slot: c.Slot, Note: "not in the design; to be removed"}
-			if c.Name == runtime.SurgeName(p.Name, c.Service, c.Slot) {
+			if svc, ok := p.Service(c.Service); ok && c.Name == runtime.SurgeName(p.Name, svc, c.Slot) {
 				r.Note, r.Ready = "replacement; takes over once ready", health[c.ID].Ready
 			}
 			fill(&r, c)
@@ -123,9 +138,9 @@ func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.
 
 // slotContainer picks the container a person should see for a slot: the one on
 // the current spec if there are several, and not a replacement under way.
-func slotContainer(all []runtime.Container, project string, k reconcile.SlotKey, hash string) (runtime.Container, bool) {
+func slotContainer(all []runtime.Container, project string, svc *spec.Service, k reconcile.SlotKey, hash string) (runtime.Container, bool) {
 	var found *runtime.Container
-	surge := runtime.SurgeName(project, k.Service, k.Slot)
+	surge := runtime.SurgeName(project, svc, k.Slot)
 	for i, c := range all {
 		if c.Project == project && c.Service == k.Service && c.Slot == k.Slot && c.Name != surge {
 			if found == nil || c.Hash == hash {

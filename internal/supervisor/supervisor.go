@@ -13,6 +13,7 @@ import (
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/logwatch"
 	"github.com/tend-sh/tend/internal/probe"
+	"github.com/tend-sh/tend/internal/quarantine"
 	"github.com/tend-sh/tend/internal/reconcile"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
@@ -54,14 +55,28 @@ type Supervisor struct {
 	logs       *logwatch.Watcher
 	condemned  map[string]condemned // replicas a log rule condemned, by container
 	ready      map[string]bool      // readiness last seen, by running container, once it was ready
+	readyRun   map[string]time.Time // the run (start time) last seen ready, by container, also once it exited
+	excused    map[string]bool      // containers whose timed-out checks are journaled as inconclusive (health.go)
 	trafficErr string               // the proxy's last failure to serve a port, journaled once
 	// seen is the last pass's view of each project, for updating the
 	// proxy between passes (a probe verdict, a container's death).
 	seen     map[string]seenProject
 	gateways map[string]string // the host's address on each network, by engine name
+	// held is the services a quarantine holds, by project and service, as
+	// the last pass decided (quarantine.go).
+	held    map[string]map[string]quarantine.State
+	readyAt map[string]time.Time // when a replica of project/service was last seen ready
 	// trafficMu orders the proxy's updates: routes are computed and synced
 	// under it, so an update weighed on older verdicts never lands last.
 	trafficMu sync.Mutex
+	counts    counts   // the replica counts chosen apart from the spec (autoscale.go)
+	cpu       cpuMeter // the cores each autoscaled replica used (cpu.go)
+	rolls     rolls    // the rollouts as the last pass left them (rollout.go)
+
+	// jmu orders journal writes; backlog holds what the store refused (backlog.go).
+	jmu     sync.Mutex
+	backlog backlog
+	engine  engineWatch // the engine's outages (engine.go), under mu
 }
 
 // retry paces a failing teardown, so an engine that refuses (a network with
@@ -87,7 +102,8 @@ func New(cfg Config) *Supervisor {
 	}
 	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
-		condemned: map[string]condemned{}, ready: map[string]bool{}, seen: map[string]seenProject{}, gateways: map[string]string{}}
+		condemned: map[string]condemned{}, ready: map[string]bool{}, readyRun: map[string]time.Time{}, excused: map[string]bool{}, seen: map[string]seenProject{}, gateways: map[string]string{},
+		held: map[string]map[string]quarantine.State{}, readyAt: map[string]time.Time{}}
 	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(id string) { s.onProbeChange(id) }})
 	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})
 	return s
@@ -152,6 +168,7 @@ func (s *Supervisor) watchEvents(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.engineLost(s.cfg.Clock.Now())
 		s.cfg.Log.Warn("engine event stream lost; reconnecting", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
@@ -168,6 +185,9 @@ func (s *Supervisor) Up(ctx context.Context, p spec.Project) (store.Record, erro
 	if err := spec.Validate(&p); err != nil {
 		return store.Record{}, errs.Wrap(errs.Invalid, err)
 	}
+	if err := s.checkImageHealthchecks(ctx, &p); err != nil {
+		return store.Record{}, err
+	}
 	if old, err := s.cfg.Store.Project(p.Name); err == nil && old.Deleting {
 		return store.Record{}, errs.E(errs.Conflict, "project %s is being taken down; try again when `tend down` is done", p.Name)
 	}
@@ -178,10 +198,24 @@ func (s *Supervisor) Up(ctx context.Context, p spec.Project) (store.Record, erro
 	if err := s.forgiveSlots(p.Name); err != nil {
 		return store.Record{}, err
 	}
+	s.liftChanged(&p) // quarantine.go
 	s.journal(store.Entry{Project: p.Name, Action: "up", Reason: "requested",
 		Message: fmt.Sprintf("desired state version %d: %s", rec.Version, summary(&p))})
 	s.Poke()
 	return rec, nil
+}
+
+// UpSelected is Up for some services of a project (`tend up SERVICE...`): they
+// replace or join the project's stored services, and the others stay.
+func (s *Supervisor) UpSelected(ctx context.Context, sel spec.Project) (store.Record, error) {
+	old, err := s.cfg.Store.Project(sel.Name)
+	switch {
+	case errs.KindOf(err) == errs.NotFound:
+		return s.Up(ctx, sel)
+	case err != nil:
+		return store.Record{}, err
+	}
+	return s.Up(ctx, *spec.Overlay(&old.Project, &sel))
 }
 
 func (s *Supervisor) forgiveSlots(project string) error {
@@ -237,28 +271,6 @@ func (s *Supervisor) Down(ctx context.Context, name string, volumes bool) error 
 			return errs.Wrap(errs.Unavailable, fmt.Errorf("down %s: %w", name, ctx.Err()))
 		case <-s.cfg.Clock.After(50 * time.Millisecond):
 		}
-	}
-}
-
-func (s *Supervisor) journal(entries ...store.Entry) {
-	now := s.cfg.Clock.Now()
-	for i := range entries {
-		if entries[i].Time.IsZero() {
-			entries[i].Time = now
-		}
-	}
-	if _, err := s.cfg.Store.Append(entries...); err != nil {
-		s.cfg.Log.Error("journal write failed", "err", err)
-	}
-	for _, e := range entries {
-		attrs := []any{"project", e.Project, "action", e.Action, "reason", e.Reason}
-		if e.Service != "" {
-			attrs = append(attrs, "service", e.Service, "slot", e.Slot)
-		}
-		if e.Error != "" {
-			attrs = append(attrs, "err", e.Error)
-		}
-		s.cfg.Log.Info(e.Message, attrs...)
 	}
 }
 

@@ -306,7 +306,9 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-func TestGiveUpAndUpAgain(t *testing.T) {
+// TestQuarantineAndHeal: a compose max_attempts is the quarantine's budget;
+// once it is spent the slot is not restarted, and `tend heal` lifts it.
+func TestQuarantineAndHeal(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	p := project(service("web", func(s *spec.Service) { s.Restart.MaxAttempts = 1 }))
@@ -316,16 +318,16 @@ func TestGiveUpAndUpAgain(t *testing.T) {
 	must(t, h.rt.Exit(id, 1))
 	h.waitEntry(match{"restart", "exited", "web", 1, false}, 1)
 	must(t, h.rt.Exit(id, 1))
-	h.waitEntry(match{"gave-up", "max-attempts", "web", 1, false}, 1)
-	if r := h.replica("web", 1); r.State != "exited" || !r.Failed || r.Ready {
-		t.Errorf("after giving up: %+v, want exited and failed", r)
+	h.waitEntry(match{"quarantine", "repairs-failed", "web", 0, false}, 1)
+	h.waitEntry(match{"gave-up", "max-attempts", "web", 1, false}, 1) // the compose budget, journaled as before
+	if r := h.replica("web", 1); r.State != "exited" || r.Quarantine != "quarantined" || r.NextTrial.IsZero() || r.Ready {
+		t.Errorf("quarantined: %+v, want state quarantined with a next trial", r)
 	}
-
-	h.up(p) // a person stepped in: a fresh budget
+	if _, err := h.sup.Heal(context.Background(), p.Name, "web"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEntry(match{"restore", "heal", "web", 0, false}, 1)
 	h.waitEntry(match{"restart", "exited", "web", 1, false}, 2)
-	if r := h.replica("web", 1); r.State != "running" || r.Failed {
-		t.Errorf("after up: %+v, want running", r)
-	}
 }
 
 func must(t *testing.T, err error) {
@@ -359,5 +361,32 @@ func TestFailingCreateIsNoHotLoop(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := len(h.calls(fake.MethodCreate)); n != 2 {
 		t.Errorf("%d creates 1.1s in, want 2 (the third waits about 1s after the second)", n)
+	}
+}
+
+// A replica paused behind tend's back answers nothing, its checks cannot run
+// and the engine never thaws it: tend unpauses it, in place (issue 20).
+func TestPausedReplicaIsUnpaused(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.up(twoServices())
+	h.waitEntry(match{"create", "new", "web", 2, false}, 1)
+	id := h.waitSeen("web", 2)
+	if err := h.rt.Pause(id); err != nil {
+		t.Fatal(err)
+	}
+	e := h.waitEntry(match{"unpause", "paused", "web", 2, false}, 1)
+	if !strings.Contains(e.Message, "was paused outside tend") {
+		t.Errorf("entry message %q, want it to say the replica was paused outside tend", e.Message)
+	}
+	eventually(t, "web/2 running and ready again", func() bool {
+		r := h.replica("web", 2)
+		return r.State == string(runtime.Running) && r.Ready && r.Container != "" && h.container("web", 2) == id
+	})
+	if got := h.calls(fake.MethodStop, fake.MethodRemove, fake.MethodCreate); len(got) != 3 {
+		t.Errorf("calls %q: want only the 3 creates of up, nothing stopped, removed or made anew", got)
+	}
+	if got := h.calls(fake.MethodUnpause); len(got) != 1 {
+		t.Errorf("unpause calls %q, want 1", got)
 	}
 }

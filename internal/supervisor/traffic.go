@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/reconcile"
@@ -22,6 +23,7 @@ type Traffic interface {
 	Sync(routes []proxy.Route) error
 	Drain(ctx context.Context, id string)
 	Stats() []proxy.ServiceStats
+	Answered(id string) (ago time.Duration, ok bool)
 }
 
 // routes are a project's published TCP ports, each over the service's running
@@ -42,8 +44,8 @@ func routes(p *spec.Project, cs []runtime.Container, health map[string]reconcile
 
 // routeFor is the route of one published port of svc over its running replicas.
 func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.Container, health map[string]reconcile.Health) proxy.Route {
-	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), Mode: mode(svc, port),
-		Idempotent: svc.Tend.Idempotent}
+	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), ListenEnd: port.HostPortEnd, Mode: mode(svc, port),
+		Idempotent: svc.Tend.Idempotent, Fallback: fallbackOf(svc), Breaker: breakerOf(svc)}
 	for _, c := range cs {
 		ip, err := netip.ParseAddr(c.IP)
 		if c.Service != svc.Name || c.State != runtime.Running || err != nil {
@@ -58,7 +60,43 @@ func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.C
 // allRoutes are a project's published routes and its in-stack ones.
 func (s *Supervisor) allRoutes(ctx context.Context, p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) []proxy.Route {
 	published := routes(p, cs, health)
-	return append(published, inStackRoutes(p, inStackTargets(p, s.gatewaysOf(ctx, p), published), cs, health)...)
+	rs := append(published, inStackRoutes(p, inStackTargets(p, s.gatewaysOf(ctx, p), published), cs, health)...)
+	s.shield(p.Name, rs) // quarantine.go
+	s.markRecovering(p, cs, rs)
+	return rs
+}
+
+// recoveringFor bounds how long after its start a replica that is not ready
+// yet counts as a restart under way, for the proxy's longer hold.
+const recoveringFor = 30 * time.Second
+
+// markRecovering marks the routes of services with no ready replica and one
+// on its way back: a slot with an action under way (a restart, a replica
+// made anew), or a replica started within recoveringFor that is not ready
+// yet. Their requests then wait for it (proxy.Route.Recovering) instead of
+// failing after the usual 2 s hold when the engine is slow to start it.
+func (s *Supervisor) markRecovering(p *spec.Project, cs []runtime.Container, rs []proxy.Route) {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	coming := map[string]bool{}
+	for _, c := range cs {
+		if c.State == runtime.Running && now.Sub(c.StartedAt) < recoveringFor || c.State == runtime.Created || c.State == runtime.Restarting {
+			coming[c.Service] = true
+		}
+	}
+	for id, busy := range s.busy { // by slotID: project/service/slot
+		if svc, _, ok := strings.Cut(strings.TrimPrefix(id, p.Name+"/"), "/"); busy && ok && strings.HasPrefix(id, p.Name+"/") {
+			coming[svc] = true
+		}
+	}
+	for i := range rs {
+		r := &rs[i]
+		if r.Isolated || !coming[r.Service] {
+			continue
+		}
+		r.Recovering = !slices.ContainsFunc(r.Backends, func(b proxy.Backend) bool { return b.Ready })
+	}
 }
 
 // gatewaysOf are the known gateways of p's networks, by engine name.
@@ -141,8 +179,12 @@ func (s *Supervisor) ProxyEvent(e proxy.Event) {
 	if _, n, ok := strings.Cut(e.Replica, "/"); ok {
 		slot, _ = strconv.Atoi(n)
 	}
+	reason := "outlier"
+	if e.Reason != "" {
+		reason = e.Reason // the request breaker's
+	}
 	entry := store.Entry{Time: e.Time, Project: e.Project, Service: e.Service, Slot: slot, Container: short(e.ID),
-		Action: e.Kind, Reason: "outlier", Message: e.Message}
+		Action: e.Kind, Reason: reason, Message: e.Message}
 	// The proxy calls from a request's path; the journal's disk write does not belong there.
 	s.work.Add(1)
 	go func() {

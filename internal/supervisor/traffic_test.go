@@ -4,6 +4,10 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/tend-sh/tend/internal/clock"
+	"github.com/tend-sh/tend/internal/runtime/fake"
 
 	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/reconcile"
@@ -116,5 +120,49 @@ func TestReadinessProbe(t *testing.T) {
 	worker, _ := p.Service("worker")
 	if rp := readinessProbe(worker); rp != nil {
 		t.Errorf("worker has no ports and no check: want none, got %+v", rp)
+	}
+}
+
+// A service with no ready replica and one on its way back gets the proxy's
+// longer hold (issue 20): its requests wait out a slow engine's start.
+func TestMarkRecovering(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	p := trafficProject()
+	tests := []struct {
+		name string
+		c    runtime.Container // api's only replica
+		busy bool              // an action under way on api/1
+		want bool
+	}{
+		{name: "restart under way", c: runtime.Container{State: runtime.Exited}, busy: true, want: true},
+		{name: "started, not ready yet", c: runtime.Container{State: runtime.Running, StartedAt: now.Add(-3 * time.Second)}, want: true},
+		{name: "ready", c: runtime.Container{State: runtime.Running, StartedAt: now.Add(-3 * time.Second), IP: "172.18.0.2"}, want: false},
+		{name: "exited, waiting out a backoff", c: runtime.Container{State: runtime.Exited}, want: false},
+		{name: "running long, never ready", c: runtime.Container{State: runtime.Running, StartedAt: now.Add(-time.Minute)}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Config{Runtime: fake.New(), Store: nil, Clock: clock.NewFake(now)})
+			if tt.busy {
+				s.busy[slotID(p.Name, "api", 1)] = true
+			}
+			c := tt.c
+			c.ID, c.Service, c.Slot = "a1", "api", 1
+			if c.IP == "" && c.State == runtime.Running {
+				c.IP = "172.18.0.9"
+			}
+			health := map[string]reconcile.Health{}
+			if tt.name == "ready" {
+				health["a1"] = reconcile.Health{Ready: true}
+			}
+			rs := routes(p, []runtime.Container{c}, health)
+			s.markRecovering(p, []runtime.Container{c}, rs)
+			if rs[0].Service != "api" || rs[0].Recovering != tt.want {
+				t.Errorf("api route recovering %v, want %v", rs[0].Recovering, tt.want)
+			}
+			if rs[2].Recovering {
+				t.Error("web, with nothing under way, is marked recovering")
+			}
+		})
 	}
 }

@@ -106,6 +106,9 @@ func (d *daemon) start() {
 	d.log = &bytes.Buffer{}
 	d.cmd = exec.Command(tendBin, append([]string{"serve", "--data", d.data, "--socket", d.socket}, d.flags...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	// A test binary that dies (a timeout's panic) takes its daemons along:
+	// an orphan would keep its containers and the heavy-run lock's descriptor.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("start tend serve: %v", err)
 	}

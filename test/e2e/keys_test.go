@@ -170,7 +170,7 @@ services:
 	if got := docker(t, "inspect", "-f", "{{.HostConfig.Memory}}", c); got != "100663296" {
 		t.Errorf("memory of the new replica = %s, want 96MiB", got)
 	}
-	if _, ok := findEvent(d.events(name), "web", "replace", "spec-changed"); !ok {
+	if _, ok := findEvent(d.events(name), "web", "replace", "rollout"); !ok {
 		t.Errorf("journal lacks the replace")
 	}
 }
@@ -243,21 +243,28 @@ func TestConfigValidatesWithoutDaemon(t *testing.T) {
 func TestConfigReportsErrorsAndWarnings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	// An environment-sourced secret is refused, and its value (from .env) is never printed.
+	// A secret from an unset variable is refused; one from a set variable (here
+	// from .env) loads, and its value is never printed.
 	writeFile(t, filepath.Join(dir, ".env"), "API_TOKEN=e2e-env-secret\n")
-	writeFile(t, filepath.Join(dir, "compose.yaml"), `
+	compose := `
 services:
   web:
     image: tend-demo:dev
     secrets: [api_token]
 secrets:
   api_token:
-    environment: API_TOKEN
-`)
+    environment: VAR
+`
+	writeFile(t, filepath.Join(dir, "compose.yaml"), strings.Replace(compose, "VAR", "UNSET_API_TOKEN", 1))
 	stdout, stderr, code := tendIn(dir, "", "config")
-	want := `tend: compose.yaml: service "web": secrets: secret "api_token" comes from the environment variable API_TOKEN; tend mounts only file-based secrets (file:)` + "\n"
+	want := `tend: compose.yaml: service "web": secrets: secret "api_token" comes from the environment variable UNSET_API_TOKEN, which is not set` + "\n"
 	if code != 2 || stdout != "" || stderr != want {
 		t.Errorf("config of an invalid file: exit %d, stdout %q, stderr %q; want 2, nothing, %q", code, stdout, stderr, want)
+	}
+	writeFile(t, filepath.Join(dir, "compose.yaml"), strings.Replace(compose, "VAR", "API_TOKEN", 1))
+	stdout, stderr, code = tendIn(dir, "", "config")
+	if code != 0 || !strings.Contains(stdout, "from: environment API_TOKEN") || strings.Contains(stdout+stderr, "e2e-env-secret") {
+		t.Errorf("config of a secret from .env: exit %d, stdout %q, stderr %q; want it loaded, its value not shown", code, stdout, stderr)
 	}
 
 	// A key tend does not honour is a warning on stderr; the document on stdout stays clean.

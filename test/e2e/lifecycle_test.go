@@ -37,7 +37,7 @@ services:
 	if got := docker(t, "inspect", "-f", "{{.Id}}", name+"-db-1"); got != dbID {
 		t.Errorf("db did not change but was replaced")
 	}
-	if _, ok := findEvent(d.events(name), "web", "replace", "spec-changed"); !ok {
+	if _, ok := findEvent(d.events(name), "web", "replace", "rollout"); !ok {
 		t.Errorf("journal lacks the replace: %+v", d.events(name))
 	}
 }
@@ -48,9 +48,9 @@ func TestDependsOnOrdersStartUp(t *testing.T) {
 	name, _ := d.up(`
 services:
   migrate:
+    # no restart key: a job others wait on to complete runs once (on-failure)
     image: tend-demo:dev
     command: ["-exit-after", "1s"]
-    restart: "no"
   db:
     image: tend-demo:dev
     healthcheck:

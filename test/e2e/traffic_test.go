@@ -240,13 +240,13 @@ services:
 	}()
 	time.Sleep(300 * time.Millisecond) // the request is in flight
 	writeFile(t, file, fmt.Sprintf(compose, port, 2))
-	d.mustTend("up", "-f", file, "-p", name) // a new spec: the replica is replaced
+	d.mustTend("up", "-f", file, "-p", name) // a new spec: the replica is rolled, start-first
 	a := <-got
 	if a.err != nil || a.code != http.StatusOK {
 		t.Errorf("the request in flight during the replacement: %d %v, want 200", a.code, a.err)
 	}
 	waitFor(t, 20*time.Second, "the replacement in the journal", func() bool {
-		_, ok := findEvent(d.events(name), "web", "replace", "spec-changed")
+		_, ok := findEvent(d.events(name), "web", "replace", "rollout")
 		return ok
 	})
 }

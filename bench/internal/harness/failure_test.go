@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// rawServer answers each connection with do, after reading the request's head.
-func rawServer(t *testing.T, do func(c *net.TCPConn)) string {
+// serve answers each connection on a loopback listener with handle.
+func serve(t *testing.T, handle func(c net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,19 +30,54 @@ func rawServer(t *testing.T, do func(c *net.TCPConn)) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				do(c.(*net.TCPConn))
-			}()
+			go handle(c)
 		}
 	}()
 	return "http://" + l.Addr().String()
+}
+
+// rawServer answers each connection with do, after reading the request's head.
+func rawServer(t *testing.T, do func(c *net.TCPConn)) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		do(c.(*net.TCPConn))
+	})
+}
+
+// http1Only answers h2c in HTTP/1 as a server that does not speak HTTP/2 does, but
+// only once the client's request (its HEADERS frame) has arrived: answering at once,
+// as httptest's server may, races the client's first stream, and net/http then names
+// the failure "could not be established" instead (seen in CI on 2026-12-07).
+func http1Only(t *testing.T) string {
+	t.Helper()
+	return serve(t, func(c net.Conn) {
+		defer c.Close()
+		r := bufio.NewReader(c)
+		if _, err := io.ReadFull(r, make([]byte, 24)); err != nil { // the client preface
+			return
+		}
+		head := make([]byte, 9)
+		for {
+			if _, err := io.ReadFull(r, head); err != nil {
+				return
+			}
+			n := int(head[0])<<16 | int(head[1])<<8 | int(head[2])
+			if _, err := io.ReadFull(r, make([]byte, n)); err != nil {
+				return
+			}
+			if head[3] == 0x1 { // HEADERS: the request is in
+				break
+			}
+		}
+		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+	})
 }
 
 // TestFailureKindOfRealFailures makes each failure happen on loopback and checks the
@@ -67,8 +102,7 @@ func TestFailureKindOfRealFailures(t *testing.T) {
 		w.WriteHeader(http.StatusBadGateway)
 	}))
 	defer status.Close()
-	http1only := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer http1only.Close()
+	http1only := http1Only(t)
 
 	for _, c := range []struct {
 		name, url string
@@ -81,7 +115,7 @@ func TestFailureKindOfRealFailures(t *testing.T) {
 		{"answer cut short", half, KeepAlive, FailEOF},
 		{"no answer in time", hang, KeepAlive, FailTimeout},
 		{"5xx", status.URL, KeepAlive, "HTTP 502"},
-		{"h2c to an HTTP/1-only server", http1only.URL, H2C, FailH2NotSpoken},
+		{"h2c to an HTTP/1-only server", http1only, H2C, FailH2NotSpoken},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			hc := &http.Client{Transport: transport(c.kind), Timeout: 300 * time.Millisecond}

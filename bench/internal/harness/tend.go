@@ -50,48 +50,69 @@ func StartTend(ctx context.Context, bin string, flags ...string) (*Tend, error) 
 	if err != nil {
 		return nil, err
 	}
-	t := &Tend{Bin: abs, Dir: dir, Socket: filepath.Join(dir, "tend.sock"), exited: make(chan error, 1)}
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
+	t := &Tend{Bin: abs, Dir: dir, Socket: filepath.Join(dir, "tend.sock")}
+	if err := t.start(ctx, flags...); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	return t, nil
+}
+
+// start starts `tend serve` on t's directory and waits until its socket
+// accepts connections; it stops a daemon that does not get there.
+func (t *Tend) start(ctx context.Context, flags ...string) error {
+	t.exited = make(chan error, 1)
+	logf, err := os.OpenFile(filepath.Join(t.Dir, "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
 	defer logf.Close()
-	t.cmd = exec.Command(abs, append([]string{"serve", "--data", filepath.Join(dir, "data"), "--socket", t.Socket}, flags...)...)
+	t.cmd = exec.Command(t.Bin, append([]string{"serve", "--data", filepath.Join(t.Dir, "data"), "--socket", t.Socket}, flags...)...)
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	t.cmd.Env = append(os.Environ(), "TEND_SOCKET="+t.Socket)
 	// Its own process group: a ^C at the terminal must reach the benchmark, which then
 	// runs `tend down` against this daemon before stopping it.
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := t.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("tend serve: %w", err)
+		return fmt.Errorf("tend serve: %w", err)
 	}
 	go func() { t.exited <- t.cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if c, err := net.DialTimeout("unix", t.Socket, time.Second); err == nil {
 			c.Close()
-			return t, nil
+			return nil
 		}
 		select {
 		case err := <-t.exited:
 			t.exited <- err
-			log := t.Log()
-			t.Stop()
-			return nil, fmt.Errorf("tend serve exited at start: %v: %s", err, Tail(log, 600))
+			return fmt.Errorf("tend serve exited at start: %v: %s", err, Tail(t.Log(), 600))
 		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
+			t.kill()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			log := t.Log()
-			t.Stop()
-			return nil, fmt.Errorf("tend serve: socket %s not ready after 20s: %s", t.Socket, Tail(log, 600))
+			t.kill()
+			return fmt.Errorf("tend serve: socket %s not ready after 20s: %s", t.Socket, Tail(t.Log(), 600))
 		}
 	}
 }
+
+// Kill ends the daemon with SIGKILL, as a crash or an OOM kill would, and
+// waits for it to be gone; Restart starts it again on the same data.
+func (t *Tend) Kill() { t.kill() }
+
+func (t *Tend) kill() {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return
+	}
+	_ = t.cmd.Process.Kill()
+	t.exited <- <-t.exited
+}
+
+// Restart starts the daemon again on the same data directory and socket.
+func (t *Tend) Restart(ctx context.Context, flags ...string) error { return t.start(ctx, flags...) }
 
 // Run runs a tend client command against this daemon (through TEND_SOCKET).
 func (t *Tend) Run(ctx context.Context, args ...string) (string, error) {

@@ -96,7 +96,8 @@ type Loop struct {
 	epfd   int
 	wakefd int // an eventfd: tasks are waiting
 	conns  map[int]*Conn
-	buf    []byte // what one read takes in
+	lns    map[int]func(l *Loop, fd int, remote net.Addr) // listening sockets (listen.go)
+	buf    []byte                                         // what one read takes in
 
 	mu      sync.Mutex
 	tasks   []func()
@@ -119,7 +120,7 @@ func newLoop(h Handler) (*Loop, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
 	}
-	return &Loop{h: h, epfd: epfd, wakefd: wakefd, conns: map[int]*Conn{}, buf: make([]byte, readSize)}, nil
+	return &Loop{h: h, epfd: epfd, wakefd: wakefd, conns: map[int]*Conn{}, lns: map[int]func(*Loop, int, net.Addr){}, buf: make([]byte, readSize)}, nil
 }
 
 // Execute runs f on the loop, soon. Safe from any goroutine.
@@ -224,7 +225,10 @@ func (l *Loop) run() {
 			}
 			c := l.conns[fd]
 			if c == nil {
-				continue // closed earlier in this round
+				if accept := l.lns[fd]; accept != nil {
+					l.acceptAll(fd, accept)
+				}
+				continue // or closed earlier in this round
 			}
 			if ev.Events&unix.EPOLLOUT != 0 {
 				l.flush(c)
@@ -249,8 +253,15 @@ func (l *Loop) runTasks() {
 	}
 }
 
-// read takes in what c's socket has and gives it to the handler.
+// read takes in what c's socket has and gives it to the handler; a
+// connection in peek mode is told of its readiness and left to peek.
 func (l *Loop) read(c *Conn) {
+	if c.peekOnly {
+		l.call(c, l.h.OnTraffic)
+		if c.closed || c.peekOnly {
+			return
+		}
+	}
 	n, err := unix.Read(c.fd, l.buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
@@ -351,7 +362,37 @@ type Conn struct {
 	view     []byte // the unread bytes: in, or the loop's buffer during OnTraffic
 	out      []byte // written, not yet taken by the socket
 	writable bool   // EPOLLOUT is watched
+	peekOnly bool   // readiness calls OnTraffic; nothing is read (SetPeekOnly)
 	closed   bool
+}
+
+// SetContext replaces what Context returns: the connection changes hands
+// on its loop.
+func (c *Conn) SetContext(ctx any) { c.ctx = ctx }
+
+// SetPeekOnly sets whether the loop reads the connection: while on, a
+// readable socket calls OnTraffic with nothing read, for the handler to
+// look with PeekSocket and decide. A socket left readable calls it again
+// at once (epoll is level-triggered): the handler decides on its first
+// call, or turns peek mode off, upon which the loop reads at once.
+func (c *Conn) SetPeekOnly(on bool) { c.peekOnly = on }
+
+// PeekSocket copies into buf what the socket has received, leaving it
+// there. n is 0 with ok true at the peer's end; ok is false when nothing
+// has come yet.
+func (c *Conn) PeekSocket(buf []byte) (n int, ok bool, err error) {
+	for {
+		n, _, err = unix.Recvfrom(c.fd, buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, false, nil
+		case err != nil:
+			return 0, true, os.NewSyscallError("recvfrom", err)
+		}
+		return n, true, nil
+	}
 }
 
 // Context is what Enroll was given.

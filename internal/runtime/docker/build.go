@@ -29,6 +29,19 @@ func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
 	return res.ID, nil
 }
 
+// ImageHealthcheck says whether the image ref defines a HEALTHCHECK (one of NONE does not count).
+func (d *Docker) ImageHealthcheck(ctx context.Context, ref string) (has, found bool, err error) {
+	res, err := d.c.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("docker: inspect image %s: %w", ref, err)
+	}
+	h := res.Config
+	return h != nil && h.Healthcheck != nil && len(h.Healthcheck.Test) > 0 && h.Healthcheck.Test[0] != "NONE", true, nil
+}
+
 // Build sends b's context to the engine's classic builder (no BuildKit session
 // needed, and the one every engine from API 1.41 on has) and follows its output.
 // The context is archived while it is sent, as the docker CLI does.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -57,6 +58,10 @@ func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.Contain
 		return client.ContainerCreateOptions{}, nil, err
 	}
 	for _, m := range svc.Mounts {
+		if m.SELinux != "" {
+			host.Binds = append(host.Binds, relabelledBind(m))
+			continue
+		}
 		mm := mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 		if m.Type == spec.MountVolume && m.Source != "" {
 			mm.Source = volumeName(p, m.Source)
@@ -71,23 +76,53 @@ func createOptions(p *spec.Project, svc *spec.Service, slot int) (client.Contain
 	var first string
 	for i, a := range svc.Networks {
 		name := p.NetworkName(a.Network)
-		endpoints[name] = &network.EndpointSettings{Aliases: append([]string{svc.Name}, a.Aliases...)}
+		ep := &network.EndpointSettings{Aliases: append([]string{svc.Name}, a.Aliases...)}
+		if a.IPv4Address != "" || a.IPv6Address != "" {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{}
+			ep.IPAMConfig.IPv4Address, _ = netip.ParseAddr(a.IPv4Address) // Validate has checked them
+			ep.IPAMConfig.IPv6Address, _ = netip.ParseAddr(a.IPv6Address)
+		}
+		endpoints[name] = ep
 		if i == 0 {
 			first = name
 		}
 	}
 	var netcfg *network.NetworkingConfig
-	if first != "" {
+	if mode := networkMode(p, svc); mode != "" {
+		host.NetworkMode = container.NetworkMode(mode)
+	} else if first != "" {
 		host.NetworkMode = container.NetworkMode(first)
 		netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{first: endpoints[first]}}
 		delete(endpoints, first)
 	}
 	return client.ContainerCreateOptions{
-		Name:             runtime.ContainerName(p.Name, svc.Name, slot),
+		Name:             runtime.ReplicaName(p.Name, svc, slot),
 		Config:           cfg,
 		HostConfig:       host,
 		NetworkingConfig: netcfg,
 	}, endpoints, nil
+}
+
+// networkMode is the engine's network mode of a service with network_mode, or "".
+// service:NAME becomes container:<NAME's replica 1>: the engine knows containers,
+// not services.
+func networkMode(p *spec.Project, svc *spec.Service) string {
+	if name, ok := strings.CutPrefix(svc.NetworkMode, "service:"); ok {
+		if owner, ok := p.Service(name); ok {
+			return "container:" + runtime.ReplicaName(p.Name, owner, 1)
+		}
+	}
+	return svc.NetworkMode
+}
+
+// relabelledBind is a bind in the engine's older "src:dst:opts" form: only that
+// form carries SELinux relabelling (z, Z); the mounts API has no such option.
+func relabelledBind(m spec.Mount) string {
+	opts := m.SELinux
+	if m.ReadOnly {
+		opts = "ro," + opts
+	}
+	return m.Source + ":" + m.Target + ":" + opts
 }
 
 func env(m map[string]string) []string {
@@ -115,6 +150,9 @@ func ports(svc *spec.Service, slot int, cfg *container.Config, host *container.H
 		if pt.HostPort != 0 {
 			b.HostPort = strconv.Itoa(int(pt.HostPort))
 		}
+		if pt.HostPortEnd != 0 {
+			b.HostPort += "-" + strconv.Itoa(int(pt.HostPortEnd)) // the engine picks a free one of the range
+		}
 		if pt.HostIP != "" {
 			ip, err := netip.ParseAddr(pt.HostIP)
 			if err != nil {
@@ -124,9 +162,9 @@ func ports(svc *spec.Service, slot int, cfg *container.Config, host *container.H
 		}
 		cfg.ExposedPorts[port] = struct{}{}
 		// tend's proxy listens on published TCP ports and balances over the
-		// replicas' addresses; only UDP is published by the engine, and a
-		// fixed UDP port by replica 1 alone.
-		if pt.Protocol != "udp" || (pt.HostPort != 0 && slot > 1) {
+		// replicas' addresses; UDP and SCTP are published by the engine, and a
+		// fixed such port by replica 1 alone.
+		if pt.Protocol == "tcp" || (pt.HostPort != 0 && pt.HostPortEnd == 0 && slot > 1) {
 			continue
 		}
 		host.PortBindings[port] = append(host.PortBindings[port], b)
@@ -180,12 +218,51 @@ func (d *Docker) EnsureNetwork(ctx context.Context, project string, n spec.Netwo
 	if driver == "" {
 		driver = "bridge"
 	}
-	_, err = d.c.NetworkCreate(ctx, n.Name, client.NetworkCreateOptions{Driver: driver, Internal: n.Internal,
-		Options: n.DriverOpts, Labels: labels})
+	opts := client.NetworkCreateOptions{Driver: driver, Internal: n.Internal, Options: n.DriverOpts, Labels: labels}
+	if opts.IPAM, err = ipamConfig(n.IPAM); err != nil {
+		return fmt.Errorf("docker: create network %s: %w", n.Name, err)
+	}
+	v6 := n.IPv6
+	if opts.IPAM != nil {
+		for _, pool := range opts.IPAM.Config {
+			v6 = v6 || pool.Subnet.Addr().Is6()
+		}
+	}
+	if v6 {
+		opts.EnableIPv6 = &v6
+	}
+	_, err = d.c.NetworkCreate(ctx, n.Name, opts)
 	if err != nil && !cerrdefs.IsConflict(err) && !cerrdefs.IsAlreadyExists(err) {
 		return fmt.Errorf("docker: create network %s: %w", n.Name, err)
 	}
 	return nil
+}
+
+// ipamConfig is the engine's form of a network's ipam section; nil for none.
+func ipamConfig(in *spec.IPAM) (*network.IPAM, error) {
+	if in == nil {
+		return nil, nil
+	}
+	out := &network.IPAM{Driver: in.Driver}
+	for _, p := range in.Pools {
+		var c network.IPAMConfig
+		var err error
+		if c.Subnet, err = netip.ParsePrefix(p.Subnet); err != nil {
+			return nil, fmt.Errorf("ipam subnet %q: %w", p.Subnet, err)
+		}
+		if p.Gateway != "" {
+			if c.Gateway, err = netip.ParseAddr(p.Gateway); err != nil {
+				return nil, fmt.Errorf("ipam gateway %q: %w", p.Gateway, err)
+			}
+		}
+		if p.IPRange != "" {
+			if c.IPRange, err = netip.ParsePrefix(p.IPRange); err != nil {
+				return nil, fmt.Errorf("ipam ip_range %q: %w", p.IPRange, err)
+			}
+		}
+		out.Config = append(out.Config, c)
+	}
+	return out, nil
 }
 
 func (d *Docker) RemoveNetwork(ctx context.Context, n spec.Network) error {

@@ -168,8 +168,11 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 			c.HealthFailing = st.Health.FailingStreak
 		}
 	}
+	if in.HostConfig != nil && in.HostConfig.NetworkMode.IsContainer() {
+		c.NetworkOf = in.HostConfig.NetworkMode.ConnectedContainer()
+	}
 	if c.State == runtime.Running {
-		c.IP = firstIP(in)
+		c.IP = d.address(ctx, in, c.NetworkOf)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -310,6 +313,23 @@ func (d *Docker) Rename(ctx context.Context, id, name string) error {
 		return err
 	}
 	return nil
+}
+
+// address is where tend's probes and proxy reach a running container: its first
+// network's address; on the host's network, the loopback; in another container's
+// network, that container's address.
+func (d *Docker) address(ctx context.Context, in container.InspectResponse, networkOf string) string {
+	switch {
+	case in.HostConfig != nil && in.HostConfig.NetworkMode.IsHost():
+		return "127.0.0.1"
+	case networkOf != "":
+		res, err := d.c.ContainerInspect(ctx, networkOf, client.ContainerInspectOptions{})
+		if err != nil {
+			return ""
+		}
+		return firstIP(res.Container)
+	}
+	return firstIP(in)
 }
 
 // firstIP is a running container's address on the network it joined first

@@ -88,7 +88,8 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 		Environment: map[string]string{"B": "2", "A": "1"},
 		Ports: []spec.Port{{HostIP: "127.0.0.1", HostPort: 5432, ContainerPort: 8080, Protocol: "tcp"},
 			{HostPort: 5353, ContainerPort: 53, Protocol: "udp"}},
-		Mounts:          []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/data"}, {Type: spec.MountBind, Source: "/etc/hosts", Target: "/h", ReadOnly: true}},
+		Mounts: []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/data"}, {Type: spec.MountBind, Source: "/etc/hosts", Target: "/h", ReadOnly: true},
+			{Type: spec.MountBind, Source: "/srv/z", Target: "/z", ReadOnly: true, SELinux: "z"}},
 		Networks:        []spec.NetworkAttach{{Network: "back", Aliases: []string{"database"}}, {Network: "front"}},
 		Healthcheck:     &spec.Healthcheck{Test: []string{"CMD", "/demo", "-probe", "x"}, Interval: time.Second, Retries: 3},
 		Labels:          map[string]string{"team": "a"},
@@ -118,8 +119,11 @@ func TestCreateOptionsCarryTheSpec(t *testing.T) {
 	if host.RestartPolicy.Name != "no" {
 		t.Errorf("engine restart policy %q: tend restarts, the engine must not", host.RestartPolicy.Name)
 	}
-	if host.Mounts[0].Source != "shop_data" || !host.Mounts[1].ReadOnly {
+	if host.Mounts[0].Source != "shop_data" || !host.Mounts[1].ReadOnly || len(host.Mounts) != 2 {
 		t.Errorf("mounts %+v", host.Mounts)
+	}
+	if strings.Join(host.Binds, " ") != "/srv/z:/z:ro,z" { // only the old form relabels
+		t.Errorf("binds %q, want the relabelled bind", host.Binds)
 	}
 	if string(host.NetworkMode) != "shop_back" || opts.NetworkingConfig.EndpointsConfig["shop_back"].Aliases[1] != "database" {
 		t.Errorf("first network: %s %+v", host.NetworkMode, opts.NetworkingConfig.EndpointsConfig)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -60,7 +60,7 @@ func (l *limited) Write(p []byte) (int, error) {
 }
 
 // Logs follows a container's stdout and stderr from since on, demultiplexed.
-func (d *Docker) Logs(ctx context.Context, id string, since time.Time) (io.ReadCloser, error) {
+func (d *Docker) Logs(ctx context.Context, id string, o runtime.LogOptions) (io.ReadCloser, error) {
 	in, err := d.c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		if gone(err) {
@@ -68,9 +68,12 @@ func (d *Docker) Logs(ctx context.Context, id string, since time.Time) (io.ReadC
 		}
 		return nil, fmt.Errorf("docker: logs of %s: %w", short(id), err)
 	}
-	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
-	if !since.IsZero() {
-		opts.Since = fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond())
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Follow: o.Follow}
+	if !o.Since.IsZero() {
+		opts.Since = fmt.Sprintf("%d.%09d", o.Since.Unix(), o.Since.Nanosecond())
+	}
+	if o.Tail > 0 {
+		opts.Tail = strconv.Itoa(o.Tail)
 	}
 	rc, err := d.c.ContainerLogs(ctx, id, opts)
 	if err != nil {

@@ -9,8 +9,9 @@ import (
 )
 
 const (
-	MethodImageID Method = "ImageID"
-	MethodBuild   Method = "Build"
+	MethodImageID          Method = "ImageID"
+	MethodImageHealthcheck Method = "ImageHealthcheck"
+	MethodBuild            Method = "Build"
 )
 
 func (f *Fake) ImageID(_ context.Context, ref string) (string, error) {
@@ -20,6 +21,24 @@ func (f *Fake) ImageID(_ context.Context, ref string) (string, error) {
 		return "", err
 	}
 	return f.images[ref], nil
+}
+
+// ImageHealthcheck: an image added with AddImageHealthcheck has one.
+func (f *Fake) ImageHealthcheck(_ context.Context, ref string) (has, found bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(MethodImageHealthcheck, ref); err != nil {
+		return false, false, err
+	}
+	return f.imageChecks[ref], f.images[ref] != "", nil
+}
+
+// AddImageHealthcheck makes an image exist with a HEALTHCHECK of its own.
+func (f *Fake) AddImageHealthcheck(ref, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images[ref] = id
+	f.imageChecks[ref] = true
 }
 
 // Build writes two lines of output, one before and one after the point where

@@ -56,6 +56,19 @@ func (f *Fake) Exit(id string, code int) error {
 	return nil
 }
 
+// Pause freezes a running container, as `docker pause` does, and emits "pause".
+func (f *Fake) Pause(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, err := f.running(id, "pause")
+	if err != nil {
+		return err
+	}
+	e.c.State = runtime.Paused
+	f.emit(e.c, "pause")
+	return nil
+}
+
 // OOMKill ends a running container as the kernel's OOM killer does: it emits
 // "oom", then "die" with code 137, and the container says OOMKilled.
 func (f *Fake) OOMKill(id string) error {
@@ -101,14 +114,17 @@ func (f *Fake) Delete(id string) error {
 
 // SetHealth sets a running container's health verdict and emits
 // "health_status: <h>", as the engine does when the verdict changes.
-func (f *Fake) SetHealth(id string, h runtime.Health) error {
+func (f *Fake) SetHealth(id string, h runtime.Health) error { return f.SetHealthResult(id, h, "") }
+
+// SetHealthResult is SetHealth with the output of the check that decided it.
+func (f *Fake) SetHealthResult(id string, h runtime.Health, output string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e, err := f.running(id, "set health of")
 	if err != nil {
 		return err
 	}
-	e.c.Health = h
+	e.c.Health, e.c.HealthOutput = h, output
 	f.emit(e.c, "health_status: "+string(h))
 	return nil
 }

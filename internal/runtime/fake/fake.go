@@ -26,6 +26,7 @@ const (
 	MethodStop          Method = "Stop"
 	MethodRemove        Method = "Remove"
 	MethodRelease       Method = "Release"
+	MethodUnpause       Method = "Unpause"
 	MethodEnsureNetwork Method = "EnsureNetwork"
 	MethodRemoveNetwork Method = "RemoveNetwork"
 	MethodEnsureVolume  Method = "EnsureVolume"
@@ -34,6 +35,7 @@ const (
 	MethodRename        Method = "Rename"
 	MethodExec          Method = "Exec"
 	MethodLogs          Method = "Logs"
+	MethodCPUTime       Method = "CPUTime"
 )
 
 // Call is one call the fake received, failed ones included. Args are the
@@ -68,17 +70,19 @@ var Epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // Fake is an in-memory runtime.Runtime. It is safe for concurrent use; the
 // zero value is not usable, call New.
 type Fake struct {
-	mu         sync.Mutex
-	now        func() time.Time
-	seq        int
-	containers map[string]*container
-	networks   map[string]bool
-	volumes    map[string]bool
-	images     map[string]string // image ID by reference (build.go)
-	calls      []Call
-	failures   map[Method][]error
-	subs       map[*subscriber]bool
-	execFn     ExecFunc
+	mu          sync.Mutex
+	now         func() time.Time
+	seq         int
+	containers  map[string]*container
+	networks    map[string]bool
+	volumes     map[string]bool
+	images      map[string]string // image ID by reference (build.go)
+	imageChecks map[string]bool   // images with a HEALTHCHECK of their own
+	calls       []Call
+	failures    map[Method][]error
+	subs        map[*subscriber]bool
+	execFn      ExecFunc
+	cores       map[string]cpuUse // the CPU each container uses, by ID (SetCores)
 }
 
 type container struct {
@@ -92,13 +96,14 @@ var _ runtime.Runtime = (*Fake)(nil)
 // New returns an empty fake runtime whose clock stands at Epoch.
 func New() *Fake {
 	return &Fake{
-		now:        func() time.Time { return Epoch },
-		containers: map[string]*container{},
-		networks:   map[string]bool{},
-		volumes:    map[string]bool{},
-		images:     map[string]string{},
-		failures:   map[Method][]error{},
-		subs:       map[*subscriber]bool{},
+		now:         func() time.Time { return Epoch },
+		containers:  map[string]*container{},
+		networks:    map[string]bool{},
+		volumes:     map[string]bool{},
+		images:      map[string]string{},
+		imageChecks: map[string]bool{},
+		failures:    map[Method][]error{},
+		subs:        map[*subscriber]bool{},
 	}
 }
 
@@ -165,7 +170,7 @@ func (f *Fake) Create(_ context.Context, p *spec.Project, svc *spec.Service, r r
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	args := []string{p.Name, svc.Name, strconv.Itoa(slot)}
-	if name != runtime.ContainerName(p.Name, svc.Name, slot) {
+	if name != runtime.ReplicaName(p.Name, svc, slot) {
 		args = append(args, name)
 	}
 	if err := f.begin(MethodCreate, args...); err != nil {
@@ -247,6 +252,21 @@ func (f *Fake) Release(_ context.Context, id string) error {
 	}
 	if e, ok := f.containers[id]; ok {
 		e.c.Held = false
+	}
+	return nil
+}
+
+// Unpause thaws a paused container (see Pause); for any other container it
+// only records the call.
+func (f *Fake) Unpause(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(MethodUnpause, id); err != nil {
+		return err
+	}
+	if e, ok := f.containers[id]; ok && e.c.State == runtime.Paused {
+		e.c.State = runtime.Running
+		f.emit(e.c, "unpause")
 	}
 	return nil
 }

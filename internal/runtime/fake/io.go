@@ -38,9 +38,10 @@ func (f *Fake) Exec(_ context.Context, id string, cmd []string) (runtime.ExecRes
 	return fn(id, cmd)
 }
 
-// Logs follows what WriteLog writes for the container from now on (since is
-// ignored); the stream ends when the container stops or is removed.
-func (f *Fake) Logs(_ context.Context, id string, _ time.Time) (io.ReadCloser, error) {
+// Logs follows what WriteLog writes for the container from now on (Since
+// and Tail are ignored: the fake keeps no history, so without Follow there
+// is nothing); the stream ends when the container stops or is removed.
+func (f *Fake) Logs(_ context.Context, id string, o runtime.LogOptions) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.begin(MethodLogs, id); err != nil {
@@ -51,7 +52,7 @@ func (f *Fake) Logs(_ context.Context, id string, _ time.Time) (io.ReadCloser, e
 		return nil, errs.E(errs.NotFound, "fake: logs of %s: no such container", id)
 	}
 	r, w := io.Pipe()
-	if e.c.State != runtime.Running {
+	if e.c.State != runtime.Running || !o.Follow {
 		w.Close()
 		return r, nil
 	}
@@ -79,4 +80,46 @@ func endLogs(e *container) {
 		w.Close()
 	}
 	e.logs = nil
+}
+
+// SetCores makes the container use this many cores from now on, as CPUTime
+// reports it (on the fake's clock).
+func (f *Fake) SetCores(id string, cores float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cores == nil {
+		f.cores = map[string]cpuUse{}
+	}
+	now := f.now()
+	f.cores[id] = cpuUse{cores: cores, base: f.cores[id].used(now), since: now}
+}
+
+// cpuUse is one container's CPU time on the fake's clock.
+type cpuUse struct {
+	cores float64
+	base  time.Duration // used until since
+	since time.Time
+}
+
+func (u cpuUse) used(now time.Time) time.Duration {
+	if u.since.IsZero() {
+		return 0
+	}
+	return u.base + time.Duration(u.cores*float64(now.Sub(u.since)))
+}
+
+// CPUTime answers with the CPU time SetCores made the container use (none
+// by default), for running containers only.
+func (f *Fake) CPUTime(_ context.Context, id string) (time.Duration, time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.begin(MethodCPUTime, id); err != nil {
+		return 0, time.Time{}, err
+	}
+	e, ok := f.containers[id]
+	if !ok || e.c.State != runtime.Running {
+		return 0, time.Time{}, errs.E(errs.NotFound, "fake: cpu time of %s: container is not running", id)
+	}
+	now := f.now()
+	return f.cores[id].used(now), now, nil
 }

@@ -1,0 +1,4 @@
+package api
+
+// DashboardFiles are the dashboard's embedded files.
+var DashboardFiles = dashboardFiles
