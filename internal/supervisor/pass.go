@@ -251,9 +251,21 @@ func (s *Supervisor) finish(project string, a reconcile.Action, id string, err e
 			s.cfg.Log.Error("write slot memory", "project", project, "err", herr)
 		}
 	}
+	if vanished(a, err) {
+		s.cfg.Log.Info("not done: the container was removed under it", "project", project, "action", a.Kind,
+			"service", a.Service, "slot", a.Slot, "err", err)
+		return
+	}
 	if a.Reason != "" {
 		s.journal(s.entry(project, a, err))
 	}
+}
+
+// vanished tells a restart whose container was removed under it (`docker rm
+// -f` kills first, and the die asks for a restart): nothing was done, so
+// nothing is journaled; the create that follows says what happened.
+func vanished(a reconcile.Action, err error) bool {
+	return a.Kind == reconcile.Restart && errs.KindOf(err) == errs.NotFound
 }
 
 // paced is the error the slot should wait a backoff for: a container that

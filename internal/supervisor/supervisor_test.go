@@ -390,3 +390,32 @@ func TestPausedReplicaIsUnpaused(t *testing.T) {
 		t.Errorf("unpause calls %q, want 1", got)
 	}
 }
+
+// `docker rm -f` kills before it removes: the restart the die asks for finds
+// the container being removed. That restart did not happen and is not
+// journaled; the create that replaces the container is the slot's next entry.
+func TestRestartOfAContainerBeingRemovedIsNotJournaled(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	h.up(project(service("web")))
+	h.waitEntry(match{"create", "new", "web", 1, false}, 1)
+	id := h.container("web", 1)
+	starts := len(h.calls(fake.MethodStart))
+
+	h.rt.FailNext(fake.MethodStart, errs.E(errs.NotFound, "start %s: container is marked for removal and cannot be started", id))
+	if err := h.rt.Exit(id, 137); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the restart tried", func() bool { return len(h.calls(fake.MethodStart)) > starts })
+	if err := h.rt.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	h.waitEntry(match{"create", "missing", "web", 1, false}, 1)
+	for _, a := range []string{"restart", "start"} {
+		for _, failed := range []bool{false, true} {
+			if es := h.entries(match{a, "exited", "web", 1, failed}); len(es) != 0 {
+				t.Errorf("journaled %s of a container being removed:\n%s", a, h.journal())
+			}
+		}
+	}
+}

@@ -94,7 +94,7 @@ func startDaemon(t *testing.T, flags ...string) *daemon {
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("TEND_E2E_LOG") != "" {
 			t.Logf("daemon log:\n%s", d.log.String())
 		}
 	})
