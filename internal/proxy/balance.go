@@ -76,6 +76,9 @@ type backend struct {
 	mixedFail atomic.Bool   // whether the streak mixes kinds of failure
 	probation atomic.Bool   // readmitted and not yet proven: the next failure ejects
 	answered  atomic.Int64  // 1 + mono ns of its last HTTP answer under 500; 0: none yet
+	awaiting  atomic.Int64  // attempts sent to it waiting for their response head (stall.go)
+	awaitFrom atomic.Int64  // mono ns when awaiting last rose from 0
+	lastHead  atomic.Int64  // mono ns of the last response head it sent, any status
 
 	// guarded by pool.mu
 	ready    bool
@@ -483,7 +486,6 @@ func (p *pool) lastAnswer(id string) int64 {
 // including removed ones that still have requests in flight.
 func (p *pool) drain(id string) []*backend {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	var out []*backend
 	for _, b := range p.all {
 		if b.id == id {
@@ -498,6 +500,16 @@ func (p *pool) drain(id string) []*backend {
 		}
 	}
 	p.rebuild()
+	var hung []*backend
+	for _, b := range out {
+		if b.out.hung {
+			hung = append(hung, b)
+		}
+	}
+	p.mu.Unlock()
+	for _, b := range hung { // the replica that replaces it is ready: the requests waiting on it go there
+		cutWaiting(b)
+	}
 	return out
 }
 
@@ -509,7 +521,7 @@ func (p *pool) rebuild() {
 	var next int64
 	for _, b := range p.all {
 		switch {
-		case !b.ready || b.draining:
+		case !b.ready || b.draining || b.out.hung:
 		case b.out.until != 0:
 			ejected = append(ejected, b)
 		default:

@@ -187,6 +187,10 @@
 // finds no other eligible backend goes to one that is ejected but ready
 // (a replica ejected while it restarted is often fine again long before
 // its ejection ends, while the ones in rotation may be failing).
+// A backend that hangs (stall.go: requests wait on it, it answers none) is
+// ejected whatever the share, is no last resort, and the GETs waiting on
+// it are cut and retried elsewhere when another backend is in rotation,
+// else when it is drained.
 //
 // Retries (exchange.go): an attempt that could not connect, or could not
 // write its request, is sent once more to another backend (one not tried
@@ -195,7 +199,8 @@
 // only when the method is idempotent (GET, HEAD, OPTIONS and
 // Route.Idempotent), and so is one answered with 502 or 503, but only to a
 // backend ready now: otherwise that answer stands. A timeout (504) is
-// never retried: the backend may still be working on it. At most three
+// never retried: the backend may still be working on it (one cut because
+// its backend hangs is, when idempotent). At most three
 // attempts, the third only after a refused connection (maxAttempts). A
 // request body is kept in memory for that only when its length is known
 // and at most 64 KiB; larger or streamed bodies go on new connections and

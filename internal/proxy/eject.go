@@ -34,6 +34,7 @@ const (
 	failConnect failure = -1 // could not connect
 	failTimeout failure = -2 // no response in time
 	failBroken  failure = -3 // the connection broke before a response
+	failHung    failure = -4 // cut while its backend hung (stall.go)
 )
 
 // plural names n failures of kind f for a message.
@@ -45,6 +46,8 @@ func (f failure) plural() string {
 		return "timeouts"
 	case failBroken:
 		return "broken connections"
+	case failHung:
+		return "requests cut while it hung"
 	}
 	return fmt.Sprintf("%d responses", int(f))
 }
@@ -62,6 +65,7 @@ type outlier struct {
 	ejections  int   // ejections in a row, without a healthy stretch between
 	until      int64 // when the current ejection ends; 0: not ejected
 	readmitted int64 // when the backend last came back
+	hung       bool  // ejected for hanging (stall.go): not even a last resort
 }
 
 // shouldEject reports whether a failure ends the backend's turn: after
@@ -183,7 +187,7 @@ func (p *pool) readmit(now int64) {
 			continue
 		}
 		d := p.policy.period(b.out.ejections)
-		b.out.until = 0
+		b.out.until, b.out.hung = 0, false
 		b.out.readmitted = now
 		b.streak.Store(0)
 		b.probation.Store(true)

@@ -66,6 +66,7 @@ const (
 	failedBroken                  // the connection broke after the request was sent, before an answer
 	failedLate                    // no response head within the response timeout
 	failedBad                     // an answer that could not be parsed, or was cut short
+	failedHung                    // cut while waiting: its backend hangs (stall.go)
 )
 
 // step is what a decision tells the driver to do.
@@ -125,6 +126,7 @@ func (x *exchange) answered(now int64, code int, streaming bool) decision {
 	if b == nil {
 		return decision{step: stepDone}
 	}
+	b.heard(now)
 	took := time.Duration(now - x.sentAt)
 	f := x.outcome(now, b, code, 0, took)
 	if f != 0 && x.replayable && mayRetry(f, x.idempotent, x.tries) {
@@ -148,6 +150,7 @@ func (x *exchange) failed(now int64, k kind, reused bool) decision {
 	if b == nil {
 		return decision{step: stepDone}
 	}
+	b.unawait()
 	x.epoch = x.p.epoch.Load()
 	if reused && !x.fresh && x.replayable && (k == failedWrite || k == failedBroken && x.idempotent) {
 		// The backend may have closed the connection while it was idle:
@@ -168,6 +171,8 @@ func (x *exchange) failed(now int64, k kind, reused bool) decision {
 		}
 	case failedLate:
 		f, code = failTimeout, 504
+	case failedHung:
+		f, code = failHung, 504
 	}
 	took := time.Duration(now - x.sentAt)
 	x.outcome(now, b, code, f, took)
@@ -188,6 +193,7 @@ func (x *exchange) clientGone(now int64) decision {
 		x.finished(now, false)
 		return decision{step: stepDone}
 	}
+	x.b.unawait() // it was waiting for the head
 	x.settle(now, statusClientGone, time.Duration(now-x.sentAt), false)
 	return decision{step: stepDone}
 }
@@ -325,6 +331,7 @@ func (x *exchange) attempt(now int64, b *backend) decision {
 func (x *exchange) send(now int64, b *backend, fresh bool) decision {
 	x.tried.add(b)
 	b.begin(now)
+	b.await(now)
 	x.b, x.sentAt, x.fresh, x.code = b, now, fresh, 0
 	return decision{step: stepSend, b: b, fresh: fresh}
 }

@@ -287,6 +287,7 @@ func (cl *client) failed(up *upstream, k kind, err error) {
 
 var (
 	errLate      = errors.New("no response head in time")
+	errHung      = errors.New("cut: the backend hangs")
 	errBadAnswer = errors.New("the backend's answer could not be parsed")
 )
 

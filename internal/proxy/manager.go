@@ -297,6 +297,7 @@ func (m *Manager) housekeep(ctx context.Context) {
 			if t := p.readmitAt.Load(); t != 0 && now >= t {
 				p.readmit(now)
 			}
+			p.checkStalls(now)
 		}
 	}
 }
@@ -476,6 +477,20 @@ func (m *Manager) Answered(id string) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(m.clk.mono() - (last - 1)), true
+}
+
+// Hung reports whether the replica with container id is out of rotation
+// on some route for hanging: requests waited on it and it answered nothing
+// (stall.go). The supervisor replaces it.
+func (m *Manager) Hung(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, rt := range m.routes {
+		if rt.pool.hung(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // Addr reports the address the route opened for listen is bound to, and

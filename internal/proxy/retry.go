@@ -103,7 +103,7 @@ func retryable(f failure, idempotent bool) bool {
 	switch f {
 	case failConnect:
 		return true
-	case http.StatusBadGateway, http.StatusServiceUnavailable, failBroken:
+	case http.StatusBadGateway, http.StatusServiceUnavailable, failBroken, failHung:
 		return idempotent
 	}
 	return false

@@ -147,6 +147,7 @@ const (
 	ReasonLiveness          Reason = "liveness"            // its x-tend liveness probe fails
 	ReasonUnhealthy         Reason = "unhealthy"           // the engine's health check (compose healthcheck) says unhealthy
 	ReasonLogMatch          Reason = "log-match"           // a log rule with action replace fired
+	ReasonHung              Reason = "hung"                // requests wait on it through tend's proxy and it answers none
 	ReasonReplacementReady  Reason = "replacement-ready"   // the replacement of a sick replica can take over
 	ReasonReplacementFailed Reason = "replacement-failed"  // the replacement exited or fell sick before it took over
 	ReasonDependency        Reason = "dependency-replaced" // a service it depends on (restart: true) was replaced

@@ -16,7 +16,7 @@ type Health struct {
 	// Sick means the replica must be replaced: its liveness probe fails, the
 	// engine calls it unhealthy, or a log rule condemned it.
 	Sick  bool
-	Cause Reason // ReasonLiveness, ReasonUnhealthy or ReasonLogMatch
+	Cause Reason // ReasonLiveness, ReasonUnhealthy, ReasonLogMatch or ReasonHung
 	// Detail says why, with the evidence, for the journal: "liveness probe
 	// failed 3 times: HTTP 503: sick", "log rule 1 matched: FATAL db lost".
 	Detail string

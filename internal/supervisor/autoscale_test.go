@@ -20,6 +20,13 @@ type figures struct {
 	mu       sync.Mutex
 	recent   proxy.Traffic
 	answered map[string]time.Duration // how long ago each container answered; absent: never
+	hung     map[string]bool
+}
+
+func (f *figures) Hung(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hung[id]
 }
 
 func (f *figures) Answered(id string) (time.Duration, bool) {

@@ -71,6 +71,7 @@ func (s *Supervisor) verdicts(p *spec.Project, cs []runtime.Container) map[strin
 	out := map[string]reconcile.Health{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.judgeHung(p, cs)
 	for _, c := range cs {
 		svc, ok := p.Service(c.Service)
 		switch {
@@ -135,7 +136,17 @@ func (s *Supervisor) weigh(svc *spec.Service, c runtime.Container) (h reconcile.
 		s.readyRun[c.ID] = c.StartedAt
 	}
 	h.ReadyRun = s.readyRun[c.ID]
+	replace, hung := s.hung[c.ID]
+	if hung {
+		h.Ready = false // it answers no one
+	}
 	switch m, marked := s.condemned[c.ID]; {
+	case hung && replace:
+		// Checks may pass (a stopped process's kernel completes a TCP
+		// handshake; an HTTP check may hit a path that does not hang): the
+		// requests it took and left waiting are the evidence.
+		h.Sick, h.Cause = true, reconcile.ReasonHung
+		h.Detail = "requests through tend's proxy waited on it and it answered none; out of rotation"
 	case marked:
 		h.Sick, h.Cause, h.Detail = true, reconcile.ReasonLogMatch, m.detail
 	case svc.Tend.Liveness != nil && probed && live.Status == probe.Failing:
@@ -156,6 +167,58 @@ func (s *Supervisor) weigh(svc *spec.Service, c runtime.Container) (h reconcile.
 		h.Detail = "health check failed: " + orNone(c.HealthOutput)
 	}
 	return h, excuse
+}
+
+// hungFine is how recently a replica must have answered to vouch that its
+// service works while a sibling hangs.
+const hungFine = 10 * time.Second
+
+// judgeHung decides which of p's replicas the proxy found hung are
+// replaced. A hang is the replica's own when a sibling answers meanwhile;
+// when none does, it may be what they all wait on (a database, say): the
+// first replacement is tried, and if the service still answers no one, no
+// more are (no restart storm; the breaker and the fallback answer callers)
+// until a replica of it answers again. The caller holds s.mu.
+func (s *Supervisor) judgeHung(p *spec.Project, cs []runtime.Container) {
+	if s.cfg.Traffic == nil {
+		return
+	}
+	hung := map[string][]string{}
+	fine := map[string]bool{}
+	for _, c := range cs {
+		if c.State != runtime.Running {
+			continue
+		}
+		switch _, decided := s.hung[c.ID]; {
+		case !s.cfg.Traffic.Hung(c.ID):
+			delete(s.hung, c.ID)
+			if ago, ok := s.cfg.Traffic.Answered(c.ID); ok && ago < hungFine {
+				fine[c.Service] = true
+			}
+		case !decided: // a decision stands for the replica's hang
+			hung[c.Service] = append(hung[c.Service], c.ID)
+		}
+	}
+	for _, svc := range p.Services {
+		key := p.Name + "/" + svc.Name
+		ids := hung[svc.Name]
+		switch {
+		case fine[svc.Name] && len(ids) == 0:
+			delete(s.hungSpent, key) // it answers again (a replica waiting to be replaced may still hang)
+		case len(ids) == 0:
+		case fine[svc.Name] || !s.hungSpent[key]:
+			for _, id := range ids {
+				s.hung[id] = true
+			}
+			if !fine[svc.Name] {
+				s.hungSpent[key] = true
+			}
+		default:
+			for _, id := range ids {
+				s.hung[id] = false // out of rotation, not replaced
+			}
+		}
+	}
 }
 
 // answered says how long ago the replica answered a request through the
@@ -291,6 +354,11 @@ func (s *Supervisor) forgetGone(all []runtime.Container) {
 	for id := range s.excused {
 		if !live[id] {
 			delete(s.excused, id)
+		}
+	}
+	for id := range s.hung {
+		if !live[id] {
+			delete(s.hung, id)
 		}
 	}
 	s.cpu.forget(live)

@@ -1,9 +1,11 @@
 package supervisor_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -59,4 +61,68 @@ func TestTimedOutCheckOfAnAnsweringReplica(t *testing.T) {
 
 func published(s *spec.Service) {
 	s.Ports = []spec.Port{{HostIP: "127.0.0.1", HostPort: 18091, ContainerPort: 8080, Protocol: "tcp"}}
+}
+
+// TestHungReplicaIsReplaced: a replica the proxy found hung (requests
+// waited on it, it answered none) is taken out of rotation and replaced
+// start-first, though it has no check at all and its TCP readiness passes.
+func TestHungReplicaIsReplaced(t *testing.T) {
+	h := newHarness(t)
+	f := &figures{answered: map[string]time.Duration{}, hung: map[string]bool{}}
+	h.sup = supervisor.New(supervisor.Config{Runtime: h.rt, Store: h.st, Clock: h.clk, Traffic: f})
+	h.start()
+	h.up(project(service("web", replicas(2))))
+	stuck, fine := h.waitSeen("web", 1), h.waitSeen("web", 2)
+	eventually(t, "both ready", func() bool { return h.replica("web", 1).Ready && h.replica("web", 2).Ready })
+
+	f.mu.Lock()
+	f.hung[stuck] = true
+	f.mu.Unlock()
+	h.sup.ProxyEvent(proxy.Event{Kind: proxy.EventEject, Reason: proxy.ReasonHung, Project: "demo", Service: "web", Replica: "web/1", ID: stuck})
+	e := h.waitEntry(match{action: "replace", reason: "hung", service: "web", slot: 1}, 1)
+	if !strings.Contains(e.Message, "answered none") {
+		t.Errorf("replace message %q, want the proxy's evidence", e.Message)
+	}
+	if r := h.replica("web", 1); r.Ready {
+		t.Errorf("the hung replica %+v is ready: it answers no one", r)
+	}
+	if n := len(h.entries(match{action: "replace", reason: "hung", service: "web", slot: 2})); n != 0 || h.container("web", 2) != fine {
+		t.Errorf("the replica that answers was replaced:\n%s", h.journal())
+	}
+}
+
+// TestServiceThatHangsWholeIsReplacedOnce: when no replica of a service
+// answers and the replacement of the hung one hangs too, it is not the
+// replica (a database they all wait on, say): no more replacements until
+// the service answers again, so no restart storm.
+func TestServiceThatHangsWholeIsReplacedOnce(t *testing.T) {
+	h := newHarness(t)
+	f := &figures{answered: map[string]time.Duration{}, hung: map[string]bool{}}
+	h.sup = supervisor.New(supervisor.Config{Runtime: h.rt, Store: h.st, Clock: h.clk, Traffic: f})
+	h.start()
+	h.up(project(service("web")))
+	first := h.waitSeen("web", 1)
+	eventually(t, "ready", func() bool { return h.replica("web", 1).Ready })
+	hang := func(id string) {
+		f.mu.Lock()
+		f.hung[id] = true
+		f.mu.Unlock()
+		h.sup.ProxyEvent(proxy.Event{Kind: proxy.EventEject, Reason: proxy.ReasonHung, Project: "demo", Service: "web", Replica: "web/1", ID: id})
+	}
+	hang(first)
+	h.waitEntry(match{action: "replace", reason: "hung", service: "web", slot: 1}, 1)
+	var second string
+	eventually(t, "the replacement in the slot", func() bool {
+		second = h.container("web", 1)
+		h.clk.Advance(100 * time.Millisecond)
+		return second != "" && second != first
+	})
+	hang(second)
+	for range 20 {
+		h.clk.Advance(500 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(h.entries(match{action: "replace", reason: "hung", service: "web", slot: 1})); n != 1 {
+		t.Fatalf("%d replacements for hanging, want 1: the second hang is not the replica's\n%s", n, h.journal())
+	}
 }

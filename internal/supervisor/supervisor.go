@@ -56,6 +56,8 @@ type Supervisor struct {
 	condemned  map[string]condemned // replicas a log rule condemned, by container
 	ready      map[string]bool      // readiness last seen, by running container, once it was ready
 	readyRun   map[string]time.Time // the run (start time) last seen ready, by container, also once it exited
+	hung       map[string]bool      // replicas the proxy found hung, by container: true to replace (stall.go)
+	hungSpent  map[string]bool      // services (project/service) whose hang a replacement did not end
 	excused    map[string]bool      // containers whose timed-out checks are journaled as inconclusive (health.go)
 	trafficErr string               // the proxy's last failure to serve a port, journaled once
 	// seen is the last pass's view of each project, for updating the
@@ -102,7 +104,7 @@ func New(cfg Config) *Supervisor {
 	}
 	s := &Supervisor{cfg: cfg, wake: make(chan struct{}, 1), busy: map[string]bool{}, done: map[string]uint64{},
 		waits: map[string][]reconcile.Wait{}, downs: map[string]retry{}, ctx: context.Background(),
-		condemned: map[string]condemned{}, ready: map[string]bool{}, readyRun: map[string]time.Time{}, excused: map[string]bool{}, seen: map[string]seenProject{}, gateways: map[string]string{},
+		condemned: map[string]condemned{}, ready: map[string]bool{}, readyRun: map[string]time.Time{}, hung: map[string]bool{}, hungSpent: map[string]bool{}, excused: map[string]bool{}, seen: map[string]seenProject{}, gateways: map[string]string{},
 		held: map[string]map[string]quarantine.State{}, readyAt: map[string]time.Time{}}
 	s.probes = probe.New(probe.Config{Exec: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnChange: func(id string) { s.onProbeChange(id) }})
 	s.logs = logwatch.New(logwatch.Config{Source: cfg.Runtime, Clock: cfg.Clock, Log: cfg.Log, OnFire: s.onLogMatch})

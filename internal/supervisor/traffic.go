@@ -24,6 +24,7 @@ type Traffic interface {
 	Drain(ctx context.Context, id string)
 	Stats() []proxy.ServiceStats
 	Answered(id string) (ago time.Duration, ok bool)
+	Hung(id string) bool
 }
 
 // routes are a project's published TCP ports, each over the service's running
@@ -185,6 +186,10 @@ func (s *Supervisor) ProxyEvent(e proxy.Event) {
 	}
 	entry := store.Entry{Time: e.Time, Project: e.Project, Service: e.Service, Slot: slot, Container: short(e.ID),
 		Action: e.Kind, Reason: reason, Message: e.Message}
+	if e.Reason == proxy.ReasonHung {
+		s.retraffic()
+		s.Poke() // the planner replaces it (health.go)
+	}
 	// The proxy calls from a request's path; the journal's disk write does not belong there.
 	s.work.Add(1)
 	go func() {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,5 +153,51 @@ func TestFullDataDiskKeepsTheJournal(t *testing.T) {
 	}
 	if full() {
 		t.Error("tend ps still says the store is full once space returned")
+	}
+}
+
+// frozenStack has no health check: a replica's readiness is tend's TCP
+// connect to its port, which a stopped process passes (its kernel accepts).
+const frozenStack = `
+services:
+  back:
+    image: tend-demo:dev
+    ports: ["127.0.0.1:%d:8080"]
+    deploy:
+      replicas: 2
+`
+
+// A replica whose process is stopped (SIGSTOP: the engine says running,
+// the kernel still accepts connections) is found hung by tend's proxy from
+// the requests it leaves waiting, taken out of rotation and replaced; the
+// GETs that waited on it are answered by its sibling, so none fails.
+func TestFrozenReplicaIsReplaced(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	port := freePort(t)
+	name, _ := d.up(fmt.Sprintf(frozenStack, port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	l := startLoadOf(url, "GET", func() *http.Client { return &http.Client{Timeout: 5 * time.Second} }, 4)
+	time.Sleep(time.Second)
+	victim := name + "-back-1"
+	id := docker(t, "inspect", "-f", "{{.Id}}", victim)
+	docker(t, "kill", "-s", "STOP", victim)
+	waitEvent(t, d, name, "back", "replace", "hung", 30*time.Second)
+	waitFor(t, 30*time.Second, "the frozen container gone", func() bool {
+		out, err := exec.Command("docker", "inspect", "-f", "{{.Id}}", id).CombinedOutput()
+		return err != nil && strings.Contains(string(out), "No such")
+	})
+	time.Sleep(time.Second)
+	ok, failed, errors := l.finish()
+	es := d.events(name)
+	if e, ok := findEvent(es, "back", "eject", "hung"); !ok || e.Slot != 1 {
+		t.Errorf("no eject/hung of back/1 in the journal: %+v", es)
+	}
+	if n := countEvents(es, "back", "replace"); n != 1 {
+		t.Errorf("%d replacements, want 1 (the frozen replica's): %+v", n, es)
+	}
+	t.Logf("%d GETs answered, %d failed", ok, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d GETs failed while a replica was frozen: %v", failed, ok+failed, errors)
 	}
 }
