@@ -79,6 +79,7 @@ type backend struct {
 	awaiting  atomic.Int64  // attempts sent to it waiting for their response head (stall.go)
 	awaitFrom atomic.Int64  // mono ns when awaiting last rose from 0
 	lastHead  atomic.Int64  // mono ns of the last response head it sent, any status
+	hungNow   atomic.Bool   // out.hung, for the request path to read without the lock
 
 	// guarded by pool.mu
 	ready    bool

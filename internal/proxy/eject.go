@@ -188,6 +188,7 @@ func (p *pool) readmit(now int64) {
 		}
 		d := p.policy.period(b.out.ejections)
 		b.out.until, b.out.hung = 0, false
+		b.hungNow.Store(false)
 		b.out.readmitted = now
 		b.streak.Store(0)
 		b.probation.Store(true)

@@ -127,6 +127,9 @@ func (x *exchange) answered(now int64, code int, streaming bool) decision {
 		return decision{step: stepDone}
 	}
 	b.heard(now)
+	if b.hungNow.Load() {
+		x.p.unhang(b, now)
+	}
 	took := time.Duration(now - x.sentAt)
 	f := x.outcome(now, b, code, 0, took)
 	if f != 0 && x.replayable && mayRetry(f, x.idempotent, x.tries) {

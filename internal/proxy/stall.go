@@ -23,10 +23,11 @@ import (
 // when the backend is drained, for the replica that replaces it. The
 // supervisor learns it (Manager.Hung, an eject Event with reason "hung")
 // and decides whether to replace the replica. The ejection ends as an
-// outlier's does, on probation.
+// outlier's does, on probation, or at once when a request left waiting on
+// it gets its answer (it was slow, not hung).
 const (
 	stallMinWaiting = 2
-	stallFloor      = time.Second
+	stallFloor      = 3 * time.Second // past a long GC pause
 	stallFactor     = 8
 )
 
@@ -80,6 +81,7 @@ func (p *pool) checkStalls(now int64) {
 		b.out.ejections = p.policy.priorEjections(b.out, now) + 1
 		d := p.policy.period(b.out.ejections)
 		b.out.until, b.out.hung = now+int64(d), true
+		b.hungNow.Store(true)
 		b.streak.Store(0)
 		b.probation.Store(false)
 		ev := p.event(EventEject, b, fmt.Sprintf("%d requests waiting, no answer for %s (its usual %s): hung; out of rotation for %s, its waiting requests retried elsewhere",
@@ -101,6 +103,25 @@ func (p *pool) checkStalls(now int64) {
 			cutWaiting(cut[i])
 		}
 	}
+}
+
+// unhang readmits b, ejected for hanging, which has just answered: it was
+// slow, not hung (a request left waiting on it got its answer).
+func (p *pool) unhang(b *backend, now int64) {
+	p.mu.Lock()
+	if !b.out.hung {
+		p.mu.Unlock()
+		return
+	}
+	b.out.until, b.out.hung = 0, false
+	b.hungNow.Store(false)
+	b.out.readmitted = now
+	b.probation.Store(true)
+	p.rebuild()
+	ev := p.event(EventReadmit, b, "it answered: slow, not hung; back in rotation on probation", 0)
+	ev.Reason = ReasonHung
+	p.mu.Unlock()
+	p.emit(ev)
 }
 
 // hung reports whether a backend with id is out of rotation for hanging.

@@ -41,7 +41,7 @@ func TestHungReplicaIsCutAndRetried(t *testing.T) {
 	if h.m.Hung(stuck.ID) {
 		t.Fatal("hung before any silence")
 	}
-	for range 3 { // the housekeeping looks once a second
+	for range 5 { // the housekeeping looks once a second
 		h.clk.Advance(time.Second)
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -68,6 +68,42 @@ func TestHungReplicaIsCutAndRetried(t *testing.T) {
 		if n := b.awaiting.Load(); n != 0 {
 			t.Errorf("%s: %d attempts still counted waiting for a head", b.replica, n)
 		}
+	}
+}
+
+// TestSlowReplicaAloneIsReadmittedWhenItAnswers: with no other replica, the
+// requests waiting on one found hung are not cut (an answer that is only
+// slow may come); when it comes, the replica is back in rotation at once.
+func TestSlowReplicaAloneIsReadmittedWhenItAnswers(t *testing.T) {
+	h := newFakeHarness(t, Config{ResponseTimeout: time.Minute})
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		<-release
+		w.Write([]byte("late"))
+	})
+	r := routeOf(t, "web", HTTP, slow)
+	h.sync(r)
+	a, b := h.getAsync(url(r)), h.getAsync(url(r))
+	testwait.Eventually(t, "both requests at the replica", func() bool { return arrived.Load() == 2 })
+	for range 5 {
+		h.clk.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
+	}
+	testwait.Eventually(t, "the silent replica found hung", func() bool { return h.m.Hung(slow.ID) })
+	close(release)
+	for _, ch := range []<-chan result{a, b} {
+		if got := wait(t, ch, "the slow answer"); got.code != 200 || got.body != "late" {
+			t.Errorf("got %+v, want the replica's late answer: not cut with no other replica", got)
+		}
+	}
+	testwait.Eventually(t, "readmitted", func() bool { return !h.m.Hung(slow.ID) })
+	if evs := h.eventsOf(EventReadmit); len(evs) != 1 || evs[0].Reason != ReasonHung {
+		t.Errorf("readmit events %+v, want one with reason hung", evs)
+	}
+	if code, body := h.get(url(r)); code != 200 || body != "late" {
+		t.Errorf("after it answered: %d %q", code, body)
 	}
 }
 

@@ -136,12 +136,12 @@ func (s *Supervisor) weigh(svc *spec.Service, c runtime.Container) (h reconcile.
 		s.readyRun[c.ID] = c.StartedAt
 	}
 	h.ReadyRun = s.readyRun[c.ID]
-	replace, hung := s.hung[c.ID]
+	hung := s.hung[c.ID]
 	if hung {
 		h.Ready = false // it answers no one
 	}
 	switch m, marked := s.condemned[c.ID]; {
-	case hung && replace:
+	case hung:
 		// Checks may pass (a stopped process's kernel completes a TCP
 		// handshake; an HTTP check may hit a path that does not hang): the
 		// requests it took and left waiting are the evidence.
@@ -189,14 +189,17 @@ func (s *Supervisor) judgeHung(p *spec.Project, cs []runtime.Container) {
 		if c.State != runtime.Running {
 			continue
 		}
-		switch _, decided := s.hung[c.ID]; {
-		case !s.cfg.Traffic.Hung(c.ID):
+		switch {
+		case s.hung[c.ID]:
+			// To be replaced: that stands until it answers (ProxyEvent) or
+			// is gone, whatever the proxy's routes meanwhile.
+		case s.cfg.Traffic.Hung(c.ID):
+			hung[c.Service] = append(hung[c.Service], c.ID)
+		default:
 			delete(s.hung, c.ID)
 			if ago, ok := s.cfg.Traffic.Answered(c.ID); ok && ago < hungFine {
 				fine[c.Service] = true
 			}
-		case !decided: // a decision stands for the replica's hang
-			hung[c.Service] = append(hung[c.Service], c.ID)
 		}
 	}
 	for _, svc := range p.Services {
@@ -215,7 +218,7 @@ func (s *Supervisor) judgeHung(p *spec.Project, cs []runtime.Container) {
 			}
 		default:
 			for _, id := range ids {
-				s.hung[id] = false // out of rotation, not replaced
+				s.hung[id] = false // not replaced; the proxy keeps it out of rotation, and readmits it on probation
 			}
 		}
 	}

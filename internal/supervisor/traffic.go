@@ -187,6 +187,11 @@ func (s *Supervisor) ProxyEvent(e proxy.Event) {
 	entry := store.Entry{Time: e.Time, Project: e.Project, Service: e.Service, Slot: slot, Container: short(e.ID),
 		Action: e.Kind, Reason: reason, Message: e.Message}
 	if e.Reason == proxy.ReasonHung {
+		if e.Kind == proxy.EventReadmit { // it answered: slow, not hung
+			s.mu.Lock()
+			delete(s.hung, e.ID)
+			s.mu.Unlock()
+		}
 		s.retraffic()
 		s.Poke() // the planner replaces it (health.go)
 	}

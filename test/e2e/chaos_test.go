@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ type chaosReport struct {
 		Service   string    `json:"service"`
 		Error     string    `json:"error"`
 		Down      bool      `json:"down"`
+		At        time.Time `json:"at"`
 		Recovered time.Time `json:"recovered"`
 		Entries   []entry   `json:"entries"`
 	} `json:"faults"`
@@ -167,36 +169,40 @@ services:
       replicas: 2
 `
 
-// A replica whose process is stopped (SIGSTOP: the engine says running,
-// the kernel still accepts connections) is found hung by tend's proxy from
-// the requests it leaves waiting, taken out of rotation and replaced; the
-// GETs that waited on it are answered by its sibling, so none fails.
+// A replica whose processes are stopped (`tend chaos sick`: SIGSTOP; the
+// engine says running, the kernel still accepts connections, so its TCP
+// readiness passes) is found hung by tend's proxy from the requests it
+// leaves waiting, taken out of rotation and replaced; the GETs that waited
+// on it are answered by its sibling, so none fails.
 func TestFrozenReplicaIsReplaced(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
 	port := freePort(t)
 	name, _ := d.up(fmt.Sprintf(frozenStack, port))
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	l := startLoadOf(url, "GET", func() *http.Client { return &http.Client{Timeout: 5 * time.Second} }, 4)
+	l := startLoadOf(url, "GET", func() *http.Client { return &http.Client{Timeout: 10 * time.Second} }, 4)
 	time.Sleep(time.Second)
-	victim := name + "-back-1"
-	id := docker(t, "inspect", "-f", "{{.Id}}", victim)
-	docker(t, "kill", "-s", "STOP", victim)
-	waitEvent(t, d, name, "back", "replace", "hung", 30*time.Second)
-	waitFor(t, 30*time.Second, "the frozen container gone", func() bool {
-		out, err := exec.Command("docker", "inspect", "-f", "{{.Id}}", id).CombinedOutput()
-		return err != nil && strings.Contains(string(out), "No such")
-	})
-	time.Sleep(time.Second)
+	out, stderr, code := d.tend("chaos", "sick", "-p", name, "--service", "back", "--json")
 	ok, failed, errors := l.finish()
-	es := d.events(name)
-	if e, ok := findEvent(es, "back", "eject", "hung"); !ok || e.Slot != 1 {
-		t.Errorf("no eject/hung of back/1 in the journal: %+v", es)
+	if code != 0 {
+		t.Fatalf("tend chaos sick: exit %d: %s %s", code, stderr, out)
 	}
-	if n := countEvents(es, "back", "replace"); n != 1 {
-		t.Errorf("%d replacements, want 1 (the frozen replica's): %+v", n, es)
+	var r chaosReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Faults) != 1 {
+		t.Fatalf("tend chaos sick --json: %v\n%s", err, out)
 	}
-	t.Logf("%d GETs answered, %d failed", ok, failed)
+	f := r.Faults[0]
+	var acts []string
+	for _, e := range f.Entries {
+		acts = append(acts, e.Action+"/"+e.Reason)
+	}
+	if f.Recovered.IsZero() || !slices.Contains(acts, "eject/hung") || !slices.Contains(acts, "replace/hung") {
+		t.Errorf("fault %+v: entries %v, want eject/hung and replace/hung, then ready again", f, acts)
+	}
+	if !r.After.Converged || len(r.After.Duplicates)+len(r.After.Orphans) != 0 {
+		t.Errorf("after %+v, want converged with no duplicate or orphan", r.After)
+	}
+	t.Logf("ready again %s after the fault (%v); %d GETs answered, %d failed", f.Recovered.Sub(f.At).Round(time.Millisecond), acts, ok, failed)
 	if failed > 0 {
 		t.Errorf("%d of %d GETs failed while a replica was frozen: %v", failed, ok+failed, errors)
 	}
