@@ -152,7 +152,7 @@ services:
 // service with a fixed 200 ms delay does not climb to max, goes back to min
 // and journals no-effect.
 func TestAutoscaleScalesWhereItHelps(t *testing.T) {
-	t.Parallel()
+	// Not parallel: alone on the host (harness_test.go, "Tests that load the host").
 	// max: the load-bound service's 32 clients fit 8 replicas of 4 at once;
 	// at 6 (24 at once) the target sat 20 % over its queueing floor, and on
 	// a loaded host (make test, 2026-12-07 17:45 UTC) tend reached max with
@@ -165,7 +165,7 @@ func TestAutoscaleScalesWhereItHelps(t *testing.T) {
 		{"fixed-delay", "fixed", `"-delay", "200ms"`, 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
+			// Not parallel: alone on the host (harness_test.go, "Tests that load the host").
 			d := startDaemon(t)
 			port := freePort(t)
 			name, _ := d.up(fmt.Sprintf(autoscaleStack, c.service, c.command, port, c.max))
@@ -252,7 +252,7 @@ func TestAutoscaleScalesWhereItHelps(t *testing.T) {
 // scale SERVICE=N` pins it (the autoscaler leaves the service alone) until
 // `tend scale SERVICE --auto`; no request fails along the way.
 func TestAutoscaleCountSurvivesUpAndRestart(t *testing.T) {
-	t.Parallel()
+	// Not parallel: alone on the host (harness_test.go, "Tests that load the host").
 	d := startDaemon(t)
 	port := freePort(t)
 	name, file := d.up(fmt.Sprintf(autoscaleStack, "queue", `"-limit", "4", "-work", "20ms"`, port, 6))

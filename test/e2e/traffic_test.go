@@ -101,7 +101,7 @@ func (l *load) finish() (ok, failed int64, errors []string) {
 // sent twice (a PUT, not marked idempotent) may fail only where it reached a
 // replica killed under it: at most one per kill (one PUT client).
 func TestKilledReplicasUnderLoadFailNoRequest(t *testing.T) {
-	t.Parallel()
+	// Not parallel: alone on the host (harness_test.go, "Tests that load the host"); its two cases run side by side.
 	for _, c := range []struct{ name, port string }{
 		{"plain", `["%d:8080"]`},
 		{"declared", `[{target: 8080, published: "%d", host_ip: 127.0.0.1, app_protocol: http}]`},
