@@ -111,7 +111,7 @@ var backoffWait = regexp.MustCompile(`restart \d+ in `)
 // grows; and tend never keeps a replica waiting on a backoff while no
 // replica serves.
 func TestOutsideKillsDoNotGrowTheBackoff(t *testing.T) {
-	t.Parallel()
+	// Not parallel: alone on the host (harness_test.go, "Tests that load the host").
 	d := startDaemon(t)
 	port := freePort(t)
 	name, _ := d.up(fmt.Sprintf(`

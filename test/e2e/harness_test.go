@@ -89,8 +89,10 @@ type daemon struct {
 
 // Tests that load the host: the ones whose closed-loop clients keep the
 // CPU busy while they measure response times or count failed requests
-// (the autoscaler's pair and count test, the kill schedule under load) do
-// not call t.Parallel, so Go runs each alone before the parallel tests. Run
+// (the autoscaler's pair and count test, the kill schedule under load),
+// and the backoff test whose kills every 2 s need the engine to restart a
+// replica within them, do not call t.Parallel, so Go runs each alone
+// before the parallel tests. Run
 // side by side on 2 cores (make test, 2026-12-07 20:52 UTC), two of them
 // starved each other: the autoscaler at its max of 8 replicas measured p95
 // 74 ms against a floor of 20, and the kill test's clients timed out
