@@ -50,15 +50,15 @@ func (b *backend) heard(now int64) {
 func (b *backend) unawait() { b.awaiting.Add(-1) }
 
 // stalled says how long b has been silent with at least stallMinWaiting
-// attempts waiting on it, and the silence after which that makes it hung.
-func (b *backend) stalled(now int64) (silent, limit time.Duration, waiting int64) {
+// attempts waiting on it, and its usual latency (undecayed: what it took
+// when it answered); it is hung past max(stallFloor, stallFactor*usual).
+func (b *backend) stalled(now int64) (silent, usual time.Duration, waiting int64) {
 	waiting = b.awaiting.Load()
 	if waiting < stallMinWaiting || b.inflight.Load() < stallMinWaiting {
 		return 0, 0, waiting
 	}
 	silent = time.Duration(now - max(b.awaitFrom.Load(), b.lastHead.Load()))
-	usual := time.Duration(math.Float64frombits(b.ewma.Load())) // undecayed: what it took when it answered
-	return silent, max(stallFloor, stallFactor*usual), waiting
+	return silent, time.Duration(math.Float64frombits(b.ewma.Load())), waiting
 }
 
 // checkStalls ejects the pool's backends that hang (HTTP routes only: a
@@ -74,8 +74,8 @@ func (p *pool) checkStalls(now int64) {
 		if !b.ready || b.draining || b.out.hung {
 			continue
 		}
-		silent, limit, waiting := b.stalled(now)
-		if silent <= limit {
+		silent, usual, waiting := b.stalled(now)
+		if waiting < stallMinWaiting || silent <= max(stallFloor, stallFactor*usual) {
 			continue
 		}
 		b.out.ejections = p.policy.priorEjections(b.out, now) + 1
@@ -85,7 +85,7 @@ func (p *pool) checkStalls(now int64) {
 		b.streak.Store(0)
 		b.probation.Store(false)
 		ev := p.event(EventEject, b, fmt.Sprintf("%d requests waiting, no answer for %s (its usual %s): hung; out of rotation for %s, its waiting requests retried elsewhere",
-			waiting, silent.Round(time.Millisecond), time.Duration(math.Float64frombits(b.ewma.Load())).Round(time.Millisecond), d), d)
+			waiting, silent.Round(time.Millisecond), usual.Round(time.Millisecond), d), d)
 		ev.Reason = ReasonHung
 		evs = append(evs, ev)
 		cut = append(cut, b)
