@@ -211,15 +211,23 @@ func (p *pool) isolate(r Route) {
 }
 
 // refuse ends a connection to an isolated route at once: on an Auto port a
-// client that speaks HTTP within clientFirstWait is served (and gets the
-// fallback); any other is closed.
+// client that speaks HTTP is served (and gets the fallback); any other is
+// closed. A port whose backends have spoken first closes a silent client
+// at once; on any other the client is given sniffPatience to speak: no
+// backend waits for it, and an HTTP client slow to send its request (a
+// loaded host: CI, 2026-12-07 23:01 UTC, after 50 ms) must get the
+// fallback, not a closed connection.
 func (t *tcpRoute) refuse(c net.Conn) {
 	if t.http != nil {
+		patience := sniffPatience
+		if t.serverFirst.Load() > 0 {
+			patience = 0
+		}
 		w := watchFirst(c, true)
 		var v clientVerdict
 		select {
 		case v = <-w.done:
-		case <-t.pool.clk.After(clientFirstWait):
+		case <-t.pool.clk.After(patience):
 		}
 		w.finish()
 		if v.v == sniffHTTP && !v.gone {

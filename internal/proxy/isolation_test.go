@@ -79,3 +79,43 @@ func mustRequest(t *testing.T, u string) *http.Request {
 	}
 	return req
 }
+
+// TestIsolatedAutoPortWaitsForASlowClient: on an isolated Auto port, an
+// HTTP client that sends its request a while after connecting (a loaded
+// host) gets the fallback, not a closed connection; a silent one is closed
+// within sniffPatience.
+func TestIsolatedAutoPortWaitsForASlowClient(t *testing.T) {
+	h := newHarness(t, Config{})
+	r := routeOf(t, "pay", Auto)
+	r.Isolated, r.Fallback = true, Fallback{Status: 503, Body: "down"}
+	h.sync(r)
+	h.get(url(r)) // a first HTTP client: the port's clients speak first
+	c, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(300 * time.Millisecond) // well past clientFirstWait
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: pay\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(got), "HTTP/1.1 503") || !strings.HasSuffix(string(got), "down") {
+		t.Fatalf("a slow client got %q, want the fallback", got)
+	}
+
+	silent, err := net.Dial("tcp", r.Listen.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a silent client: read %d, %v; want EOF", n, err)
+	}
+	if took := time.Since(start); took > sniffPatience+time.Second {
+		t.Errorf("a silent client was held %s, want at most sniffPatience (%s)", took, sniffPatience)
+	}
+}

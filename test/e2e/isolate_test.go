@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,25 +92,32 @@ services:
 	}
 	t.Logf("quarantined %.1fs after up, after %d restarts: %s", took.Seconds(), restarts, q.Message)
 
+	// Answered at once: each GET well inside the 2 s hold, their median
+	// under 100 ms. One GET's wall time is the host's as much as tend's
+	// (114 ms once in make test, 2026-12-07 22:20 UTC, -race tests side by
+	// side); the median of a dozen is tend's.
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	code, body, lat := getHost(t, url, "")
-	if code != 503 || body != "payments are down, try later" || lat > 100*time.Millisecond {
-		t.Errorf("published port: %d %q in %s, want 503 with the fallback in under 100ms", code, body, lat)
-	}
 	gw := gatewayOf(t, name+"_default")
-	code, body, lat = getHost(t, fmt.Sprintf("http://%s:8080/", gw), "pay")
-	if code != 503 || body != "payments are down, try later" || lat > 100*time.Millisecond {
-		t.Errorf("in-stack address %s:8080: %d %q in %s, want 503 with the fallback in under 100ms", gw, code, body, lat)
+	var lats []time.Duration
+	fallback := func(where, url, host string) {
+		code, body, lat := getHost(t, url, host)
+		if code != 503 || body != "payments are down, try later" || lat > time.Second {
+			t.Fatalf("%s: %d %q in %s, want 503 with the fallback at once", where, code, body, lat)
+		}
+		lats = append(lats, lat)
 	}
+	fallback("published port", url, "")
+	fallback("in-stack address "+gw+":8080", fmt.Sprintf("http://%s:8080/", gw), "pay")
 
 	// No more restarts, and the broken container is kept stopped: its logs tell why.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
-		code, _, lat := getHost(t, url, "")
-		if code != 503 || lat > 100*time.Millisecond {
-			t.Fatalf("while quarantined: %d in %s", code, lat)
-		}
+		fallback("while quarantined", url, "")
+	}
+	slices.Sort(lats)
+	if m := lats[len(lats)/2]; m > 100*time.Millisecond {
+		t.Errorf("the fallback's median latency %s over %d GETs, want under 100ms (all: %v)", m, len(lats), lats)
 	}
 	if n := countEvents(d.events(name), "pay", "restart"); n != restarts {
 		t.Errorf("restarts went on while quarantined: %d, then %d", restarts, n)
