@@ -90,6 +90,8 @@ func drive(ctx context.Context, url string, clients int, span time.Duration, out
 	var mu sync.Mutex
 	var lats []time.Duration
 	failed := 0
+	var firstFail, lastFail time.Time // this second's, to tell when requests failed
+	firstErr := ""
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
@@ -106,11 +108,16 @@ func drive(ctx context.Context, url string, clients int, span time.Duration, out
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
+				now := time.Now()
 				mu.Lock()
 				if ok {
-					lats = append(lats, time.Since(start))
+					lats = append(lats, now.Sub(start))
 				} else {
+					if failed == 0 {
+						firstFail, firstErr = now, failure(resp, err)
+					}
 					failed++
+					lastFail = now
 				}
 				mu.Unlock()
 			}
@@ -128,7 +135,7 @@ func drive(ctx context.Context, url string, clients int, span time.Duration, out
 		case <-tick.C:
 		}
 		mu.Lock()
-		ls, f := lats, failed
+		ls, f, from, to, why := lats, failed, firstFail, lastFail, firstErr
 		lats, failed = nil, 0
 		mu.Unlock()
 		slices.Sort(ls)
@@ -137,6 +144,22 @@ func drive(ctx context.Context, url string, clients int, span time.Duration, out
 			p95 = ls[len(ls)*95/100]
 		}
 		total, totalFailed = total+len(ls)+f, totalFailed+f
-		fmt.Fprintf(out, "load %2ds: %5d ok, %d failed, p95 %s\n", el, len(ls), f, p95.Round(time.Millisecond))
+		when := ""
+		if f > 0 {
+			when = fmt.Sprintf(" (%s to %s, first: %s)", from.Format(stamp), to.Format(stamp), why)
+		}
+		fmt.Fprintf(out, "load %2ds: %5d ok, %d failed%s, p95 %s\n", el, len(ls), f, when, p95.Round(time.Millisecond))
 	}
+}
+
+// stamp is how the load mode writes when requests failed: the time of day,
+// to the millisecond, to read beside tend's journal.
+const stamp = "15:04:05.000"
+
+// failure says why a request failed: its error, or its status.
+func failure(resp *http.Response, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return resp.Status
 }

@@ -22,7 +22,10 @@ import (
 	"time"
 )
 
-var tendBin string
+// tendBin is tend, and demoBin the demo's binary for its load mode (a
+// load generator without the race detector, in a process of its own),
+// both built for this run.
+var tendBin, demoBin string
 
 // demoImage is the demo image as this run built it, under a tag of its own:
 // another run (or benchmark) on the same engine may build tend-demo:dev from
@@ -60,6 +63,14 @@ func run(m *testing.M) int {
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: tend's shim runs inside FROM-scratch replicas
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build tend: %v\n%s", err, out)
+		return 1
+	}
+	demoBin = filepath.Join(dir, "demo")
+	buildDemo := exec.Command("go", "build", "-o", demoBin, "./examples/demo")
+	buildDemo.Dir = root
+	buildDemo.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := buildDemo.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build the demo: %v\n%s", err, out)
 		return 1
 	}
 	demo := exec.Command(filepath.Join(root, "examples/demo/build.sh"))
