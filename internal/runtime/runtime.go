@@ -84,6 +84,7 @@ type Event struct {
 	Service   string
 	Container string
 	Action    string // the engine's action, e.g. "die", "start", "destroy"
+	Signal    int    // a "kill" event's signal number (9 SIGKILL, 1 SIGHUP, ...); 0: not said
 }
 
 // LogOptions say which of a container's output Logs reads.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -160,7 +161,7 @@ func (s *Supervisor) watchEvents(ctx context.Context) error {
 		s.Poke() // anything may have happened while we were not listening
 		for e := range evs {
 			s.cfg.Log.Debug("engine event", "action", e.Action, "service", e.Service)
-			if e.Action == "die" || e.Action == "kill" || e.Action == "destroy" {
+			if endsTraffic(e) {
 				s.trafficGone(e.Container) // before the pass: a pass can take seconds on a busy engine
 			}
 			s.Poke()
@@ -179,6 +180,24 @@ func (s *Supervisor) watchEvents(ctx context.Context) error {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// endsTraffic reports whether e means its container stops serving now: it
+// died or went, or was sent a signal that ends a process (KILL, or what
+// `docker stop` sends: TERM, INT, QUIT; a kill whose signal is not said
+// too). Any other signal is no end: HUP and USR1 ask many servers to
+// reload, and a replica that dies of one says so with its die event.
+func endsTraffic(e runtime.Event) bool {
+	switch e.Action {
+	case "die", "destroy":
+		return true
+	case "kill":
+		switch syscall.Signal(e.Signal) {
+		case 0, syscall.SIGKILL, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+			return true
+		}
+	}
+	return false
 }
 
 // Up stores a new version of a project's desired state and wakes the loop.

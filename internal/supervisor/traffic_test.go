@@ -166,3 +166,23 @@ func TestMarkRecovering(t *testing.T) {
 		})
 	}
 }
+
+// A replica sent a signal that ends a process leaves the rotation at once;
+// one sent HUP or USR1 (a reload, for many servers) stays in it until its
+// die event, if any.
+func TestOnlyEndingSignalsTakeAReplicaOutOfRotation(t *testing.T) {
+	for _, tc := range []struct {
+		action string
+		signal int
+		want   bool
+	}{
+		{"die", 0, true}, {"destroy", 0, true},
+		{"kill", 9, true}, {"kill", 15, true}, {"kill", 2, true}, {"kill", 3, true}, {"kill", 0, true},
+		{"kill", 1, false}, {"kill", 10, false}, {"kill", 12, false}, {"kill", 28, false},
+		{"start", 0, false}, {"stop", 0, false},
+	} {
+		if got := endsTraffic(runtime.Event{Action: tc.action, Signal: tc.signal}); got != tc.want {
+			t.Errorf("%s signal %d: ends traffic %v, want %v", tc.action, tc.signal, got, tc.want)
+		}
+	}
+}

@@ -97,12 +97,7 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 					}
 				}
 				d.note(m, action)
-				e := runtime.Event{
-					Project:   m.Actor.Attributes[runtime.LabelProject],
-					Service:   m.Actor.Attributes[runtime.LabelService],
-					Container: m.Actor.ID,
-					Action:    action,
-				}
+				e := eventOf(m, action)
 				select {
 				case out <- e:
 				case <-ctx.Done():
@@ -112,6 +107,20 @@ func (d *Docker) Events(ctx context.Context) (<-chan runtime.Event, <-chan error
 		}
 	}()
 	return out, errc
+}
+
+// eventOf is the engine's event as tend's.
+func eventOf(m events.Message, action string) runtime.Event {
+	e := runtime.Event{
+		Project:   m.Actor.Attributes[runtime.LabelProject],
+		Service:   m.Actor.Attributes[runtime.LabelService],
+		Container: m.Actor.ID,
+		Action:    action,
+	}
+	if action == "kill" {
+		e.Signal, _ = strconv.Atoi(m.Actor.Attributes["signal"]) // the engine writes its number
+	}
+	return e
 }
 
 // note updates what is known of a container from one of its engine events.

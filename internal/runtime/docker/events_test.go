@@ -78,3 +78,16 @@ func TestHeldExitIsMarkedUntilTheContainerDies(t *testing.T) {
 		t.Errorf("after the container died: %+v, want not held, and the engine's OOM report", e)
 	}
 }
+
+// A kill event carries its signal, which tells a stop from a reload.
+func TestKillEventCarriesItsSignal(t *testing.T) {
+	for _, tc := range []struct {
+		action, signal string
+		want           int
+	}{{"kill", "9", 9}, {"kill", "1", 1}, {"kill", "", 0}, {"die", "9", 0}} {
+		e := eventOf(engineEvent("c1", tc.action, time.Now(), map[string]string{"signal": tc.signal}), tc.action)
+		if e.Signal != tc.want || e.Container != "c1" || e.Action != tc.action {
+			t.Errorf("%s signal %q: got %+v, want signal %d", tc.action, tc.signal, e, tc.want)
+		}
+	}
+}
