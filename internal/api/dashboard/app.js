@@ -14,6 +14,19 @@ let following = false;
 
 const $ = (id) => document.getElementById(id);
 
+// pressed: when a pointer went down in the services panel (0: none is);
+// stale: a refresh waited for its release. A release the page never saw
+// (outside the window) holds refreshes back for 2 s at most.
+let pressed = 0, stale = false;
+document.addEventListener("pointerdown", (e) => { if ($("services").contains(e.target)) pressed = Date.now(); }, true);
+for (const end of ["pointerup", "pointercancel"]) {
+  document.addEventListener(end, () => {
+    if (!pressed) return;
+    pressed = 0;
+    if (stale) { stale = false; setTimeout(refresh, 0); } // after the click it ends
+  }, true);
+}
+
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -93,6 +106,10 @@ async function refresh() {
   const box = $("services");
   // Keep what the user is typing: no re-render under a focused input.
   if (box.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
+  // Nor between a press and its release: a click is both on the same
+  // element, and a button replaced in between never gets it (the
+  // dashboard test's restart was lost so, 2026-12-07).
+  if (pressed && Date.now() - pressed < 2000) { stale = true; return; }
   const key = (p, s) => p + "/" + s;
   const svcs = new Map();
   const get = (p, s) => {
