@@ -15,15 +15,10 @@
 //   - Nothing is decided while the last change's replicas start or stop, nor
 //     for a cooldown after they are all ready, nor without figures.
 //   - Each target gives a wanted count, as the HPA does: ceil(ready x
-//     metric/target) when the metric is more than 10 % off its target. The
-//     highest wins. A latency target is a ceiling, not a point to hover
-//     around: any p95 (p99) over it asks for more replicas (a band of 10 %
-//     above it left the service at up to 55 ms of a 50 ms target, and its
-//     users saw the target missed). Below target, latency asks for
-//     ceil(in-flight / capacity), capacity being the most requests in
-//     flight per replica seen while latency met its target (the band that
-//     keeps noise from flapping the count); a service with no traffic asks
-//     for min (idle).
+//     metric/target) when the metric is more than 10 % over its target. The
+//     highest wins. Below target, latency asks for ceil(in-flight / capacity),
+//     capacity being the most requests in flight per replica seen while
+//     latency met its target; a service with no traffic asks for min (idle).
 //   - Fast up, slow down: the count rises only when every wish over the up
 //     stabilization was higher, to the lowest of them, and falls only when
 //     every wish over the down stabilization was lower, to the highest of

@@ -72,7 +72,7 @@ func (d *Decision) latencyWish(a spec.Autoscale, obs Observed, perReplica float6
 		d.State.NoEffect = nil // latency is met, or demand grew: the picture changed
 	}
 	switch {
-	case share > 1 && ready > 0: // a latency target is a ceiling: over it is too slow, however little
+	case share > 1+Tolerance && ready > 0:
 		if d.State.Capacity > 0 && perReplica <= d.State.Capacity {
 			d.State.Capacity = perReplica * (1 - Tolerance) // latency broke below it: it was too high
 		}
@@ -91,7 +91,7 @@ func (d *Decision) latencyWish(a spec.Autoscale, obs Observed, perReplica float6
 		}
 		consider(want, ReasonLatency, figures)
 	default:
-		consider(cur, ReasonLatency, figures) // over target with no replica ready: nothing to weigh
+		consider(cur, ReasonLatency, figures)
 	}
 }
 
