@@ -24,6 +24,7 @@
 //
 //	go run ./bench/chaos -tend /tmp/tend
 //	go run ./bench/chaos -tend /tmp/tend -kill-for 30s -mix-for 35s -json /tmp/chaos.json
+//	go run ./bench/chaos -tend /tmp/tend -kill-for 0 -mix sick -mix-service back -mix-for 15s
 package main
 
 import (
@@ -48,6 +49,7 @@ type config struct {
 	killFor    time.Duration
 	mixFor     time.Duration
 	mix        string
+	mixService string
 	clients    int
 	pace       time.Duration
 	freshEvery int
@@ -67,6 +69,7 @@ func main() {
 	flag.DurationVar(&c.killFor, "kill-for", 60*time.Second, "part 1: kill a replica every -every for this long (0: skip)")
 	flag.DurationVar(&c.mixFor, "mix-for", 105*time.Second, "part 2: every fault kind in turn, every -every, for this long (0: skip)")
 	flag.StringVar(&c.mix, "mix", "all", "part 2's ACTION for tend chaos")
+	flag.StringVar(&c.mixService, "mix-service", "", "part 2 strikes only this service (tend chaos --service; empty: any)")
 	flag.IntVar(&c.clients, "clients", 2, "load clients per published service")
 	flag.DurationVar(&c.pace, "pace", 20*time.Millisecond, "each client sends a request this often")
 	flag.IntVar(&c.freshEvery, "fresh-every", 5, "every Nth request of a client opens a new connection (0: never)")
@@ -160,17 +163,17 @@ func run(ctx context.Context, c config) int {
 
 	var parts []partResult
 	for _, p := range []struct {
-		name, action string
-		dur          time.Duration
-		goal         float64
+		name, action, service string
+		dur                   time.Duration
+		goal                  float64
 	}{
-		{"kill every " + c.every.String(), "kill", c.killFor, 1.0},
-		{c.mix + " every " + c.every.String(), c.mix, c.mixFor, 0.999},
+		{"kill every " + c.every.String(), "kill", "", c.killFor, 1.0},
+		{c.mix + " every " + c.every.String() + of(c.mixService), c.mix, c.mixService, c.mixFor, 0.999},
 	} {
 		if p.dur <= 0 || ctx.Err() != nil {
 			continue
 		}
-		r, err := runPart(ctx, c, t, p.name, p.action, p.dur, p.goal)
+		r, err := runPart(ctx, c, t, p.name, p.action, p.service, p.dur, p.goal)
 		if err != nil {
 			fmt.Println(p.name+":", err)
 			return 1
@@ -191,4 +194,12 @@ func run(ctx context.Context, c config) int {
 		}
 	}
 	return code
+}
+
+// of names the one service a part strikes, if any.
+func of(service string) string {
+	if service == "" {
+		return ""
+	}
+	return " of " + service
 }

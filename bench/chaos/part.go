@@ -108,7 +108,7 @@ func journal(ctx context.Context, t *harness.Tend, after uint64) ([]entry, error
 }
 
 // runPart loads the stack and runs `tend chaos` on it until it reports.
-func runPart(ctx context.Context, c config, t *harness.Tend, name, action string, dur time.Duration, goal float64) (partResult, error) {
+func runPart(ctx context.Context, c config, t *harness.Tend, name, action, service string, dur time.Duration, goal float64) (partResult, error) {
 	fmt.Printf("\n== %s for %s (tend chaos %s --every %s --for %s)\n", name, dur, action, c.every, dur)
 	lctx, stopLoad := context.WithCancel(ctx)
 	var mu sync.Mutex
@@ -136,8 +136,12 @@ func runPart(ctx context.Context, c config, t *harness.Tend, name, action string
 		last = max(last, e.Seq)
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, t.Bin, "chaos", action, "-p", project, "--every", c.every.String(), "--for", dur.String(),
-		"--timeout", c.settle.String(), "--json")
+	args := []string{"chaos", action, "-p", project, "--every", c.every.String(), "--for", dur.String(),
+		"--timeout", c.settle.String(), "--json"}
+	if service != "" {
+		args = append(args, "--service", service)
+	}
+	cmd := exec.CommandContext(ctx, t.Bin, args...)
 	cmd.Env = append(os.Environ(), "TEND_SOCKET="+t.Socket)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -58,6 +58,14 @@ func BenchmarkProxyHTTP(b *testing.B) {
 		}
 		benchGet(b, "http://"+r.Listen.String()+"/")
 	})
+	// h2c: HTTP/2 with prior knowledge, the clients' streams on shared
+	// connections, as bench/soak's h2c clients send them.
+	b.Run("proxy-3-h2c", func(b *testing.B) {
+		if err := m.Sync([]Route{r}); err != nil {
+			b.Fatal(err)
+		}
+		benchGetWith(b, "http://"+r.Listen.String()+"/", true)
+	})
 }
 
 const benchClients = 32
@@ -71,8 +79,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchGet(b *testing.B, url string) {
+func benchGet(b *testing.B, url string) { benchGetWith(b, url, false) }
+
+func benchGetWith(b *testing.B, url string, h2c bool) {
 	tr := &http.Transport{MaxIdleConnsPerHost: benchClients, DisableCompression: true}
+	if h2c {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		tr.Protocols = &p
+	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	var mu sync.Mutex
