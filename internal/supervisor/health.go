@@ -224,6 +224,15 @@ func (s *Supervisor) judgeHung(p *spec.Project, cs []runtime.Container) {
 	}
 }
 
+// isHung reports whether the proxy found the replica hung (and it has not
+// answered since).
+func (s *Supervisor) isHung(id string) bool {
+	s.mu.Lock()
+	_, hung := s.hung[id]
+	s.mu.Unlock()
+	return hung || s.cfg.Traffic != nil && s.cfg.Traffic.Hung(id)
+}
+
 // answered says how long ago the replica answered a request through the
 // proxy, when that is within within: evidence it is not hung.
 func (s *Supervisor) answered(id string, within time.Duration) (time.Duration, bool) {

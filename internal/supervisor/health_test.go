@@ -1,12 +1,14 @@
 package supervisor_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tend-sh/tend/internal/proxy"
 	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/runtime/fake"
 	"github.com/tend-sh/tend/internal/spec"
 	"github.com/tend-sh/tend/internal/supervisor"
 )
@@ -88,6 +90,12 @@ func TestHungReplicaIsReplaced(t *testing.T) {
 	}
 	if n := len(h.entries(match{action: "replace", reason: "hung", service: "web", slot: 2})); n != 0 || h.container("web", 2) != fine {
 		t.Errorf("the replica that answers was replaced:\n%s", h.journal())
+	}
+	// Once its replacement is ready, the hung one is killed, not given a
+	// grace it cannot use.
+	h.waitEntry(match{action: "takeover", reason: "hung", service: "web", slot: 1}, 1)
+	if stops := h.calls(fake.MethodStop); !slices.Contains(stops, "Stop("+stuck+", 0s)") {
+		t.Errorf("stops %q: want the hung replica killed at once (grace 0s)", stops)
 	}
 }
 

@@ -347,10 +347,18 @@ func (s *Supervisor) create(ctx context.Context, p *spec.Project, svc *spec.Serv
 }
 
 // stopAndRemove stops a container gracefully (its service's stop grace, or the
-// engine's 10s when it has no service any more) and removes it, keeping its volumes.
+// engine's 10s when it has no service any more) and removes it, keeping its
+// volumes. A replica the proxy found hung is killed at once: it answers
+// nothing and a frozen process takes no signal but KILL, so a grace only
+// held the slot (bench/chaos, 2026-12-08 00:08 UTC: 10 s in which a second
+// hang of the service waited for its replacement).
 func (s *Supervisor) stopAndRemove(ctx context.Context, id string, svc *spec.Service) error {
 	s.drainFor(ctx, id, svc)
-	if err := s.cfg.Runtime.Stop(ctx, id, grace(svc)); err != nil {
+	g := grace(svc)
+	if s.isHung(id) {
+		g = 0
+	}
+	if err := s.cfg.Runtime.Stop(ctx, id, g); err != nil {
 		return err
 	}
 	return s.cfg.Runtime.Remove(ctx, id)
