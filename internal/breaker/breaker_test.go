@@ -18,7 +18,7 @@ func run(b *Breaker, now int64, n int, took time.Duration, failed bool) (sent in
 			continue
 		}
 		sent++
-		if tr := b.Record(now+int64(took), t, failed); tr.Reason != "" {
+		if tr := b.Record(now+int64(took), t, failed, took); tr.Reason != "" {
 			trs = append(trs, tr)
 		}
 	}
@@ -80,7 +80,7 @@ func TestStory(t *testing.T) {
 	if !ok || b.State() != HalfOpen {
 		t.Fatalf("after Open: ok %v state %v, want a trial", ok, b.State())
 	}
-	b.Record(now+ms, tk, true)
+	b.Record(now+ms, tk, true, time.Millisecond)
 	if b.State() != Open {
 		t.Fatalf("state = %v after a failed trial, want open", b.State())
 	}
@@ -97,7 +97,7 @@ func TestStory(t *testing.T) {
 	}
 	var last Transition
 	for _, tk := range tks {
-		last = b.Record(now+ms, tk, false)
+		last = b.Record(now+ms, tk, false, time.Millisecond)
 	}
 	if b.State() != Closed || last.To != Closed || last.Reason != "trial-passed" {
 		t.Fatalf("state %v, last transition %+v, want closed by trial-passed", b.State(), last)
@@ -138,5 +138,36 @@ func TestSlowCompletedRequestsOpen(t *testing.T) {
 	_, trs := run(b, 0, 2, 300*time.Millisecond, false)
 	if b.State() != Open || len(trs) == 0 || trs[0].Reason != "latency" {
 		t.Fatalf("state %v transitions %v, want open on latency (2 of 20 over 100ms: p95 over it)", b.State(), trs)
+	}
+}
+
+// A request's time waiting for a replica is not the service's latency:
+// requests held long and then answered fast do not open the breaker; the
+// same requests answered slowly do.
+func TestLatencyIsTheAnswersNotTheHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		took time.Duration // of the replica that answered
+		open bool
+	}{{"held 2 s, answered in 2 ms", 2 * time.Millisecond, false}, {"held 2 s, answered in 600 ms", 600 * time.Millisecond, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New(Config{Latency: 500 * time.Millisecond, Open: time.Second})
+			now := int64(time.Hour)
+			var opened bool
+			for range 40 {
+				tk, ok, _ := b.Allow(now)
+				if !ok {
+					opened = true
+					break
+				}
+				if tr := b.Record(now+int64(2*time.Second), tk, false, tc.took); tr.To == Open {
+					opened = true
+				}
+				now += int64(10 * time.Millisecond)
+			}
+			if opened != tc.open {
+				t.Fatalf("opened %v, want %v", opened, tc.open)
+			}
+		})
 	}
 }

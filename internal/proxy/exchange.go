@@ -358,7 +358,7 @@ func (x *exchange) answer(code int) decision {
 // eject it), and returns the failure the answer is, if any. A request
 // breaker or a rollout gate belongs here.
 func (x *exchange) outcome(now int64, b *backend, code int, f failure, took time.Duration) failure {
-	x.p.report(x.p.svc.guard.record(now, x.ticket, f != 0 || code >= 500))
+	x.p.report(x.p.svc.guard.record(now, x.ticket, f != 0 || code >= 500, took))
 	x.ticket = breaker.Ticket{} // a retry's outcome counts once, with the request's
 	if f == 0 {
 		return x.p.answered(b, code, now, took)

@@ -160,13 +160,13 @@ func (g *guard) allow(now int64) (breaker.Ticket, *canned, breaker.Transition) {
 	return t, nil, tr
 }
 
-func (g *guard) record(now int64, t breaker.Ticket, failed bool) breaker.Transition {
+func (g *guard) record(now int64, t breaker.Ticket, failed bool, took time.Duration) breaker.Transition {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.b == nil {
 		return breaker.Transition{}
 	}
-	return g.b.Record(now, t, failed)
+	return g.b.Record(now, t, failed, took)
 }
 
 func (g *guard) abandon(now int64, t breaker.Ticket) breaker.Transition {
