@@ -55,7 +55,12 @@ services:
       test: ["CMD", "/demo", "-probe", "http://127.0.0.1:8080/health"]
       interval: 1s
 `, port))
-	t.Cleanup(func() { removeProject(project) })
+	t.Cleanup(func() {
+		// tend first: running, it makes the removed replica again (it
+		// left web-1 behind on every run).
+		_ = exec.Command("docker", "rm", "-f", name).Run()
+		removeProject(project)
+	})
 	replica := project + "-web-1"
 	started := docker(t, "inspect", "-f", "{{.State.StartedAt}}", replica)
 	docker(t, "kill", replica)
