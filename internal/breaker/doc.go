@@ -14,7 +14,8 @@
 // longer than Latency (time the proxy held it for a replica, or spent on
 // one it then found hung, is not the service's). A request still in flight
 // for longer than Latency counts as slow at once, so a dependency that
-// hangs trips the breaker before any of its requests ends. It reads no clock and does no I/O (internal/arch_test.go);
+// hangs trips the breaker before any of its requests ends. It reads no
+// clock and does no I/O (internal/arch_test.go);
 // it is not safe for concurrent use: the proxy holds a lock around it.
 //
 // Why not sony/gobreaker: its counts reset at fixed intervals instead of
