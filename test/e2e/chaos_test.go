@@ -23,7 +23,7 @@ func TestPausedReplicaIsUnpaused(t *testing.T) {
 	docker(t, "pause", victim)
 	waitFor(t, 15*time.Second, "the paused replica unpaused", func() bool {
 		_, ok := findEvent(d.events(name), "web", "unpause", "paused")
-		return ok && docker(t, "inspect", "-f", "{{.State.Status}}", victim) == "running"
+		return ok && inspectGone(victim, "{{.State.Status}}") == "running"
 	})
 	if now := docker(t, "inspect", "-f", "{{.Id}}", victim); now != id {
 		t.Errorf("the slot holds container %s, want the same %s: unpaused, not replaced", now, id)
@@ -134,7 +134,7 @@ func TestFullDataDiskKeepsTheJournal(t *testing.T) {
 	}
 	docker(t, "kill", name+"-web-2")
 	waitFor(t, 15*time.Second, "web-2 running again on a full disk", func() bool {
-		return docker(t, "inspect", "-f", "{{.State.Status}}", name+"-web-2") == "running"
+		return inspectGone(name+"-web-2", "{{.State.Status}}") == "running"
 	})
 	if !full() {
 		t.Fatal("tend ps no longer says the store is full, with the disk still full")

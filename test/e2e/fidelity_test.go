@@ -68,7 +68,7 @@ services:
 	// Killed from outside: started again under the same name.
 	docker(t, "kill", cname)
 	waitFor(t, 20*time.Second, cname+" running again", func() bool {
-		return strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Running}}", cname)) == "true"
+		return inspectGone(cname, "{{.State.Running}}") == "true"
 	})
 
 	// Sick: replaced start-first; the new replica takes the name over.
@@ -181,7 +181,7 @@ services:
 	d.mustTend("up", "-f", file, "-p", name, "--wait", "--timeout", "1m")
 
 	web, side := name+"-web-1", name+"-side-1"
-	mode := func(c string) string { return docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", c) }
+	mode := func(c string) string { return inspectGone(c, "{{.HostConfig.NetworkMode}}") }
 	if got, want := mode(side), "container:"+containerID(t, web); got != want {
 		t.Errorf("side's network mode %s, want %s", got, want)
 	}
@@ -216,8 +216,9 @@ services:
 	newWeb := replaced(t, d, name, web, containerID(t, web), 30*time.Second)
 	waitFor(t, 30*time.Second, "side replaced into the new web's network", func() bool {
 		id := containerID(t, side)
+		ip := strings.Fields(inspectGone(web, "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"))
 		return id != "" && id != oldSide && mode(side) == "container:"+newWeb &&
-			strings.Contains(get("http://"+strings.Fields(containerIP(t, web))[0]+":9090/"), `"side"`)
+			len(ip) > 0 && strings.Contains(get("http://"+ip[0]+":9090/"), `"side"`)
 	})
 	if _, ok := findEvent(d.events(name), "side", "replace", "network-replaced"); !ok {
 		t.Errorf("journal lacks side's replace with reason network-replaced: %+v", d.events(name))
@@ -284,7 +285,7 @@ services:
 	newAnchor := replaced(t, d, name, anchor, containerID(t, anchor), 30*time.Second)
 	waitFor(t, 30*time.Second, "side replaced into the new anchor's network", func() bool {
 		id := containerID(t, side)
-		return id != "" && id != oldSide && docker(t, "inspect", "-f", "{{.HostConfig.NetworkMode}}", side) == "container:"+newAnchor
+		return id != "" && id != oldSide && inspectGone(side, "{{.HostConfig.NetworkMode}}") == "container:"+newAnchor
 	})
 }
 
@@ -567,7 +568,7 @@ networks:
 		t.Errorf("network %q, want IPv6 and subnets %s %s", got, subnet, subnet6)
 	}
 	ip6 := func() string {
-		return strings.TrimSpace(docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}", dns))
+		return inspectGone(dns, "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}")
 	}
 	if got := ip6(); got != fixed6 {
 		t.Errorf("dns at IPv6 %q, want %s", got, fixed6)
@@ -584,7 +585,7 @@ networks:
 	post(t, dns, "/sick")
 	waitFor(t, 30*time.Second, "dns replaced at the same address", func() bool {
 		id := containerID(t, dns)
-		return id != "" && id != old && strings.TrimSpace(containerIP(t, dns)) == fixed && ip6() == fixed6 &&
+		return id != "" && id != old && inspectGone(dns, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}") == fixed && ip6() == fixed6 &&
 			strings.Contains(probe(), "200")
 	})
 	e, ok := findEvent(d.events(name), "dns", "replace", "liveness")

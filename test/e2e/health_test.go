@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,16 @@ func replaced(t *testing.T, d *daemon, project, container, old string, timeout t
 		return false
 	})
 	return id
+}
+
+// inspectGone formats a container's inspect, or "" when it does not exist:
+// for polling a slot whose container tend may be removing at that moment.
+func inspectGone(name, format string) string {
+	out, err := exec.Command("docker", "inspect", "-f", format, name).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func containerExists(t *testing.T, id string) bool {

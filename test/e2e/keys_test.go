@@ -165,7 +165,8 @@ services:
 	writeFile(t, file, strings.Replace(readFile(t, file), "mem_limit: 64m", "mem_limit: 96m", 1))
 	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	waitFor(t, 15*time.Second, "web replaced", func() bool {
-		return docker(t, "inspect", "-f", "{{.Id}}", c) != id
+		id2 := inspectGone(c, "{{.Id}}")
+		return id2 != "" && id2 != id
 	})
 	if got := docker(t, "inspect", "-f", "{{.HostConfig.Memory}}", c); got != "100663296" {
 		t.Errorf("memory of the new replica = %s, want 96MiB", got)

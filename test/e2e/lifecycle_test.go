@@ -29,7 +29,8 @@ services:
 	writeFile(t, file, changed)
 	d.mustTend("up", "-f", file, "-p", name, "--wait")
 	waitFor(t, 15*time.Second, "web replaced", func() bool {
-		return docker(t, "inspect", "-f", "{{.Id}}", name+"-web-1") != webID
+		id := inspectGone(name+"-web-1", "{{.Id}}")
+		return id != "" && id != webID
 	})
 	if env := docker(t, "inspect", "-f", "{{.Config.Env}}", name+"-web-1"); !strings.Contains(env, "COLOR=green") {
 		t.Errorf("new web replica runs the old environment: %s", env)
