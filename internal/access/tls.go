@@ -89,10 +89,10 @@ func SelfSigned(dir string, hosts []string, now time.Time) (Certificate, error) 
 		return Certificate{}, err
 	}
 	// The key first: a cert.pem without its key would be loaded, and fail, forever.
-	if err := writePEM(keyFile, "PRIVATE KEY", keyDER); err != nil {
+	if err := WritePEM(keyFile, "PRIVATE KEY", keyDER); err != nil {
 		return Certificate{}, err
 	}
-	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
+	if err := WritePEM(certFile, "CERTIFICATE", der); err != nil {
 		return Certificate{}, err
 	}
 	c, err := LoadCertificate(certFile, keyFile)
@@ -100,7 +100,9 @@ func SelfSigned(dir string, hosts []string, now time.Time) (Certificate, error) 
 	return c, err
 }
 
-func writePEM(path, kind string, der []byte) error {
+// WritePEM writes der as one PEM block of kind, mode 0600, by rename: a
+// reader never sees half a file.
+func WritePEM(path, kind string, der []byte) error {
 	b := pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der})
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
