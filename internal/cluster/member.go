@@ -387,6 +387,7 @@ func (m *Member) judge(ctx context.Context) error {
 	}
 	watch := m.cli.Watch(clientv3.WithRequireLeader(ctx), prefixBeats, clientv3.WithPrefix())
 	tick := m.cfg.TTL / 10
+	next := m.cfg.Clock.After(tick) // not renewed by a beat: beats come more often than ticks
 	for {
 		select {
 		case <-ctx.Done():
@@ -403,7 +404,8 @@ func (m *Member) judge(ctx context.Context) error {
 				n, _ := strconv.ParseUint(string(ev.Kv.Value), 10, 64)
 				j.Beat(strings.TrimPrefix(string(ev.Kv.Key), prefixBeats), n, now)
 			}
-		case <-m.cfg.Clock.After(tick):
+		case <-next:
+			next = m.cfg.Clock.After(tick)
 			if err := m.judgeAll(ctx, j, states); err != nil {
 				return err
 			}

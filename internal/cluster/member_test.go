@@ -162,7 +162,8 @@ func TestJoinAndJudge(t *testing.T) {
 	w1.stop()
 	stopped := time.Now()
 	waitNodes(t, m1.Member, "w1 down", func(all []nodes.Status) bool { return stateOf(all, "w1") == nodes.Down })
-	if took := time.Since(stopped); took < DefaultTTL || took > DefaultTTL+2*time.Second {
+	// Its last beat was up to one Beat before it stopped.
+	if took := time.Since(stopped); took < DefaultTTL-DefaultBeat || took > DefaultTTL+2*time.Second {
 		t.Errorf("w1 judged down %s after it stopped, want about %s", took, DefaultTTL)
 	}
 
