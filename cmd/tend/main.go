@@ -100,6 +100,7 @@ func rootCommand() *cobra.Command {
 	root.AddCommand(logsCommand(g), inspectCommand(g)) // logs.go
 	root.AddCommand(chaosCommand(g))                   // chaos.go
 	root.AddCommand(tokenCommand(g))                   // token.go
+	root.AddCommand(clusterCommand(g), nodeCommand(g)) // cluster.go
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

@@ -30,6 +30,7 @@ func serveCommand(g *globals) *cobra.Command {
 	var data, metricsAddr string
 	var debug, inPlace, recoverStore bool
 	var ops operateFlags // operate.go
+	var cl clusterFlags  // cluster.go
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the daemon: supervise every project handed to it (stopping it leaves the stacks running)",
@@ -39,7 +40,7 @@ func serveCommand(g *globals) *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-			return serve(cmd, g.socket, data, metricsAddr, inPlace, recoverStore, ops, log)
+			return serve(cmd, g.socket, data, metricsAddr, inPlace, recoverStore, ops, cl, log)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", defaultDataDir(), "directory for the desired state and the journal")
@@ -48,6 +49,7 @@ func serveCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "also serve Prometheus /metrics over TCP on this address, e.g. 127.0.0.1:9180 (the API socket always serves GET /metrics)")
 	cmd.Flags().BoolVar(&recoverStore, "recover-store", false, "start on a damaged store file: keep what can be read of it in a new one (the damaged file is moved aside, the loss journaled); without it tend refuses to start on one")
 	ops.add(cmd)
+	cl.add(cmd)
 	return cmd
 }
 
@@ -70,7 +72,7 @@ func serveMetrics(ctx context.Context, addr string, h http.Handler) error {
 	return nil
 }
 
-func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recoverStore bool, ops operateFlags, log *slog.Logger) error {
+func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recoverStore bool, ops operateFlags, cl clusterFlags, log *slog.Logger) error {
 	ctx := cmd.Context()
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return errs.Wrap(errs.Invalid, fmt.Errorf("data directory: %w", err))
@@ -132,7 +134,15 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 		return err
 	}
 	registerStoreMetrics(reg, sup)
+	member, err := cl.start(ctx, data, log) // cluster.go; nil on a single host
+	if err != nil {
+		return err
+	}
 	srv := &api.Server{Supervisor: sup, Store: st, Log: log, Version: version, Metrics: traffic.Handler(), Tokens: tokens, Registry: reg}
+	if member != nil {
+		defer member.Close()
+		srv.Cluster = member
+	}
 	log.Info("tend serving", "socket", socket, "data", data, "engine_api", rt.APIVersion(), "version", version)
 
 	eg, ctx := errgroup.WithContext(ctx)
@@ -147,6 +157,9 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 	eg.Go(func() error { return srv.Serve(ctx, l) })
 	eg.Go(func() error { return serveTLS(ctx, srv, tcp, cert) })
 	eg.Go(func() error { return notifier.Run(ctx) })
+	if member != nil {
+		eg.Go(func() error { return member.Run(ctx) })
+	}
 	err = eg.Wait()
 	_ = os.Remove(socket)
 	log.Info("tend stopped; the stacks keep running")

@@ -37,6 +37,8 @@ type Server struct {
 	Now        func() time.Time // the time of token records; nil: time.Now
 	// Registry gets the HTTPS listener's collectors (refused requests); nil: none shown.
 	Registry prometheus.Registerer
+	// Cluster is the daemon's cluster membership; nil: a single host (its cluster routes say so).
+	Cluster Cluster
 }
 
 // maxBody bounds a request body; a project is a few kilobytes.
@@ -78,7 +80,7 @@ func (s *Server) routes() []route {
 	if s.Tokens != nil {
 		rs = append(rs, s.tokenRoutes()...) // tokens.go
 	}
-	return rs
+	return append(rs, s.clusterRoutes()...) // cluster.go
 }
 
 // Handler routes the API of the unix socket.

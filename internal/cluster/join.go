@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/tend-sh/tend/internal/errs"
@@ -192,12 +193,33 @@ func (m *Member) addMember(ctx context.Context, name, peer string) (string, erro
 	if !added {
 		// As a learner: it does not count for the quorum until it has caught
 		// up and promoted itself, so adding it never stops the cluster.
-		if _, err := m.cli.MemberAddAsLearner(ctx, []string{peer}); err != nil {
+		if err := m.addLearner(ctx, peer); err != nil {
 			return "", fmt.Errorf("etcd: add member: %w", err)
 		}
 	}
 	return strings.Join(append(initial, name+"="+peer), ","), nil
 }
+
+// addLearner adds the member, waiting while etcd calls the cluster unhealthy:
+// it does so for a few seconds after a member was added or restarted.
+func (m *Member) addLearner(ctx context.Context, peer string) error {
+	deadline := m.cfg.Clock.Now().Add(joinPatience)
+	for {
+		_, err := m.cli.MemberAddAsLearner(ctx, []string{peer})
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || m.cfg.Clock.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-m.cfg.Clock.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// joinPatience is how long a manager tries to add a joining manager; the
+// joiner's request waits a little longer.
+const joinPatience = 20 * time.Second
 
 func (m *Member) endpoints(ctx context.Context) ([]string, error) {
 	list, err := m.cli.MemberList(ctx, clientv3.WithSerializable())
@@ -238,7 +260,7 @@ func (m *Member) join(ctx context.Context) error {
 		role = nodes.Manager
 	}
 	body, _ := json.Marshal(joinRequest{Secret: tok.secret, Name: m.cfg.Name, Address: m.cfg.Advertise, Role: role, PublicKey: pub})
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: pinnedTLS(tok.caHash)}}
+	c := &http.Client{Timeout: joinPatience + 10*time.Second, Transport: &http.Transport{TLSClientConfig: pinnedTLS(tok.caHash)}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/v1/join", bytes.NewReader(body))
 	if err != nil {
 		return errs.E(errs.Invalid, "--join %q: %v", m.cfg.Join, err)

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/tend-sh/tend/internal/errs"
+	"github.com/tend-sh/tend/internal/nodes"
+)
+
+// Cluster is this daemon's part of a cluster (internal/cluster.Member).
+type Cluster interface {
+	Nodes(ctx context.Context) ([]nodes.Status, error)
+	JoinToken(ctx context.Context, role nodes.Role) (string, error)
+}
+
+func (s *Server) clusterRoutes() []route {
+	return []route{
+		{pattern: "GET /v1/nodes", handle: s.listNodes},
+		// A join token admits a host to the cluster: the socket's owner only.
+		{pattern: "GET /v1/cluster/join-token", handle: s.joinToken, socketOnly: true},
+	}
+}
+
+var errNoCluster = errs.E(errs.Conflict, "this tend is not in a cluster (it was started without --cluster-init or --join)")
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		s.fail(w, errNoCluster)
+		return
+	}
+	all, err := s.Cluster.Nodes(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(all))
+}
+
+// JoinTokenAnswer is the body of GET /v1/cluster/join-token.
+type JoinTokenAnswer struct {
+	Role  nodes.Role `json:"role"`
+	Token string     `json:"token"`
+}
+
+func (s *Server) joinToken(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		s.fail(w, errNoCluster)
+		return
+	}
+	role := nodes.Role(r.URL.Query().Get("role"))
+	if role == "" {
+		role = nodes.Worker
+	}
+	if role != nodes.Worker && role != nodes.Manager {
+		s.fail(w, errs.E(errs.Invalid, "query parameter role=%q: worker or manager", role))
+		return
+	}
+	tok, err := s.Cluster.JoinToken(r.Context(), role)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, JoinTokenAnswer{Role: role, Token: tok})
+}
+
+// Nodes lists the cluster's nodes.
+func (c *Client) Nodes(ctx context.Context) ([]nodes.Status, error) {
+	var out []nodes.Status
+	err := c.do(ctx, http.MethodGet, "/v1/nodes", nil, nil, &out)
+	return out, err
+}
+
+// JoinToken asks a manager for the token that lets a host join as role.
+func (c *Client) JoinToken(ctx context.Context, role nodes.Role) (string, error) {
+	var out JoinTokenAnswer
+	err := c.do(ctx, http.MethodGet, "/v1/cluster/join-token", map[string][]string{"role": {string(role)}}, nil, &out)
+	return out.Token, err
+}

@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type nodeRow struct {
+	Name    string    `json:"name"`
+	Address string    `json:"address"`
+	Role    string    `json:"role"`
+	State   string    `json:"state"`
+	Leader  bool      `json:"leader"`
+	Joined  time.Time `json:"joined"`
+	Since   time.Time `json:"since"`
+}
+
+func (nd *tbNode) nodes() ([]nodeRow, error) {
+	out, errOut, code := nd.run("node", "ls", "--json")
+	if code != 0 {
+		return nil, &cliError{errOut}
+	}
+	var rows []nodeRow
+	return rows, json.Unmarshal([]byte(out), &rows)
+}
+
+type cliError struct{ msg string }
+
+func (e *cliError) Error() string { return e.msg }
+
+func rowOf(rows []nodeRow, name string) nodeRow {
+	for _, r := range rows {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nodeRow{}
+}
+
+func leaderOf(rows []nodeRow) string {
+	for _, r := range rows {
+		if r.Leader {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+// lastLine is the token `tend cluster join-token` prints alone on its last line.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// TestClusterMembership forms a cluster of four hosts, each its own Docker
+// engine in its own namespaces: three managers (etcd members) and a worker,
+// joined with the tokens as a user would. node ls shows them from any
+// manager; a worker that loses power is down within the heartbeat TTL; a
+// leader that loses power is replaced by another manager, which judges it
+// down; a host with a wrong token cannot join.
+func TestClusterMembership(t *testing.T) {
+	tb := newTestbed(t, 5)
+	n1, n2, n3, n4, n5 := tb.nodes[0], tb.nodes[1], tb.nodes[2], tb.nodes[3], tb.nodes[4]
+	n1.serve("--cluster-init", "--advertise", n1.ip)
+	mtok := lastLine(n1.mustRun("cluster", "join-token", "--manager"))
+	wtok := lastLine(n1.mustRun("cluster", "join-token"))
+	if !strings.HasPrefix(wtok, "TEND1-") || wtok == mtok {
+		t.Fatalf("join tokens %q and %q", wtok, mtok)
+	}
+	n2.serve("--join", n1.ip, "--token", mtok, "--advertise", n2.ip, "--manager")
+	n3.serve("--join", n1.ip, "--token", mtok, "--advertise", n3.ip, "--manager")
+	n4.serve("--join", n2.ip, "--token", wtok, "--advertise", n4.ip) // any manager admits
+
+	// A wrong secret: tend serve exits at once, saying why.
+	bad := wtok[:len(wtok)-4] + "0000"
+	if bad == wtok {
+		bad = wtok[:len(wtok)-4] + "1111"
+	}
+	out, err := nsCommand(n5, "serve", "--data", n5.data, "--socket", n5.socket, "--node-name", n5.name,
+		"--join", n1.ip, "--token", bad, "--advertise", n5.ip).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not valid for this cluster") {
+		t.Errorf("join with a wrong token: %v\n%s", err, out)
+	}
+
+	var rows []nodeRow
+	waitFor(t, 20*time.Second, "four nodes ready, one leader", func() bool {
+		rows, err = n3.nodes()
+		ready := 0
+		for _, r := range rows {
+			if r.State == "ready" {
+				ready++
+			}
+		}
+		return err == nil && len(rows) == 4 && ready == 4 && leaderOf(rows) != ""
+	})
+	for _, r := range rows {
+		want := "manager"
+		if r.Name == n4.name {
+			want = "worker"
+		}
+		if r.Role != want || r.Address != tb.nodes[int(r.Name[4]-'1')].ip {
+			t.Errorf("node ls row %+v, want role %s", r, want)
+		}
+	}
+	if leaderOf(rows) != n1.name {
+		t.Errorf("leader %s, want the first manager, %s", leaderOf(rows), n1.name)
+	}
+	table := n4.mustRun("node", "ls") // a worker's socket serves node ls too
+	if !strings.Contains(table, "NAME") || !strings.Contains(table, n4.ip) {
+		t.Errorf("node ls table:\n%s", table)
+	}
+	if _, errOut, code := n4.run("cluster", "join-token"); code == 0 || !strings.Contains(errOut, "worker") {
+		t.Errorf("a worker printed a join token (exit %d): %s", code, errOut)
+	}
+
+	// The worker loses power.
+	n4.kill()
+	lost := time.Now()
+	waitFor(t, 10*time.Second, "node4 down", func() bool {
+		rows, err = n2.nodes()
+		return err == nil && rowOf(rows, n4.name).State == "down"
+	})
+	t.Logf("a worker's power loss: judged down after %s", time.Since(lost).Round(time.Millisecond))
+
+	// The leader loses power: another manager leads and judges it down.
+	n1.kill()
+	lost = time.Now()
+	var elected time.Duration
+	waitFor(t, 20*time.Second, "a new leader, node1 down", func() bool {
+		rows, err = n3.nodes()
+		if err != nil {
+			return false
+		}
+		if l := leaderOf(rows); l != "" && l != n1.name && elected == 0 {
+			elected = time.Since(lost)
+		}
+		return elected != 0 && rowOf(rows, n1.name).State == "down"
+	})
+	t.Logf("the leader's power loss: %s leads after %s; node1 judged down after %s", leaderOf(rows),
+		elected.Round(time.Millisecond), time.Since(lost).Round(time.Millisecond))
+	if s := rowOf(rows, n4.name).State; s != "down" {
+		t.Errorf("node4 is %s under the new leader, want down", s)
+	}
+	if s := rowOf(rows, n2.name).State; s != "ready" {
+		t.Errorf("node2 is %s, want ready", s)
+	}
+	// A manager restarted with neither --join nor a token rejoins from its files.
+	n2.stopTend(syscall.SIGTERM)
+	n2.serve()
+	waitFor(t, 20*time.Second, "node2 back", func() bool {
+		rows, err = n2.nodes()
+		return err == nil && rowOf(rows, n2.name).State == "ready" && leaderOf(rows) != ""
+	})
+}
