@@ -47,6 +47,9 @@ var rules = []struct {
 	{pkg: "internal/breaker", forbidden: pure, wallClock: true},
 	{pkg: "internal/rollout", forbidden: pure, wallClock: true},
 	{pkg: "internal/chaos", forbidden: pure, wallClock: true},
+	{pkg: "internal/place", forbidden: pure, wallClock: true},
+	{pkg: "internal/nodes", forbidden: pure, wallClock: true},
+	{pkg: "internal/cluster", forbidden: sdk},
 	{pkg: "internal/spec", forbidden: pure},
 	{pkg: "internal/runtime/fake", forbidden: pure, wallClock: true},
 	// The loop meets the engine only through the runtime interface, and time only through its Clock.

@@ -22,6 +22,7 @@ import (
 	"github.com/tend-sh/tend/internal/clock"
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/nodes"
+	"github.com/tend-sh/tend/internal/place"
 )
 
 // Ports are the TCP ports a node serves the cluster on, at its --advertise address.
@@ -56,6 +57,12 @@ type Config struct {
 	Beat, TTL time.Duration
 	Clock     clock.Clock
 	Log       *slog.Logger
+	// Desired are the slots the projects ask for, read by the leader to
+	// place them; OnMove hears of its placements, for the journal.
+	Desired func(ctx context.Context) ([]place.Slot, error)
+	OnMove  func([]place.Move)
+	// OnAssign is told when this node's copy of the assignments changed.
+	OnAssign func()
 }
 
 // Member is this host's part of the cluster: its heartbeat, and on a manager
@@ -68,8 +75,10 @@ type Member struct {
 	cli    *clientv3.Client
 	joinLn net.Listener // managers only
 
-	mu      sync.Mutex
-	lastAck time.Time // the last heartbeat etcd took, on this host's clock
+	mu       sync.Mutex
+	lastAck  time.Time             // the last heartbeat etcd took, on this host's clock
+	assigned map[place.Slot]string // the assignments as this node last read them
+	assignAt int64                 // the revision they were read at
 }
 
 // saved is what a node keeps of its cluster in cluster.json, to rejoin after a restart.
@@ -126,6 +135,12 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 		return nil, err
 	}
 	if err := m.register(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	// Read before the supervisor runs: it must not take a slot it has not
+	// read yet for one placed elsewhere.
+	if m.assigned, m.assignAt, err = m.loadAssignments(ctx); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -255,8 +270,9 @@ func (m *Member) register(ctx context.Context) error {
 // Run beats, and on a manager serves joins and campaigns to lead, until ctx ends.
 func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); m.beat(ctx) }()
+	go func() { defer wg.Done(); m.followAssignments(ctx, m.assignAt) }()
 	if m.self.Role == nodes.Manager {
 		wg.Add(2)
 		go func() { defer wg.Done(); m.serveJoin(ctx) }()
@@ -385,6 +401,11 @@ func (m *Member) judge(ctx context.Context) error {
 			states[strings.TrimPrefix(string(kv.Key), prefixStatus)] = st.State
 		}
 	}
+	current, _, err := m.loadAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	pl := &placer{current: current}
 	watch := m.cli.Watch(clientv3.WithRequireLeader(ctx), prefixBeats, clientv3.WithPrefix())
 	tick := m.cfg.TTL / 10
 	next := m.cfg.Clock.After(tick) // not renewed by a beat: beats come more often than ticks
@@ -406,18 +427,27 @@ func (m *Member) judge(ctx context.Context) error {
 			}
 		case <-next:
 			next = m.cfg.Clock.After(tick)
-			if err := m.judgeAll(ctx, j, states); err != nil {
+			changed, err := m.judgeAll(ctx, j, states)
+			if err != nil {
 				return err
+			}
+			if now := m.cfg.Clock.Now(); changed || now.Sub(pl.last) >= placeEvery {
+				pl.last = now
+				if err := m.place(ctx, pl, states); err != nil {
+					m.cfg.Log.Warn("placement", "err", err)
+				}
 			}
 		}
 	}
 }
 
-func (m *Member) judgeAll(ctx context.Context, j *nodes.Judge, states map[string]nodes.State) error {
+// judgeAll judges every node and writes the states that changed; it tells whether any did.
+func (m *Member) judgeAll(ctx context.Context, j *nodes.Judge, states map[string]nodes.State) (bool, error) {
 	all, err := m.nodeRecords(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
+	changed := false
 	now := m.cfg.Clock.Now()
 	for _, n := range all {
 		st := j.State(n.Name, now)
@@ -426,14 +456,15 @@ func (m *Member) judgeAll(ctx context.Context, j *nodes.Judge, states map[string
 		}
 		b, _ := json.Marshal(storedStatus{State: st, Since: now, By: m.self.Name})
 		if _, err := m.cli.Put(ctx, keyStatus(n.Name), string(b)); err != nil {
-			return err
+			return changed, err
 		}
+		changed = true
 		if old, ok := states[n.Name]; ok || st != nodes.Ready {
 			m.cfg.Log.Info("node "+string(st), "node", n.Name, "was", string(old), "ttl", m.cfg.TTL)
 		}
 		states[n.Name] = st
 	}
-	return nil
+	return changed, nil
 }
 
 // storedStatus is a node's state as the leader wrote it.

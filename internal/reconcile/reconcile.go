@@ -99,6 +99,21 @@ type Observed struct {
 	// Specs are the slots a rollout keeps on an older spec of their service
 	// meanwhile: they are healed as that spec, not replaced (internal/rollout).
 	Specs map[SlotKey]*spec.Service
+	// Placed is, in a cluster, the node each slot is assigned to ("" or
+	// absent: none yet), and Node is this host's: a slot placed elsewhere
+	// is not run here, and a container of it here goes. Nil on a single
+	// host, where every slot is this host's.
+	Placed map[SlotKey]string
+	Node   string
+}
+
+// away tells a slot this host does not run, and where it runs.
+func (o Observed) away(k SlotKey) (bool, string) {
+	if o.Placed == nil {
+		return false, ""
+	}
+	n := o.Placed[k]
+	return n != o.Node, n
 }
 
 // Span is a stretch of time, both ends included.
@@ -155,6 +170,7 @@ const (
 	ReasonRecovered         Reason = "recovered"           // the suspect passes again: its standby goes
 	ReasonNetworkReplaced   Reason = "network-replaced"    // it shares the network of a replica that was replaced (network_mode service:NAME)
 	ReasonByHand            Reason = "by-hand"             // a person asked for it (POST .../restart, the dashboard)
+	ReasonPlaced            Reason = "placed-elsewhere"    // in a cluster, the slot is assigned to another node
 )
 
 // Action is one step of a plan.
@@ -240,6 +256,14 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 		svc := &desired.Services[i]
 		for slot := 1; slot <= svc.Replicas; slot++ {
 			k := SlotKey{svc.Name, slot}
+			if away, node := observed.away(k); away {
+				// Not this host's slot: its memory is the other node's to keep.
+				if node == "" {
+					node = "no node yet"
+				}
+				removeAll(&plan, slots[k], ReasonPlaced, "slot %d runs on %s", slot, node)
+				continue
+			}
 			if at := retryAt(observed.History[k], svc.Tend.Backoff, k); now.Before(at) {
 				plan.wait(Wait{Service: svc.Name, Slot: slot, Until: at, Message: fmt.Sprintf("retrying in %s after: %s",
 					at.Sub(now).Round(time.Millisecond), observed.History[k].LastError)})

@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tend-sh/tend/internal/scale"
+	"github.com/tend-sh/tend/internal/spec"
 )
 
 // bucketCounts holds the replica counts chosen apart from the spec:
@@ -29,6 +30,20 @@ type Count struct {
 	FileReplicas int         `json:"file_replicas,omitempty"`
 	Scale        scale.State `json:"scale"` // the autoscaler's memory
 	Updated      time.Time   `json:"updated"`
+}
+
+// Replicas is the count svc runs at, given its chosen count n (ok: it has
+// one): a pin, else the autoscaler's count, else the file's.
+func Replicas(svc *spec.Service, n Count, ok bool) int {
+	switch {
+	case ok && n.Pinned && (svc.Tend.Autoscale != nil || n.FileReplicas == svc.Replicas):
+		return n.Replicas
+	case svc.Tend.Autoscale != nil && ok:
+		return n.Scale.Replicas
+	case svc.Tend.Autoscale != nil:
+		return svc.Tend.Autoscale.Min
+	}
+	return svc.Replicas
 }
 
 // Counts returns the chosen counts of a project's services, by service.

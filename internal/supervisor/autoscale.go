@@ -311,14 +311,7 @@ func (s *Supervisor) counted(p *spec.Project) *spec.Project {
 	for i := range out.Services {
 		svc := &out.Services[i]
 		n, ok := s.counts.byKey[countKey(p.Name, svc.Name)]
-		switch {
-		case ok && n.Pinned && (svc.Tend.Autoscale != nil || n.FileReplicas == svc.Replicas):
-			svc.Replicas = n.Replicas
-		case svc.Tend.Autoscale != nil && ok:
-			svc.Replicas = n.Scale.Replicas
-		case svc.Tend.Autoscale != nil:
-			svc.Replicas = svc.Tend.Autoscale.Min
-		}
+		svc.Replicas = store.Replicas(svc, n, ok)
 	}
 	return &out
 }

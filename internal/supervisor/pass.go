@@ -141,8 +141,14 @@ func (s *Supervisor) reconcileProject(ctx context.Context, p *spec.Project, cs [
 	s.noteReadiness(p, cs)
 	iso := s.isolate(ctx, p, cs, hist, health, now, seen) // quarantine.go
 	ro := s.rollouts(p, cs, health, now)                  // rollout.go
-	plan := reconcile.Plan(p, reconcile.Observed{Containers: cs, History: hist, Health: health, Specs: ro.specs(),
-		EngineDown: s.engineDown()}, now)
+	obs := reconcile.Observed{Containers: cs, History: hist, Health: health, Specs: ro.specs(), EngineDown: s.engineDown()}
+	if pl := s.cfg.Placement; pl != nil {
+		obs.Placed, obs.Node = pl.Placed(p.Name), pl.Node()
+		if obs.Placed == nil {
+			obs.Placed = map[reconcile.SlotKey]string{} // nothing placed yet: nothing runs here
+		}
+	}
+	plan := reconcile.Plan(p, obs, now)
 	iso.filter(&plan, now)
 	ro.apply(&plan)
 	s.hold(ctx, p, cs, iso, &plan)

@@ -34,6 +34,18 @@ type Config struct {
 	Parallel int
 	// Traffic is the proxy on the published ports; nil: ports are not served.
 	Traffic Traffic
+	// Placement is, in a cluster, where each slot runs; nil on a single
+	// host, which runs every slot.
+	Placement Placement
+}
+
+// Placement is the cluster's assignment of slots to nodes, as this host
+// last read it (internal/cluster.Member).
+type Placement interface {
+	// Placed is the node of each of the project's placed slots.
+	Placed(project string) map[reconcile.SlotKey]string
+	// Node is this host's name in the cluster.
+	Node() string
 }
 
 // Supervisor keeps every stored project at its desired state.
