@@ -96,6 +96,10 @@ func newExchange(p *pool, idempotent, replayable bool) exchange {
 	return exchange{p: p, idempotent: idempotent, replayable: replayable}
 }
 
+// resendable reports whether a stale parked connection would cost the
+// request nothing but a new one (failed says when).
+func (x *exchange) resendable() bool { return x.idempotent && x.replayable }
+
 // start is the request come in at now: to a backend, or a wait for one.
 func (x *exchange) start(now int64) decision {
 	x.epoch = x.p.epoch.Load()

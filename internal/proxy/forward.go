@@ -140,7 +140,7 @@ func (c *clientBody) Read(p []byte) (int, error) {
 func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) decision {
 	var uc *upConn
 	if !fresh {
-		uc = b.conns.get()
+		uc = b.conns.get(x.resendable())
 	}
 	if uc == nil {
 		c, err := h.dialer.Dial("tcp", b.host)

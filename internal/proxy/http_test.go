@@ -652,3 +652,32 @@ func TestHTTPHoldsLongerWhileARestartIsUnderWay(t *testing.T) {
 		t.Fatalf("with no restart under way: %+v, want 503 after the 2 s hold", got)
 	}
 }
+
+// TestHTTPPostNotSentOnAClosedIdleConnection: a POST, which is not sent
+// twice once it may have reached a replica, is not sent on a keep-alive
+// connection the replica closed while it was idle, on any path: it
+// reaches the replica, and nothing counts as a failure.
+func TestHTTPPostNotSentOnAClosedIdleConnection(t *testing.T) {
+	h := newHarness(t, Config{EjectAfter: 1})
+	srv := httptest.NewServer(named("web/1", nil))
+	t.Cleanup(srv.Close)
+	be := Backend{ID: "web/1", Replica: "web/1", Addr: netip.MustParseAddrPort(srv.Listener.Addr().String()), Ready: true}
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: testwait.For}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
+		for i := range 3 {
+			req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
+			if got := wait(t, sendAsync(h, h2, path, req), "the answer"); got.code != 200 || got.body != "web/1" {
+				t.Errorf("%s, POST %d: got %+v", path, i+1, got)
+			}
+			srv.CloseClientConnections() // as a replica's idle timeout does
+		}
+	}
+	if got := backendByID(h.pool(r), be.ID).streak.Load(); got != 0 || len(h.eventsOf(EventEject)) != 0 {
+		t.Fatalf("closed idle connections counted as failures: streak %d, %d ejections", got, len(h.eventsOf(EventEject)))
+	}
+}

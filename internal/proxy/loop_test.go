@@ -277,12 +277,15 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go http.Serve(l, named("web/1", nil))
+		srv := &http.Server{Handler: named("web/1", nil)}
+		go srv.Serve(l)
 		h.clk.Advance(connectPause)
 		if got := wait(t, res, "the answer"); got.code != 200 || got.body != "web/1" {
 			t.Errorf("%s: got %+v", path, got)
 		}
-		l.Close()
+		// Its connections too: one the proxy parked would serve the next
+		// path's request with nobody listening.
+		srv.Close()
 	}
 }
 
