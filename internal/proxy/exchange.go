@@ -84,7 +84,7 @@ const (
 type decision struct {
 	step  step
 	b     *backend // stepSend
-	fresh bool     // stepSend: on a new connection, not a parked one
+	fresh bool     // stepSend: on a new connection, or one known open (connTo), not one maybe stale
 	until int64    // stepWait: mono ns
 	epoch uint64   // stepWait: the pool's epoch it saw; a change since ends the wait
 	code  int      // stepAnswer

@@ -107,7 +107,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 		case stepSend:
 			var k kind
 			var reused bool
-			res, k, reused, err = h.try(req, d, x.resendable(), sent)
+			res, k, reused, err = h.try(req, &x, d, sent)
 			sent = true
 			if err != nil {
 				last = err
@@ -144,7 +144,7 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 // returns the answer, or how the attempt failed and whether on a reused
 // connection. A 101 whose protocol is not the one asked for is a bad
 // answer.
-func (h *httpRoute) try(req *http.Request, d decision, resendable, resend bool) (*http.Response, kind, bool, error) {
+func (h *httpRoute) try(req *http.Request, x *exchange, d decision, resend bool) (*http.Response, kind, bool, error) {
 	b := d.b
 	if resend {
 		var err error
@@ -153,7 +153,7 @@ func (h *httpRoute) try(req *http.Request, d decision, resendable, resend bool) 
 		}
 	}
 	req.URL.Host = b.host
-	res, k, reused, err := h.roundTrip(req, b, d.fresh, resendable)
+	res, k, reused, err := h.roundTrip(req, b, x, d.fresh)
 	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
 		return res, k, reused, err
 	}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -20,27 +19,15 @@ import (
 // stale connection is no longer the transport's to resend: the exchange
 // does it, as on the other paths.
 
-// roundTrip makes one attempt of req on b, on a parked connection unless
-// fresh (resendable: see idleConns.get). It returns the response with its
-// body (or, for a 101, the connection) to be read from the backend, or
-// how the attempt failed (k); reused: the connection had served an
-// exchange before.
-func (h *httpRoute) roundTrip(req *http.Request, b *backend, fresh, resendable bool) (res *http.Response, k kind, reused bool, err error) {
+// roundTrip makes one attempt of x's req on b (connTo says on which
+// connection). It returns the response with its body (or, for a 101, the
+// connection) to be read from the backend, or how the attempt failed (k);
+// reused: the connection had served an exchange before.
+func (h *httpRoute) roundTrip(req *http.Request, b *backend, x *exchange, fresh bool) (res *http.Response, k kind, reused bool, err error) {
 	ctx := req.Context()
-	var uc *upConn
-	if !fresh {
-		uc = b.conns.get(resendable)
-	}
-	if uc == nil {
-		c, err := h.dialer.DialContext(ctx, "tcp", b.host)
-		if err != nil {
-			return nil, failedConnect, false, err
-		}
-		uc = newUpConn(c)
-		if !b.conns.using(uc) {
-			uc.close()
-			return nil, failedConnect, false, errors.New("the replica left rotation")
-		}
+	uc, err := h.connTo(ctx, b, x, fresh)
+	if err != nil {
+		return nil, failedConnect, false, err
 	}
 	// A client that leaves (or resets its stream) cuts the connection, and
 	// so whatever the attempt waits for, until the body is passed on.

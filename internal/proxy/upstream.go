@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -57,18 +58,36 @@ type idleConns struct {
 	closed bool // the backend is gone: connections are closed, not kept
 }
 
-// get takes the most recently used idle connection, or nil; unless
-// resendable, one the socket says is still open (alive). A request that
-// may be sent again on a new connection if a parked one turns out closed
-// (exchange.failed) does not pay for asking.
-func (ic *idleConns) get(resendable bool) *upConn {
+// connTo is a connection to b for an attempt of x's: a parked one, or a
+// new one. Unless the attempt may be sent again on a new connection if
+// its parked one turns out closed (x.resendable, and not fresh: see
+// exchange.failed), a parked one is used only once the socket says it is
+// still open (alive), which it asks at the cost of a system call: a
+// request that cannot be resent is not sent on a connection the backend
+// closed while idle, and one that must not go on a stale connection
+// (fresh) still needs no new one when a parked one is open.
+func (h *httpRoute) connTo(ctx context.Context, b *backend, x *exchange, fresh bool) (*upConn, error) {
+	unchecked := !fresh && x.resendable()
 	for {
-		uc := ic.take()
-		if uc == nil || resendable || uc.alive() {
-			return uc
+		uc := b.conns.take()
+		if uc == nil {
+			break
 		}
-		ic.drop(uc)
+		if unchecked || uc.alive() {
+			return uc, nil
+		}
+		b.conns.drop(uc)
 	}
+	c, err := h.dialer.DialContext(ctx, "tcp", b.host)
+	if err != nil {
+		return nil, err
+	}
+	uc := newUpConn(c)
+	if !b.conns.using(uc) {
+		uc.close()
+		return nil, errors.New("the replica left rotation")
+	}
+	return uc, nil
 }
 
 // take takes the most recently used idle connection, or nil.
