@@ -399,27 +399,45 @@ func TestHTTPPrefersTheFasterReplica(t *testing.T) {
 	}
 }
 
+// TestHTTPClientGoneIsNoFailure: a client that leaves while its request
+// waits for the replica (over HTTP/2: resets its stream) is no failure of
+// the replica's, and the replica's connection is let go.
 func TestHTTPClientGoneIsNoFailure(t *testing.T) {
-	h := newHarness(t, Config{EjectAfter: 1})
-	started := make(chan struct{}, 8)
-	slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-r.Context().Done()
-	})
-	other := backendServer(t, "web/2", named("web/2", nil))
-	r := routeOf(t, "web", HTTP, slow)
-	h.sync(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url(r), nil)
-	go func() { <-started; cancel() }()
-	if _, err := h.client.Do(req); err == nil {
-		t.Fatal("a cancelled request succeeded")
-	}
-	testwait.Eventually(t, "the proxy to let go", func() bool { return inflight(h.m, "web") == 0 })
-	r.Backends = append(r.Backends, other)
-	h.sync(r)
-	if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {
-		t.Fatalf("a client that left counted as %d failures of its replica", got)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	defer h2.CloseIdleConnections()
+	for _, proto := range []string{"http1", "http2"} {
+		t.Run(proto, func(t *testing.T) {
+			h := newHarness(t, Config{EjectAfter: 1})
+			started := make(chan struct{}, 8)
+			left := make(chan struct{}, 8)
+			slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				<-r.Context().Done()
+				left <- struct{}{}
+			})
+			other := backendServer(t, "web/2", named("web/2", nil))
+			r := routeOf(t, "web", HTTP, slow)
+			h.sync(r)
+			c := h.client
+			if proto == "http2" {
+				c = h2
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "GET", url(r), nil)
+			go func() { <-started; cancel() }()
+			if _, err := c.Do(req); err == nil {
+				t.Fatal("a cancelled request succeeded")
+			}
+			testwait.Eventually(t, "the proxy to let go", func() bool { return inflight(h.m, "web") == 0 })
+			wait(t, left, "the replica to see its connection closed")
+			r.Backends = append(r.Backends, other)
+			h.sync(r)
+			if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {
+				t.Fatalf("a client that left counted as %d failures of its replica", got)
+			}
+		})
 	}
 }
 
