@@ -66,6 +66,13 @@ func BenchmarkProxyHTTP(b *testing.B) {
 		}
 		benchGetWith(b, "http://"+r.Listen.String()+"/", true)
 	})
+	// fresh: a new connection per request, as bench/soak's fresh clients.
+	b.Run("proxy-3-fresh", func(b *testing.B) {
+		if err := m.Sync([]Route{r}); err != nil {
+			b.Fatal(err)
+		}
+		benchGetWith(b, "http://"+r.Listen.String()+"/", false, func(tr *http.Transport) { tr.DisableKeepAlives = true })
+	})
 }
 
 const benchClients = 32
@@ -81,12 +88,17 @@ func cpuTime() time.Duration {
 
 func benchGet(b *testing.B, url string) { benchGetWith(b, url, false) }
 
-func benchGetWith(b *testing.B, url string, h2c bool) {
+// benchGetWith is benchGet by HTTP/2 with prior knowledge when h2c, its
+// client's transport set up further by opts.
+func benchGetWith(b *testing.B, url string, h2c bool, opts ...func(*http.Transport)) {
 	tr := &http.Transport{MaxIdleConnsPerHost: benchClients, DisableCompression: true}
 	if h2c {
 		var p http.Protocols
 		p.SetUnencryptedHTTP2(true)
 		tr.Protocols = &p
+	}
+	for _, o := range opts {
+		o(tr)
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}

@@ -62,7 +62,8 @@
 // client, larger bodies streamed both ways, chunked ones chunk by chunk),
 // and net/http with httputil.ReverseProxy serves cleartext HTTP/2
 // (recognised by its preface) and protocol upgrades (WebSocket), with the
-// route itself as the Transport (http.go). A large or unbounded answer is
+// route itself as the Transport (http.go), which sends each attempt on
+// the same client's connections (roundtrip.go). A large or unbounded answer is
 // handed over after its head (stream.go): a goroutine streams it, at the
 // client's pace, and passes a chunked one through as it is, trailer
 // included.
@@ -218,8 +219,9 @@
 // backend closed it while idle, or died) costs a new connection, not a
 // failure, if nothing reached the backend or the method is idempotent: to
 // another backend when one is ready, the same one otherwise (pool.afterStale
-// says why); once per attempt, since a new connection cannot be stale. The
-// net/http path leaves that to http.Transport, which does it itself.
+// says why); once per attempt, since a new connection cannot be stale.
+// Any other request is sent on a parked connection only once the socket
+// says the backend has not closed it (idleConns.get).
 // A client that leaves is no backend's failure: the attempt counts as 499.
 //
 // Draining: Drain takes a backend out of rotation at once and waits for its

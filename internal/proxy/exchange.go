@@ -84,7 +84,7 @@ const (
 type decision struct {
 	step  step
 	b     *backend // stepSend
-	fresh bool     // stepSend: on a new connection, not a parked one
+	fresh bool     // stepSend: on a new connection, or one known open (connTo), not one maybe stale
 	until int64    // stepWait: mono ns
 	epoch uint64   // stepWait: the pool's epoch it saw; a change since ends the wait
 	code  int      // stepAnswer
@@ -95,6 +95,10 @@ type decision struct {
 func newExchange(p *pool, idempotent, replayable bool) exchange {
 	return exchange{p: p, idempotent: idempotent, replayable: replayable}
 }
+
+// resendable reports whether a stale parked connection would cost the
+// request nothing but a new one (failed says when).
+func (x *exchange) resendable() bool { return x.idempotent && x.replayable }
 
 // start is the request come in at now: to a backend, or a wait for one.
 func (x *exchange) start(now int64) decision {

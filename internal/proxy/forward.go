@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -133,25 +134,14 @@ func (c *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// attempt makes one attempt on b, on a parked connection unless fresh:
-// the request written, the response head into the client's response and
+// attempt makes one attempt on b (connTo says on which connection): the
+// request written, the response head into the client's response and
 // its body whole or set to stream; it returns what the exchange decides
 // next.
 func (h *httpRoute) attempt(o *outbound, x *exchange, b *backend, fresh bool) decision {
-	var uc *upConn
-	if !fresh {
-		uc = b.conns.get()
-	}
-	if uc == nil {
-		c, err := h.dialer.Dial("tcp", b.host)
-		if err != nil {
-			return h.failed(x, b, failedConnect, false, err)
-		}
-		uc = newUpConn(c)
-		if !b.conns.using(uc) {
-			uc.close()
-			return h.failed(x, b, failedConnect, false, errors.New("the replica left rotation"))
-		}
+	uc, err := h.connTo(context.Background(), b, x, fresh)
+	if err != nil {
+		return h.failed(x, b, failedConnect, false, err)
 	}
 	if err := o.send(uc); err != nil {
 		b.conns.drop(uc)

@@ -41,7 +41,6 @@ type httpRoute struct {
 	pool            *pool
 	dialer          *net.Dialer
 	responseTimeout time.Duration
-	transport       http.RoundTripper
 	idempotent      atomic.Pointer[[]string]
 	proxy           *httputil.ReverseProxy
 	log             *slog.Logger
@@ -50,7 +49,7 @@ type httpRoute struct {
 }
 
 func (m *Manager) newHTTPRoute(p *pool, log *slog.Logger) *httpRoute {
-	h := &httpRoute{pool: p, dialer: m.dialer, responseTimeout: m.cfg.ResponseTimeout, transport: m.transport, log: log}
+	h := &httpRoute{pool: p, dialer: m.dialer, responseTimeout: m.cfg.ResponseTimeout, log: log}
 	h.idempotent.Store(new([]string))
 	h.proxy = &httputil.ReverseProxy{
 		Rewrite:   rewrite,
@@ -91,9 +90,9 @@ func (h *httpRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.proxy.ServeHTTP(w, r)
 }
 
-// RoundTrip drives the request's exchange over net/http's Transport: each
-// attempt is one round trip to the backend the exchange chose, and the
-// exchange decides what follows (exchange.go).
+// RoundTrip drives the request's exchange: each attempt is one round trip
+// to the backend the exchange chose (roundtrip.go), and the exchange
+// decides what follows (exchange.go).
 func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	replay, err := makeReplayable(req)
 	if err != nil {
@@ -106,7 +105,9 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	for d := x.start(h.now()); ; {
 		switch d.step {
 		case stepSend:
-			res, err = h.try(req, d.b, sent)
+			var k kind
+			var reused bool
+			res, k, reused, err = h.try(req, &x, d, sent)
 			sent = true
 			if err != nil {
 				last = err
@@ -114,8 +115,8 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 					x.clientGone(h.now())
 					return nil, &proxyError{code: statusClientGone, err: err}
 				}
-				h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", d.b.replica, "err", err)
-				d = x.failed(h.now(), classify(err, true), false)
+				h.log.Debug("proxy: attempt failed", "service", h.pool.service, "replica", d.b.replica, "reused", reused, "err", err)
+				d = x.failed(h.now(), k, reused)
 				continue
 			}
 			d = x.answered(h.now(), res.StatusCode, true)
@@ -138,31 +139,30 @@ func (h *httpRoute) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// try sends the request to b: as it came the first time, then (resend) as
-// a copy with its body rewound. A 101 whose protocol is not the one asked
-// for is a bad answer.
-func (h *httpRoute) try(req *http.Request, b *backend, resend bool) (*http.Response, error) {
+// try sends the request where d says: as it came the first time, then
+// (resend) as a copy with its body rewound. It
+// returns the answer, or how the attempt failed and whether on a reused
+// connection. A 101 whose protocol is not the one asked for is a bad
+// answer.
+func (h *httpRoute) try(req *http.Request, x *exchange, d decision, resend bool) (*http.Response, kind, bool, error) {
+	b := d.b
 	if resend {
 		var err error
 		if req, err = again(req, b.host); err != nil {
-			return nil, err
+			return nil, failedBroken, false, err
 		}
 	}
 	req.URL.Host = b.host
-	res, err := h.transport.RoundTrip(req)
+	res, k, reused, err := h.roundTrip(req, b, x, d.fresh)
 	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		return res, err
+		return res, k, reused, err
 	}
 	want, got := req.Header.Get("Upgrade"), res.Header.Get("Upgrade")
 	if !printable(got) || !strings.EqualFold(want, got) {
 		res.Body.Close()
-		return nil, errors.New("backend switched to protocol " + strconv.Quote(got) + ", not " + strconv.Quote(want))
+		return nil, failedBad, reused, errors.New("backend switched to protocol " + strconv.Quote(got) + ", not " + strconv.Quote(want))
 	}
-	if _, ok := res.Body.(io.ReadWriteCloser); !ok {
-		res.Body.Close()
-		return nil, errors.New("101 response with a read-only body")
-	}
-	return res, nil
+	return res, 0, reused, nil
 }
 
 // deliver hands the answer to ReverseProxy with its body tracked, so the
@@ -273,25 +273,6 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-// newTransport is the one transport to all backends: HTTP/1.1 with many
-// idle connections per backend, since the proxy's own load decides how
-// many it needs; backends are on a local bridge, so dials are quick or
-// dead.
-func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), responseTimeout time.Duration) *http.Transport {
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	return &http.Transport{
-		DialContext:           dial,
-		Protocols:             &protos,
-		ForceAttemptHTTP2:     false,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: responseTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // pass encodings through untouched
-	}
 }
 
 // bufferPool recycles ReverseProxy's copy buffers; storing array pointers

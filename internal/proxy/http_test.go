@@ -399,27 +399,45 @@ func TestHTTPPrefersTheFasterReplica(t *testing.T) {
 	}
 }
 
+// TestHTTPClientGoneIsNoFailure: a client that leaves while its request
+// waits for the replica (over HTTP/2: resets its stream) is no failure of
+// the replica's, and the replica's connection is let go.
 func TestHTTPClientGoneIsNoFailure(t *testing.T) {
-	h := newHarness(t, Config{EjectAfter: 1})
-	started := make(chan struct{}, 8)
-	slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
-		started <- struct{}{}
-		<-r.Context().Done()
-	})
-	other := backendServer(t, "web/2", named("web/2", nil))
-	r := routeOf(t, "web", HTTP, slow)
-	h.sync(r)
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url(r), nil)
-	go func() { <-started; cancel() }()
-	if _, err := h.client.Do(req); err == nil {
-		t.Fatal("a cancelled request succeeded")
-	}
-	testwait.Eventually(t, "the proxy to let go", func() bool { return inflight(h.m, "web") == 0 })
-	r.Backends = append(r.Backends, other)
-	h.sync(r)
-	if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {
-		t.Fatalf("a client that left counted as %d failures of its replica", got)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}}
+	defer h2.CloseIdleConnections()
+	for _, proto := range []string{"http1", "http2"} {
+		t.Run(proto, func(t *testing.T) {
+			h := newHarness(t, Config{EjectAfter: 1})
+			started := make(chan struct{}, 8)
+			left := make(chan struct{}, 8)
+			slow := backendServer(t, "web/1", func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				<-r.Context().Done()
+				left <- struct{}{}
+			})
+			other := backendServer(t, "web/2", named("web/2", nil))
+			r := routeOf(t, "web", HTTP, slow)
+			h.sync(r)
+			c := h.client
+			if proto == "http2" {
+				c = h2
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "GET", url(r), nil)
+			go func() { <-started; cancel() }()
+			if _, err := c.Do(req); err == nil {
+				t.Fatal("a cancelled request succeeded")
+			}
+			testwait.Eventually(t, "the proxy to let go", func() bool { return inflight(h.m, "web") == 0 })
+			wait(t, left, "the replica to see its connection closed")
+			r.Backends = append(r.Backends, other)
+			h.sync(r)
+			if got := backendByID(h.pool(r), slow.ID).streak.Load(); got != 0 {
+				t.Fatalf("a client that left counted as %d failures of its replica", got)
+			}
+		})
 	}
 }
 
@@ -650,5 +668,34 @@ func TestHTTPHoldsLongerWhileARestartIsUnderWay(t *testing.T) {
 	h.clk.Advance(2 * time.Second)
 	if got := wait(t, res, "the answer"); got.code != 503 {
 		t.Fatalf("with no restart under way: %+v, want 503 after the 2 s hold", got)
+	}
+}
+
+// TestHTTPPostNotSentOnAClosedIdleConnection: a POST, which is not sent
+// twice once it may have reached a replica, is not sent on a keep-alive
+// connection the replica closed while it was idle, on any path: it
+// reaches the replica, and nothing counts as a failure.
+func TestHTTPPostNotSentOnAClosedIdleConnection(t *testing.T) {
+	h := newHarness(t, Config{EjectAfter: 1})
+	srv := httptest.NewServer(named("web/1", nil))
+	t.Cleanup(srv.Close)
+	be := Backend{ID: "web/1", Replica: "web/1", Addr: netip.MustParseAddrPort(srv.Listener.Addr().String()), Ready: true}
+	r := routeOf(t, "web", HTTP, be)
+	h.sync(r)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: testwait.For}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
+		for i := range 3 {
+			req, _ := http.NewRequest("POST", url(r), strings.NewReader("x"))
+			if got := wait(t, sendAsync(h, h2, path, req), "the answer"); got.code != 200 || got.body != "web/1" {
+				t.Errorf("%s, POST %d: got %+v", path, i+1, got)
+			}
+			srv.CloseClientConnections() // as a replica's idle timeout does
+		}
+	}
+	if got := backendByID(h.pool(r), be.ID).streak.Load(); got != 0 || len(h.eventsOf(EventEject)) != 0 {
+		t.Fatalf("closed idle connections counted as failures: streak %d, %d ejections", got, len(h.eventsOf(EventEject)))
 	}
 }

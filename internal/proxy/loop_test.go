@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tend-sh/tend/internal/testwait"
 )
 
 // What the event loops (loop.go, stream.go) must get right that the
@@ -208,9 +210,16 @@ func TestLoopSkipsInterimAnswers(t *testing.T) {
 	})
 	r := routeOf(t, "web", HTTP, Backend{ID: "raw", Replica: "web/1", Addr: addr, Ready: true})
 	h.sync(r)
-	for range 2 {
-		if code, body := h.get(url(r)); code != 200 || body != "real" {
-			t.Fatalf("got %d %q", code, body)
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: testwait.For}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
+		for range 2 {
+			req, _ := http.NewRequest("GET", url(r), nil)
+			if got := wait(t, sendAsync(h, h2, path, req), "the answer"); got.code != 200 || got.body != "real" {
+				t.Fatalf("%s: got %+v", path, got)
+			}
 		}
 	}
 }
@@ -277,12 +286,15 @@ func TestRequestOutlastsAMomentWithNoReplicaListening(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go http.Serve(l, named("web/1", nil))
+		srv := &http.Server{Handler: named("web/1", nil)}
+		go srv.Serve(l)
 		h.clk.Advance(connectPause)
 		if got := wait(t, res, "the answer"); got.code != 200 || got.body != "web/1" {
 			t.Errorf("%s: got %+v", path, got)
 		}
-		l.Close()
+		// Its connections too: one the proxy parked would serve the next
+		// path's request with nobody listening.
+		srv.Close()
 	}
 }
 
@@ -334,16 +346,35 @@ func TestTrailersPassOnTheGoroutinePath(t *testing.T) {
 			t.Fatalf("%q, trailer %v", body, res.Trailer)
 		}
 	}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: testwait.For}
+	defer h2.CloseIdleConnections()
+	for range 2 { // and over HTTP/2, on the backend connection the first left
+		res, err := h2.Post(url(r), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != "part one,part two" || res.Trailer.Get("X-Sum") != "17" {
+			t.Fatalf("http2: %q, trailer %v", body, res.Trailer)
+		}
+	}
 }
 
 // TestRequestLeavesAReplicaThatDiedUnderIt: a replica killed while it
 // holds a request resets its connections, and its address then swallows
 // new ones (here: connections accepted and never answered; in Docker, a
 // dead container's address drops their SYNs until it is back). The request goes
-// to another replica at once, on both HTTP/1.x paths, rather than to a new
+// to another replica at once, on every path, rather than to a new
 // connection to the dead one (which waited for the response timeout).
 func TestRequestLeavesAReplicaThatDiedUnderIt(t *testing.T) {
-	for _, path := range []string{"loops", "fasthttp"} {
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: &http.Transport{Protocols: &protos}, Timeout: 10 * time.Second}
+	defer h2.CloseIdleConnections()
+	for _, path := range []string{"loops", "fasthttp", "http2"} {
 		t.Run(path, func(t *testing.T) {
 			h := newHarness(t, Config{ResponseTimeout: 3 * time.Second})
 			var died atomic.Bool
@@ -382,16 +413,13 @@ func TestRequestLeavesAReplicaThatDiedUnderIt(t *testing.T) {
 			h.sync(r)
 			for i := 0; i < 40 && !died.Load(); i++ {
 				req, _ := http.NewRequest("GET", url(r), nil)
-				if path == "fasthttp" {
-					req.Header.Set("Expect", "100-continue") // handed over by the loops
-				}
 				start := time.Now()
-				res, body := h.send(req)
-				if took := time.Since(start); res.StatusCode != 200 || took > time.Second {
-					t.Fatalf("request %d: %d %q after %s", i, res.StatusCode, body, took)
+				got := wait(t, sendAsync(h, h2, path, req), "the answer")
+				if took := time.Since(start); got.code != 200 || took > time.Second {
+					t.Fatalf("request %d: %+v after %s", i, got, took)
 				}
-				if died.Load() && string(body) != "web/2" {
-					t.Fatalf("request %d, which killed web/1: answered by %q", i, body)
+				if died.Load() && got.body != "web/2" {
+					t.Fatalf("request %d, which killed web/1: answered by %q", i, got.body)
 				}
 			}
 			if !died.Load() {

@@ -145,15 +145,14 @@ type Config struct {
 // backends. Build it with NewManager, run it with Run, and feed it with
 // Sync; see the package documentation.
 type Manager struct {
-	cfg       Config
-	log       *slog.Logger
-	clk       *clk
-	rnd       randSource // the balancers' draws
-	policy    ejectPolicy
-	metrics   *metrics
-	transport *http.Transport
-	dialer    *net.Dialer
-	bufs      bufferPool
+	cfg     Config
+	log     *slog.Logger
+	clk     *clk
+	rnd     randSource // the balancers' draws
+	policy  ejectPolicy
+	metrics *metrics
+	dialer  *net.Dialer
+	bufs    bufferPool
 
 	mu       sync.Mutex
 	state    runState
@@ -208,7 +207,6 @@ func NewManager(cfg Config) *Manager {
 		services: make(map[svcKey]*service),
 		drained:  make(map[string]bool),
 	}
-	m.transport = newTransport(m.dialer.DialContext, cfg.ResponseTimeout)
 	m.metrics = newMetrics(cfg.Registry, cfg.Log, newInflightCollector(m.eachInflight))
 	m.registerIsolation() // isolation.go
 	return m
@@ -251,7 +249,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
-	m.transport.CloseIdleConnections()
 	return nil
 }
 

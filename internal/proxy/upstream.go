@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -26,7 +28,8 @@ import (
 // cost more CPU than the proxying itself), a deadline on the response
 // header alone (a stream may run for hours), and a way to abandon an
 // exchange whose client left (close its connection). fasthttp parses the
-// answers' heads; this file writes the requests and keeps the connections.
+// answers' heads; this file writes the requests and keeps the connections,
+// which net/http's path (roundtrip.go) shares.
 
 // maxIdlePerBackend bounds the idle keep-alive connections kept per
 // backend; the proxy's own load decides how many it needs.
@@ -39,6 +42,11 @@ type upConn struct {
 	bw     *bufio.Writer
 	reused bool // it served an exchange before: it may have been closed while idle
 	head   []byte
+
+	raw  syscall.RawConn // c's socket, to ask whether it is still open (alive); nil: not asked
+	peek func(fd uintptr) bool
+	open bool    // what peek found
+	one  [1]byte // peek's buffer
 }
 
 // idleConns is a backend's connections: the idle keep-alive ones, and
@@ -50,8 +58,40 @@ type idleConns struct {
 	closed bool // the backend is gone: connections are closed, not kept
 }
 
-// get takes the most recently used idle connection, or nil.
-func (ic *idleConns) get() *upConn {
+// connTo is a connection to b for an attempt of x's: a parked one, or a
+// new one. Unless the attempt may be sent again on a new connection if
+// its parked one turns out closed (x.resendable, and not fresh: see
+// exchange.failed), a parked one is used only once the socket says it is
+// still open (alive), which it asks at the cost of a system call: a
+// request that cannot be resent is not sent on a connection the backend
+// closed while idle, and one that must not go on a stale connection
+// (fresh) still needs no new one when a parked one is open.
+func (h *httpRoute) connTo(ctx context.Context, b *backend, x *exchange, fresh bool) (*upConn, error) {
+	unchecked := !fresh && x.resendable()
+	for {
+		uc := b.conns.take()
+		if uc == nil {
+			break
+		}
+		if unchecked || uc.alive() {
+			return uc, nil
+		}
+		b.conns.drop(uc)
+	}
+	c, err := h.dialer.DialContext(ctx, "tcp", b.host)
+	if err != nil {
+		return nil, err
+	}
+	uc := newUpConn(c)
+	if !b.conns.using(uc) {
+		uc.close()
+		return nil, errors.New("the replica left rotation")
+	}
+	return uc, nil
+}
+
+// take takes the most recently used idle connection, or nil.
+func (ic *idleConns) take() *upConn {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	n := len(ic.idle)
@@ -115,10 +155,16 @@ func (ic *idleConns) release(uc *upConn, keep bool) {
 
 // drop closes uc, which failed or cannot serve another exchange.
 func (ic *idleConns) drop(uc *upConn) {
+	ic.forget(uc)
+	uc.close()
+}
+
+// forget stops tracking uc, which its holder closes: an upgraded
+// connection, whose buffers stay its own, since two goroutines use them.
+func (ic *idleConns) forget(uc *upConn) {
 	ic.mu.Lock()
 	delete(ic.inUse, uc)
 	ic.mu.Unlock()
-	uc.close()
 }
 
 // close closes the idle connections, and those in use as they come back.
@@ -160,7 +206,40 @@ func newUpConn(c net.Conn) *upConn {
 	} else {
 		bw.Reset(c)
 	}
-	return &upConn{c: c, br: br, bw: bw}
+	uc := &upConn{c: c, br: br, bw: bw}
+	if sc, ok := c.(syscall.Conn); ok {
+		uc.raw, _ = sc.SyscallConn()
+		uc.peek = uc.peekOpen
+	}
+	return uc
+}
+
+// alive reports whether a parked connection may serve another exchange:
+// the backend has neither closed it nor sent anything unasked while it
+// was idle. A backend that closes idle connections (Node.js does after
+// 5 s) would otherwise fail the next request sent on one, a 502 for a
+// POST; http.Transport notices such closes with a reader goroutine per
+// connection, this asks the socket once, without waiting.
+func (uc *upConn) alive() bool {
+	if uc.br.Buffered() > 0 {
+		return false
+	}
+	if uc.raw == nil {
+		return true
+	}
+	uc.open = false
+	if err := uc.raw.Read(uc.peek); err != nil {
+		return false
+	}
+	return uc.open
+}
+
+// peekOpen is alive's look at the socket: open when there is nothing to
+// read yet (not even the end).
+func (uc *upConn) peekOpen(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), uc.one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	uc.open = err == syscall.EAGAIN || err == syscall.EINTR
+	return true // done: never wait
 }
 
 // close closes the connection and recycles its buffers.
