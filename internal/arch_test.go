@@ -61,6 +61,7 @@ var rules = []struct {
 	// The proxy reads time only through its Config.Clock: its waits and timeouts can be driven by a fake.
 	{pkg: "internal/proxy", forbidden: sdk, wallClock: true},
 	{pkg: "internal/store", forbidden: sdk},
+	{pkg: "internal/store/etcd", forbidden: sdk},
 	{pkg: "internal/metrics", forbidden: sdk},
 	// Webhooks follow the journal; their grouping and retries wait only on Config.Clock.
 	{pkg: "internal/notify", forbidden: sdk, wallClock: true},

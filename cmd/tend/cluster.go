@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +17,11 @@ import (
 	"github.com/tend-sh/tend/internal/cluster"
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/nodes"
+	"github.com/tend-sh/tend/internal/place"
+	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/store"
+	etcdstore "github.com/tend-sh/tend/internal/store/etcd"
+	"github.com/tend-sh/tend/internal/supervisor"
 )
 
 // clusterFlags are serve's flags of cluster mode.
@@ -41,7 +47,7 @@ func (f *clusterFlags) add(cmd *cobra.Command) {
 
 // start joins, makes or rejoins the cluster; nil when this tend is a single
 // host: started without --cluster-init or --join and never in a cluster.
-func (f *clusterFlags) start(ctx context.Context, data string, log *slog.Logger) (*cluster.Member, error) {
+func (f *clusterFlags) start(ctx context.Context, data string, hooks clusterHooks, log *slog.Logger) (*cluster.Member, error) {
 	dir := filepath.Join(data, "cluster")
 	_, err := os.Stat(filepath.Join(dir, "cluster.json"))
 	was := err == nil
@@ -63,7 +69,96 @@ func (f *clusterFlags) start(ctx context.Context, data string, log *slog.Logger)
 	return cluster.Start(ctx, cluster.Config{Dir: dir, Name: f.name, Advertise: f.advertise, Init: f.init,
 		Join: f.join, Token: f.token, Manager: f.manager,
 		Ports: cluster.Ports{Join: f.joinPort, Client: f.client, Peer: f.peer},
-		Clock: clock.Real{}, Log: log})
+		Clock: clock.Real{}, Log: log,
+		Desired: hooks.desired, OnMove: hooks.moved, OnAssign: hooks.poke, OnFence: hooks.fence, OnUnfence: hooks.poke})
+}
+
+// clusterHooks tie the member to the store and the supervisor, both made after it.
+type clusterHooks struct {
+	store   func() store.Store
+	poke    func()
+	runtime func() runtime.Runtime
+}
+
+// fence kills every replica on this host's engine at once (no grace: the
+// leader places them elsewhere within fenceMargin).
+func (h clusterHooks) fence() {
+	rt := h.runtime()
+	if rt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := rt.List(ctx, "")
+	if err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		if c.State == runtime.Running {
+			wg.Go(func() { _ = rt.Stop(ctx, c.ID, 0) })
+		}
+	}
+	wg.Wait()
+}
+
+// clusterStore is the store of a node of a cluster: etcd, through the member's client.
+func clusterStore(m *cluster.Member) (store.Store, error) {
+	return etcdstore.New(etcdstore.Config{Client: m.Client()})
+}
+
+// desired are the slots every project asks for, at the counts tend chose.
+func (h clusterHooks) desired(ctx context.Context) ([]place.Slot, error) {
+	st := h.store()
+	if st == nil {
+		return nil, nil
+	}
+	recs, err := st.Projects()
+	if err != nil {
+		return nil, err
+	}
+	var out []place.Slot
+	for _, rec := range recs {
+		if rec.Deleting {
+			continue
+		}
+		counts, err := st.Counts(rec.Project.Name)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rec.Project.Services {
+			svc := &rec.Project.Services[i]
+			n, ok := counts[svc.Name]
+			for slot := 1; slot <= store.Replicas(svc, n, ok); slot++ {
+				out = append(out, place.Slot{Project: rec.Project.Name, Service: svc.Name, Slot: slot})
+			}
+		}
+	}
+	return out, ctx.Err()
+}
+
+// moved journals the leader's placements.
+func (h clusterHooks) moved(moves []place.Move) {
+	st := h.store()
+	if st == nil {
+		return
+	}
+	now := time.Now()
+	var entries []store.Entry
+	for _, mv := range moves {
+		var msg string
+		switch {
+		case mv.To == "":
+			msg = fmt.Sprintf("slot %d waits: no ready node (it ran on %s)", mv.Slot.Slot, mv.From)
+		case mv.From == "":
+			msg = fmt.Sprintf("slot %d placed on %s", mv.Slot.Slot, mv.To)
+		default:
+			msg = fmt.Sprintf("slot %d moved from %s, which is down, to %s", mv.Slot.Slot, mv.From, mv.To)
+		}
+		entries = append(entries, store.Entry{Time: now, Project: mv.Slot.Project, Service: mv.Slot.Service,
+			Slot: mv.Slot.Slot, Action: "place", Reason: mv.Reason, Message: msg})
+	}
+	_, _ = st.Append(entries...)
 }
 
 func clusterCommand(g *globals) *cobra.Command {
@@ -128,4 +223,30 @@ func nodeCommand(g *globals) *cobra.Command {
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(ls)
 	return cmd
+}
+
+// reportReplicas stores this node's replicas in etcd every second, for
+// `tend ps` on the other nodes.
+func reportReplicas(ctx context.Context, m *cluster.Member, sup *supervisor.Supervisor, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		reps, err := sup.Status(ctx, "")
+		if err != nil {
+			continue
+		}
+		var mine []supervisor.Replica
+		for _, r := range reps {
+			if r.Node == m.Node() || (r.Node == "" && r.Container != "") {
+				mine = append(mine, r)
+			}
+		}
+		b, _ := json.Marshal(mine)
+		if err := m.Report(ctx, b); err != nil && ctx.Err() == nil {
+			log.Debug("report replicas", "err", err)
+		}
+	}
 }

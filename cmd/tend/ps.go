@@ -55,6 +55,10 @@ func psCommand(g *globals) *cobra.Command {
 				fmt.Println()
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			cluster := slices.ContainsFunc(reps, func(r supervisor.Replica) bool { return r.Node != "" })
+			if cluster {
+				fmt.Fprint(w, "NODE\t") // a cluster's replicas say where they run
+			}
 			fmt.Fprintln(w, "PROJECT\tSERVICE\tSLOT\tCONTAINER\tSTATE\tLIVE\tREADY\tRESTARTS\tLAST CHECK\tNOTE")
 			for _, r := range reps {
 				state := r.State
@@ -68,6 +72,9 @@ func psCommand(g *globals) *cobra.Command {
 					state += " (trial)"
 				case r.Quarantine != "" && r.State != "running":
 					state = "quarantined"
+				}
+				if cluster {
+					fmt.Fprintf(w, "%s\t", dash(r.Node))
 				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Project, r.Service, r.Slot, dash(r.Container),
 					state, dash(r.Live), yesNo(r.Ready), r.Restarts, dash(clip(r.Probe, 48)), r.Note)

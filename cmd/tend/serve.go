@@ -21,6 +21,7 @@ import (
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/metrics"
 	"github.com/tend-sh/tend/internal/proxy"
+	"github.com/tend-sh/tend/internal/runtime"
 	"github.com/tend-sh/tend/internal/runtime/docker"
 	"github.com/tend-sh/tend/internal/store"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -80,21 +81,32 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 	if err := os.MkdirAll(filepath.Dir(socket), 0o700); err != nil {
 		return errs.Wrap(errs.Invalid, fmt.Errorf("socket directory: %w", err))
 	}
-	st, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(data, "tend.db"), Recover: recoverStore})
-	var damage *store.Damage
-	if errors.As(err, &damage) {
+	var st store.Store
+	var sup *supervisor.Supervisor
+	// In a cluster the state is etcd's (cluster.go); a single host keeps it in bbolt.
+	var rt *docker.Docker
+	member, err := cl.start(ctx, data, clusterHooks{store: func() store.Store { return st }, poke: func() {
+		if sup != nil {
+			sup.Poke()
+		}
+	}, runtime: func() runtime.Runtime {
+		if rt == nil {
+			return nil
+		}
+		return rt
+	}}, log)
+	if err != nil {
 		return err
 	}
-	if err != nil {
-		return fmt.Errorf("%w (is another tend using --data %s?)", err, data)
-	}
-	defer st.Close()
-	if d := st.Recovered(); d != nil {
-		log.Warn("store recovered", "problems", d.Problems, "lost", d.Lost, "found", d.Found, "kept", d.Kept)
-		if _, err := st.Append(store.Entry{Time: time.Now(), Action: "store-recovered", Reason: "damaged", Message: d.Summary()}); err != nil {
+	if member != nil {
+		defer member.Close()
+		if st, err = clusterStore(member); err != nil {
 			return err
 		}
+	} else if st, err = openBolt(data, recoverStore, log); err != nil {
+		return err
 	}
+	defer st.Close()
 	var dcfg docker.Config
 	if inPlace {
 		exe, err := os.Executable()
@@ -103,7 +115,7 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 		}
 		dcfg.Shim = docker.ShimConfig{Dir: filepath.Join(data, "shim"), Binary: exe}
 	}
-	rt, err := docker.New(ctx, dcfg)
+	rt, err = docker.New(ctx, dcfg)
 	if err != nil {
 		return errs.Wrap(errs.Unavailable, err)
 	}
@@ -125,22 +137,20 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 	if err != nil {
 		return err
 	}
-	var sup *supervisor.Supervisor
 	traffic := proxy.NewManager(proxy.Config{Log: log, Registry: reg, Clock: clock.Real{},
 		OnEvent: func(e proxy.Event) { sup.ProxyEvent(e) }})
-	sup = supervisor.New(supervisor.Config{Runtime: rt, Store: st, Clock: clock.Real{}, Log: log, Traffic: traffic})
+	scfg := supervisor.Config{Runtime: rt, Store: st, Clock: clock.Real{}, Log: log, Traffic: traffic}
+	if member != nil {
+		scfg.Placement = member
+	}
+	sup = supervisor.New(scfg)
 	own, err := metrics.New(reg, sup)
 	if err != nil {
 		return err
 	}
 	registerStoreMetrics(reg, sup)
-	member, err := cl.start(ctx, data, log) // cluster.go; nil on a single host
-	if err != nil {
-		return err
-	}
 	srv := &api.Server{Supervisor: sup, Store: st, Log: log, Version: version, Metrics: traffic.Handler(), Tokens: tokens, Registry: reg}
 	if member != nil {
-		defer member.Close()
 		srv.Cluster = member
 	}
 	log.Info("tend serving", "socket", socket, "data", data, "engine_api", rt.APIVersion(), "version", version)
@@ -159,11 +169,32 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 	eg.Go(func() error { return notifier.Run(ctx) })
 	if member != nil {
 		eg.Go(func() error { return member.Run(ctx) })
+		eg.Go(func() error { reportReplicas(ctx, member, sup, log); return nil }) // cluster.go
 	}
 	err = eg.Wait()
 	_ = os.Remove(socket)
 	log.Info("tend stopped; the stacks keep running")
 	return err
+}
+
+// openBolt opens the single host's store under data.
+func openBolt(data string, recoverStore bool, log *slog.Logger) (store.Store, error) {
+	st, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(data, "tend.db"), Recover: recoverStore})
+	var damage *store.Damage
+	if errors.As(err, &damage) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w (is another tend using --data %s?)", err, data)
+	}
+	if d := st.Recovered(); d != nil {
+		log.Warn("store recovered", "problems", d.Problems, "lost", d.Lost, "found", d.Found, "kept", d.Kept)
+		if _, err := st.Append(store.Entry{Time: time.Now(), Action: "store-recovered", Reason: "damaged", Message: d.Summary()}); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 // registerStoreMetrics exposes whether the store takes writes: a full disk

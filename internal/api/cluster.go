@@ -2,16 +2,58 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/nodes"
+	"github.com/tend-sh/tend/internal/supervisor"
 )
 
 // Cluster is this daemon's part of a cluster (internal/cluster.Member).
 type Cluster interface {
 	Nodes(ctx context.Context) ([]nodes.Status, error)
 	JoinToken(ctx context.Context, role nodes.Role) (string, error)
+	// Reports are the replicas each node last reported of its own slots
+	// (JSON of []supervisor.Replica), by node.
+	Reports(ctx context.Context) (map[string][]byte, error)
+	Node() string
+}
+
+// acrossNodes puts in place of each slot this node does not run the
+// replica as the node that runs it reported it: `tend ps` on any node shows
+// the whole cluster.
+func (s *Server) acrossNodes(ctx context.Context, local []supervisor.Replica) []supervisor.Replica {
+	reports, err := s.Cluster.Reports(ctx)
+	if err != nil {
+		s.Log.Debug("replicas of other nodes", "err", err)
+		return local
+	}
+	type slot struct {
+		project, service string
+		n                int
+	}
+	theirs := map[string]map[slot]supervisor.Replica{}
+	for node, b := range reports {
+		var reps []supervisor.Replica
+		if json.Unmarshal(b, &reps) != nil {
+			continue
+		}
+		theirs[node] = map[slot]supervisor.Replica{}
+		for _, r := range reps {
+			theirs[node][slot{r.Project, r.Service, r.Slot}] = r
+		}
+	}
+	self := s.Cluster.Node()
+	for i, r := range local {
+		if r.Node == "" || r.Node == self || r.Container != "" {
+			continue
+		}
+		if their, ok := theirs[r.Node][slot{r.Project, r.Service, r.Slot}]; ok {
+			local[i] = their
+		}
+	}
+	return local
 }
 
 func (s *Server) clusterRoutes() []route {

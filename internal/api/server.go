@@ -215,6 +215,9 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
+	if s.Cluster != nil {
+		reps = s.acrossNodes(r.Context(), reps) // cluster.go
+	}
 	writeJSON(w, http.StatusOK, nonNil(reps))
 }
 

@@ -107,6 +107,9 @@ func (m *Member) Placed(project string) map[reconcile.SlotKey]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[reconcile.SlotKey]string{}
+	if m.fenced {
+		return out // a fenced node runs nothing, whatever it last read
+	}
 	for s, n := range m.assigned {
 		if s.Project == project {
 			out[reconcile.SlotKey{Service: s.Service, Slot: s.Slot}] = n

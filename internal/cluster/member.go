@@ -63,7 +63,17 @@ type Config struct {
 	OnMove  func([]place.Move)
 	// OnAssign is told when this node's copy of the assignments changed.
 	OnAssign func()
+	// OnFence is told when this node has gone FenceAfter without etcd
+	// taking its heartbeat: it must stop its replicas now, before the leader
+	// (after TTL on its clock) places them elsewhere. OnUnfence is told when
+	// a heartbeat is taken again.
+	OnFence, OnUnfence func()
 }
+
+// fenceMargin is how much sooner than the TTL a cut-off node stops its
+// replicas: the time to stop them, and the gap between the leader seeing a
+// heartbeat and this node hearing that etcd took it.
+const fenceMargin = 500 * time.Millisecond
 
 // Member is this host's part of the cluster: its heartbeat, and on a manager
 // etcd, the join endpoint and, while it leads, the judge of the other nodes.
@@ -77,6 +87,7 @@ type Member struct {
 
 	mu       sync.Mutex
 	lastAck  time.Time             // the last heartbeat etcd took, on this host's clock
+	fenced   bool                  // no heartbeat taken for TTL-fenceMargin: replicas stopped
 	assigned map[place.Slot]string // the assignments as this node last read them
 	assignAt int64                 // the revision they were read at
 }
@@ -273,6 +284,8 @@ func (m *Member) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.beat(ctx) }()
 	go func() { defer wg.Done(); m.followAssignments(ctx, m.assignAt) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); m.fence(ctx) }()
 	if m.self.Role == nodes.Manager {
 		wg.Add(2)
 		go func() { defer wg.Done(); m.serveJoin(ctx) }()
@@ -317,7 +330,15 @@ func (m *Member) beat(ctx context.Context) {
 		if err == nil {
 			m.mu.Lock()
 			m.lastAck = m.cfg.Clock.Now()
+			was := m.fenced
+			m.fenced = false
 			m.mu.Unlock()
+			if was {
+				m.cfg.Log.Info("heartbeat taken again; replicas may run", "node", m.self.Name)
+				if m.cfg.OnUnfence != nil {
+					m.cfg.OnUnfence()
+				}
+			}
 		} else if ctx.Err() == nil {
 			m.cfg.Log.Debug("heartbeat", "err", err)
 		}
@@ -329,12 +350,80 @@ func (m *Member) beat(ctx context.Context) {
 	}
 }
 
+// fence watches the heartbeat's acknowledgements on this host's clock, and
+// fences the node when they stop: a node cut off from etcd must not run
+// replicas that the leader is about to start elsewhere.
+func (m *Member) fence(ctx context.Context) {
+	after := m.cfg.TTL - fenceMargin
+	m.mu.Lock()
+	if m.lastAck.IsZero() {
+		m.lastAck = m.cfg.Clock.Now() // registered a moment ago: etcd took a write
+	}
+	m.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.cfg.Clock.After(50 * time.Millisecond):
+		}
+		m.mu.Lock()
+		silent := m.cfg.Clock.Now().Sub(m.lastAck)
+		fire := silent >= after && !m.fenced
+		if fire {
+			m.fenced = true
+		}
+		m.mu.Unlock()
+		if fire {
+			m.cfg.Log.Warn("fenced: etcd took no heartbeat; stopping this node's replicas before they are placed elsewhere",
+				"node", m.self.Name, "silent", silent.Round(time.Millisecond))
+			if m.cfg.OnFence != nil {
+				m.cfg.OnFence()
+			}
+		}
+	}
+}
+
+// Fenced tells a node that has stopped its replicas for want of a heartbeat.
+func (m *Member) Fenced() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.fenced
+}
+
 // LastAck is when etcd last took this node's heartbeat, on this host's clock.
 func (m *Member) LastAck() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.lastAck
 }
+
+const prefixReplicas = "/tend/replicas/"
+
+// Report stores what this node reports of its replicas (JSON), for `tend ps` on any node.
+func (m *Member) Report(ctx context.Context, b []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := m.cli.Put(ctx, prefixReplicas+m.self.Name, string(b))
+	return err
+}
+
+// Reports are every node's last report, by node.
+func (m *Member) Reports(ctx context.Context) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := m.cli.Get(ctx, prefixReplicas, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, kv := range resp.Kvs {
+		out[strings.TrimPrefix(string(kv.Key), prefixReplicas)] = kv.Value
+	}
+	return out, nil
+}
+
+// Client is this node's etcd client, for the store of the cluster's state.
+func (m *Member) Client() *clientv3.Client { return m.cli }
 
 // Self is this node.
 func (m *Member) Self() nodes.Node { return m.self }

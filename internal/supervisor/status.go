@@ -42,6 +42,9 @@ type Replica struct {
 	// stays the engine's; `tend ps` shows "quarantined" in its place.
 	Quarantine string    `json:"quarantine,omitempty"`
 	NextTrial  time.Time `json:"next_trial,omitzero"`
+	// Node is, in a cluster, the node the slot is placed on ("" while it is
+	// placed nowhere); a slot of another node is State "elsewhere" here.
+	Node string `json:"node,omitempty"`
 }
 
 // Status reports every replica of one project, or of all when project is "".
@@ -81,12 +84,33 @@ func (s *Supervisor) Status(ctx context.Context, project string) ([]Replica, err
 		reps := projectStatus(s.counted(&rec.Project), mine, hist, waits, health)
 		s.describeChecks(&rec.Project, mine, reps)
 		s.describeQuarantine(rec.Project.Name, reps)
+		s.describePlacement(rec.Project.Name, reps)
 		out = append(out, reps...)
 	}
 	slices.SortFunc(out, func(a, b Replica) int {
 		return cmp.Or(cmp.Compare(a.Project, b.Project), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Slot, b.Slot))
 	})
 	return out, nil
+}
+
+// describePlacement names each replica's node, in a cluster.
+func (s *Supervisor) describePlacement(project string, reps []Replica) {
+	pl := s.cfg.Placement
+	if pl == nil {
+		return
+	}
+	placed, self := pl.Placed(project), pl.Node()
+	for i := range reps {
+		r := &reps[i]
+		r.Node = placed[reconcile.SlotKey{Service: r.Service, Slot: r.Slot}]
+		if r.Node != self && r.Container == "" {
+			r.State = "elsewhere"
+			r.Note = "runs on " + r.Node
+			if r.Node == "" {
+				r.State, r.Note = "pending", "placed on no node yet"
+			}
+		}
+	}
 }
 
 func projectStatus(p *spec.Project, all []runtime.Container, hist map[reconcile.SlotKey]reconcile.History, waits []reconcile.Wait,

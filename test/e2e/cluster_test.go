@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,4 +156,155 @@ func TestClusterMembership(t *testing.T) {
 		rows, err = n2.nodes()
 		return err == nil && rowOf(rows, n2.name).State == "ready" && leaderOf(rows) != ""
 	})
+}
+
+// running lists the names of the project's running containers on a node's engine.
+func (nd *tbNode) running(project string) []string {
+	out, err := nd.docker("ps", "--filter", "label=io.tend.project="+project, "--filter", "status=running", "--format", "{{.Names}}")
+	if err != nil || out == "" {
+		return nil
+	}
+	return strings.Fields(out)
+}
+
+// TestClusterNodeLoss: a project brought up on a manager of three hosts has
+// its replicas spread, one per node; when a node loses power its replica is
+// placed on another node and runs there, journaled with the cause; when the
+// node comes back, it does not run the moved replica a second time.
+func TestClusterNodeLoss(t *testing.T) {
+	tb := newTestbed(t, 3)
+	n1, n2, n3 := tb.nodes[0], tb.nodes[1], tb.nodes[2]
+	n1.serve("--cluster-init", "--advertise", n1.ip)
+	wtok := lastLine(n1.mustRun("cluster", "join-token"))
+	n2.serve("--join", n1.ip, "--token", wtok, "--advertise", n2.ip)
+	n3.serve("--join", n1.ip, "--token", wtok, "--advertise", n3.ip)
+	name := "spread"
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	writeFile(t, file, `
+services:
+  web:
+    image: tend-demo:dev
+    deploy: {replicas: 3}
+    x-tend:
+      readiness:
+        http: {port: 8080, path: /health}
+        interval: 250ms
+`)
+	n1.mustRun("up", "-f", file, "-p", name)
+	waitFor(t, 60*time.Second, "one replica running on each node", func() bool {
+		return len(n1.running(name)) == 1 && len(n2.running(name)) == 1 && len(n3.running(name)) == 1
+	})
+	moved := n2.running(name)[0] // e.g. spread-web-2
+	// tend ps on any node shows every replica with its node.
+	waitFor(t, 15*time.Second, "ps on node3 showing the three replicas on three nodes", func() bool {
+		out, _, code := n3.run("ps", "--json", "-p", name)
+		var reps []struct {
+			Node      string `json:"node"`
+			Container string `json:"container"`
+			State     string `json:"state"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &reps) != nil || len(reps) != 3 {
+			return false
+		}
+		nodes := map[string]bool{}
+		for _, r := range reps {
+			if r.State == "running" && r.Container != "" {
+				nodes[r.Node] = true
+			}
+		}
+		return len(nodes) == 3
+	})
+
+	n2.kill()
+	lost := time.Now()
+	waitFor(t, 30*time.Second, moved+" running on another node", func() bool {
+		for _, nd := range []*tbNode{n1, n3} {
+			if slices.Contains(nd.running(name), moved) {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("a node's power loss: its replica %s running elsewhere after %s", moved, time.Since(lost).Round(time.Millisecond))
+	events := n1.mustRun("events", "-p", name)
+	if !strings.Contains(events, "node-down") || !strings.Contains(events, "node2") {
+		t.Errorf("the journal does not tell the move and its cause:\n%s", events)
+	}
+
+	// node2 comes back with its engine and the replica the engine kept:
+	// tend on it removes that one, which runs elsewhere now.
+	tb.restart(n2)
+	n2.serve()
+	waitFor(t, 30*time.Second, "node2 ready, without the moved replica", func() bool {
+		rows, err := n1.nodes()
+		out, _ := n2.docker("ps", "-a", "--filter", "label=io.tend.project="+name, "--format", "{{.Names}}")
+		return err == nil && rowOf(rows, n2.name).State == "ready" && out == ""
+	})
+	total := len(n1.running(name)) + len(n2.running(name)) + len(n3.running(name))
+	if total != 3 {
+		t.Errorf("%d replicas run across the nodes, want 3", total)
+	}
+}
+
+// TestClusterPartition: a worker cut off from the managers stops its replica
+// before the leader places it elsewhere, so the replica never runs on two
+// nodes at once; once healed, the worker runs its share again and nothing twice.
+func TestClusterPartition(t *testing.T) {
+	tb := newTestbed(t, 3)
+	n1, n2, n3 := tb.nodes[0], tb.nodes[1], tb.nodes[2]
+	n1.serve("--cluster-init", "--advertise", n1.ip)
+	wtok := lastLine(n1.mustRun("cluster", "join-token"))
+	n2.serve("--join", n1.ip, "--token", wtok, "--advertise", n2.ip)
+	n3.serve("--join", n1.ip, "--token", wtok, "--advertise", n3.ip)
+	name := "fence"
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	writeFile(t, file, `
+services:
+  web:
+    image: tend-demo:dev
+    deploy: {replicas: 3}
+`)
+	n1.mustRun("up", "-f", file, "-p", name)
+	waitFor(t, 60*time.Second, "one replica running on each node", func() bool {
+		return len(n1.running(name)) == 1 && len(n2.running(name)) == 1 && len(n3.running(name)) == 1
+	})
+	cutOff := n2.running(name)[0]
+
+	n2.cut()
+	cut := time.Now()
+	var stoppedAt, elsewhereAt time.Duration
+	twice := 0
+	waitFor(t, 30*time.Second, cutOff+" stopped on node2 and running elsewhere", func() bool {
+		// The cut-off engine's socket still answers: it is local.
+		here := slices.Contains(n2.running(name), cutOff)
+		there := slices.Contains(n1.running(name), cutOff) || slices.Contains(n3.running(name), cutOff)
+		if here && there {
+			twice++
+		}
+		if !here && stoppedAt == 0 {
+			stoppedAt = time.Since(cut)
+		}
+		if there && elsewhereAt == 0 {
+			elsewhereAt = time.Since(cut)
+		}
+		return !here && there
+	})
+	t.Logf("partition: the cut-off replica stopped after %s, running elsewhere after %s", stoppedAt.Round(time.Millisecond), elsewhereAt.Round(time.Millisecond))
+	if twice > 0 || stoppedAt > elsewhereAt {
+		t.Errorf("%s ran on two nodes at once (%d samples; stopped on node2 after %s, running elsewhere after %s)", cutOff, twice, stoppedAt, elsewhereAt)
+	}
+	if !strings.Contains(n2.tendLog.String(), "fenced") {
+		t.Errorf("node2's tend did not say it fenced itself")
+	}
+
+	n2.heal()
+	waitFor(t, 30*time.Second, "node2 ready again, the moved replica gone from it", func() bool {
+		rows, err := n1.nodes()
+		out, _ := n2.docker("ps", "-a", "--filter", "name="+cutOff, "--format", "{{.Names}}")
+		return err == nil && rowOf(rows, n2.name).State == "ready" && out == ""
+	})
+	total := len(n1.running(name)) + len(n2.running(name)) + len(n3.running(name))
+	if total != 3 {
+		t.Errorf("%d replicas run across the nodes, want 3", total)
+	}
 }

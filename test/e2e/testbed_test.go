@@ -41,13 +41,31 @@ type tbNode struct {
 	dir     string
 	engine  *exec.Cmd // unshare ... dockerd: its process group is the node's power
 	tend    *exec.Cmd
-	tendLog *bytes.Buffer
+	tendLog *lockedBuffer
 	socket  string // tend's API socket
 	data    string // tend's --data
 	killed  bool
 }
 
 var testbeds atomic.Int32
+
+// lockedBuffer is a log read while its process still writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // imageTar is this run's demo image saved once, for loading into each node's engine.
 var imageTar = sync.OnceValues(func() (string, error) {
@@ -169,7 +187,7 @@ func (nd *tbNode) docker(args ...string) (string, error) {
 func (nd *tbNode) serve(flags ...string) {
 	t := nd.tb.t
 	t.Helper()
-	nd.tendLog = &bytes.Buffer{}
+	nd.tendLog = &lockedBuffer{}
 	nd.tend = nsCommand(nd, append([]string{"serve", "--data", nd.data, "--socket", nd.socket, "--node-name", nd.name}, flags...)...)
 	nd.tend.Stdout, nd.tend.Stderr = nd.tendLog, nd.tendLog
 	nd.tend.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -228,6 +246,18 @@ func (nd *tbNode) stopTend(sig syscall.Signal) {
 		<-done
 	}
 	nd.tend = nil
+}
+
+// restart powers a killed node on again: back on the network, its engine
+// started on the data it had.
+func (tb *testbed) restart(nd *tbNode) {
+	tb.t.Helper()
+	nd.heal()
+	nd.startEngine()
+	if err := nd.waitEngine(); err != nil {
+		tb.t.Fatal(err)
+	}
+	nd.killed = false
 }
 
 // cut takes the node off the network (a partition); heal puts it back.
