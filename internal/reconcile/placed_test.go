@@ -37,3 +37,18 @@ func TestPlacedElsewhereIsNotRunHere(t *testing.T) {
 		t.Errorf("single host: %v, want two creates", got)
 	}
 }
+
+// A slot that comes to this node from one that went down is created as moved,
+// not as a container removed outside tend.
+func TestMovedSlotIsCreatedAsMoved(t *testing.T) {
+	web := service("web", replicas(1))
+	obs := reconcile.Observed{
+		History: map[reconcile.SlotKey]reconcile.History{key("web", 1): {Container: "abc123", Node: "b"}},
+		Placed:  map[reconcile.SlotKey]string{key("web", 1): "a"},
+		Node:    "a",
+	}
+	r := reconcile.Plan(project(web), obs, at(0))
+	if got := actions(r); len(got) != 1 || got[0] != "create web/1 moved" {
+		t.Errorf("actions %v", got)
+	}
+}

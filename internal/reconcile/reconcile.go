@@ -24,6 +24,8 @@ func (k SlotKey) String() string { return fmt.Sprintf("%s/%d", k.Service, k.Slot
 type History struct {
 	// Container is the last container seen in the slot; empty until the slot first had one.
 	Container string `json:"container,omitempty"`
+	// Node is, in a cluster, the node Container was seen on.
+	Node string `json:"node,omitempty"`
 	// Streak holds the times of the restarts in the current crash streak, oldest first.
 	Streak []time.Time `json:"streak,omitempty"`
 	// Restarts counts every restart of the slot, for people to read.
@@ -47,7 +49,7 @@ type History struct {
 
 // Equal reports whether two memories are the same.
 func (h History) Equal(o History) bool {
-	return h.Container == o.Container && slices.Equal(h.Streak, o.Streak) && h.Restarts == o.Restarts &&
+	return h.Container == o.Container && h.Node == o.Node && slices.Equal(h.Streak, o.Streak) && h.Restarts == o.Restarts &&
 		h.Settled.Equal(o.Settled) && h.ReadyRun.Equal(o.ReadyRun) && h.Done == o.Done && h.GaveUp == o.GaveUp &&
 		h.Failures == o.Failures && h.FailedAt.Equal(o.FailedAt) && h.LastError == o.LastError
 }
@@ -171,6 +173,7 @@ const (
 	ReasonNetworkReplaced   Reason = "network-replaced"    // it shares the network of a replica that was replaced (network_mode service:NAME)
 	ReasonByHand            Reason = "by-hand"             // a person asked for it (POST .../restart, the dashboard)
 	ReasonPlaced            Reason = "placed-elsewhere"    // in a cluster, the slot is assigned to another node
+	ReasonMoved             Reason = "moved"               // in a cluster, the slot came to this node from another
 )
 
 // Action is one step of a plan.
@@ -274,7 +277,7 @@ func Plan(desired *spec.Project, observed Observed, now time.Time) Result {
 				runs = pinned
 			}
 			s := slotPlanner{svc: runs, key: k, history: observed.History[k], now: now, plan: &plan, health: observed.Health,
-				engineDown: observed.EngineDown, networkOwner: networkOwner(desired, svc, slots)}
+				engineDown: observed.EngineDown, networkOwner: networkOwner(desired, svc, slots), node: observed.Node}
 			own, surges := splitSurges(slots[k], desired.Name, svc, k)
 			keep := s.dedupe(own)
 			if next := s.dedupe(surges); next != nil {

@@ -24,6 +24,7 @@ type slotPlanner struct {
 	// networkOwner is the running container whose network svc shares
 	// (network_mode service:NAME); nil when none runs.
 	networkOwner *runtime.Container
+	node         string // this host's, in a cluster (Observed.Node)
 }
 
 func (s *slotPlanner) act(kind Kind, container string, r Reason, format string, args ...any) {
@@ -74,7 +75,7 @@ func (s *slotPlanner) plan1(c *runtime.Container, depsReady func() (bool, string
 		s.missing(depsReady)
 		return
 	}
-	s.history.Container = c.ID // adopted, or made by an earlier pass
+	s.history.Container, s.history.Node = c.ID, s.node // adopted, or made by an earlier pass
 	if c.Hash != s.svc.Hash() {
 		s.fresh()
 		s.act(Replace, c.ID, ReasonSpecChanged, "%s runs an older spec", c.Name)
@@ -125,7 +126,7 @@ func (s *slotPlanner) stoppedByEngine(c *runtime.Container) (Span, bool) {
 
 // fresh forgets the slot's container: a new one is about to be made from the current spec.
 func (s *slotPlanner) fresh() {
-	s.history.Container = ""
+	s.history.Container, s.history.Node = "", ""
 	s.history.Settled, s.history.ReadyRun = time.Time{}, time.Time{}
 }
 
@@ -136,6 +137,10 @@ func (s *slotPlanner) missing(depsReady func() (bool, string)) {
 		return // a finished job stays finished
 	case h.GaveUp:
 		s.wait(time.Time{}, "gave up after %s; `tend up` tries again", restarts(len(h.Streak)))
+		return
+	case h.Container != "" && h.Node != "" && h.Node != s.node:
+		s.fresh()
+		s.act(Create, "", ReasonMoved, "placed here; its container %s ran on %s", short(h.Container), h.Node)
 		return
 	case h.Container != "":
 		s.fresh()

@@ -253,6 +253,7 @@ func (nd *tbNode) stopTend(sig syscall.Signal) {
 func (tb *testbed) restart(nd *tbNode) {
 	tb.t.Helper()
 	nd.heal()
+	_ = os.Remove(filepath.Join(nd.dir, "dockerd.pid")) // left by the power loss; dockerd refuses to start over one
 	nd.startEngine()
 	if err := nd.waitEngine(); err != nil {
 		tb.t.Fatal(err)
