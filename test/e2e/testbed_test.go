@@ -262,8 +262,12 @@ func (tb *testbed) restart(nd *tbNode) {
 }
 
 // cut takes the node off the network (a partition); heal puts it back.
-func (nd *tbNode) cut()  { _ = exec.Command("ip", "-n", nd.tb.hub, "link", "set", nd.veth(), "nomaster").Run() }
-func (nd *tbNode) heal() { _ = exec.Command("ip", "-n", nd.tb.hub, "link", "set", nd.veth(), "master", "br0").Run() }
+func (nd *tbNode) cut() {
+	_ = exec.Command("ip", "-n", nd.tb.hub, "link", "set", nd.veth(), "nomaster").Run()
+}
+func (nd *tbNode) heal() {
+	_ = exec.Command("ip", "-n", nd.tb.hub, "link", "set", nd.veth(), "master", "br0").Run()
+}
 
 func (tb *testbed) down() {
 	for _, nd := range tb.nodes {
