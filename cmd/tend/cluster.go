@@ -19,6 +19,7 @@ import (
 	"github.com/tend-sh/tend/internal/nodes"
 	"github.com/tend-sh/tend/internal/place"
 	"github.com/tend-sh/tend/internal/runtime"
+	"github.com/tend-sh/tend/internal/runtime/docker"
 	"github.com/tend-sh/tend/internal/store"
 	etcdstore "github.com/tend-sh/tend/internal/store/etcd"
 	"github.com/tend-sh/tend/internal/supervisor"
@@ -30,6 +31,7 @@ type clusterFlags struct {
 	join, token, advertise string
 	name                   string
 	joinPort, client, peer int
+	drainDisk, drainMem    float64
 }
 
 func (f *clusterFlags) add(cmd *cobra.Command) {
@@ -43,6 +45,8 @@ func (f *clusterFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.joinPort, "join-port", d.Join, "managers: the port hosts join on (HTTPS)")
 	cmd.Flags().IntVar(&f.client, "etcd-client-port", d.Client, "managers: etcd's client port")
 	cmd.Flags().IntVar(&f.peer, "etcd-peer-port", d.Peer, "managers: etcd's peer port")
+	cmd.Flags().Float64Var(&f.drainDisk, "drain-disk-free", 100*nodes.DefaultPressure.DiskFree, "drain a node whose engine's disk has less than this percent free (undrain 5 points above)")
+	cmd.Flags().Float64Var(&f.drainMem, "drain-memory-available", 100*nodes.DefaultPressure.MemAvailable, "drain a node with less than this percent of its memory available (undrain 5 points above)")
 }
 
 // start joins, makes or rejoins the cluster; nil when this tend is a single
@@ -70,14 +74,35 @@ func (f *clusterFlags) start(ctx context.Context, data string, hooks clusterHook
 		Join: f.join, Token: f.token, Manager: f.manager,
 		Ports: cluster.Ports{Join: f.joinPort, Client: f.client, Peer: f.peer},
 		Clock: clock.Real{}, Log: log,
-		Desired: hooks.desired, OnMove: hooks.moved, OnAssign: hooks.poke, OnFence: hooks.fence, OnUnfence: hooks.poke})
+		Desired: hooks.desired, OnMove: hooks.moved, OnAssign: hooks.poke, OnFence: hooks.fence, OnUnfence: hooks.poke, OnReports: hooks.retraffic,
+		Figures: hooks.figures, OnNode: hooks.node,
+		Pressure: nodes.Pressure{DiskFree: f.drainDisk / 100, MemAvailable: f.drainMem / 100, Hysteresis: nodes.DefaultPressure.Hysteresis}})
 }
 
 // clusterHooks tie the member to the store and the supervisor, both made after it.
 type clusterHooks struct {
-	store   func() store.Store
-	poke    func()
-	runtime func() runtime.Runtime
+	store     func() store.Store
+	poke      func()
+	retraffic func()
+	runtime   func() runtime.Runtime
+}
+
+// figures measures this host for the pressure rule (figures.go).
+func (h clusterHooks) figures() nodes.Figures {
+	root := ""
+	if d, ok := h.runtime().(*docker.Docker); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		root, _ = d.RootDir(ctx)
+		cancel()
+	}
+	return measure(root)
+}
+
+// node journals what the leader did to a node.
+func (h clusterHooks) node(action, node, reason, msg string) {
+	if st := h.store(); st != nil {
+		_, _ = st.Append(store.Entry{Time: time.Now(), Action: action, Reason: reason, Message: "node " + node + ": " + msg})
+	}
 }
 
 // fence kills every replica on this host's engine at once (no grace: the
@@ -222,6 +247,24 @@ func nodeCommand(g *globals) *cobra.Command {
 	}
 	ls.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(ls)
+	for _, a := range []struct{ name, short string }{
+		{"cordon", "Keep a node from taking new replicas; it keeps those it runs"},
+		{"drain", "Move a node's replicas to other nodes, and keep it from taking new ones"},
+		{"uncordon", "Let a cordoned or drained node take replicas again"},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   a.name + " NODE",
+			Short: a.short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				msg, err := g.client().NodeAction(cmd.Context(), args[0], a.name)
+				if err == nil {
+					fmt.Println(msg)
+				}
+				return err
+			},
+		})
+	}
 	return cmd
 }
 

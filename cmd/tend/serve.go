@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -89,6 +90,10 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 		if sup != nil {
 			sup.Poke()
 		}
+	}, retraffic: func() {
+		if sup != nil {
+			sup.Retraffic()
+		}
 	}, runtime: func() runtime.Runtime {
 		if rt == nil {
 			return nil
@@ -114,6 +119,10 @@ func serve(cmd *cobra.Command, socket, data, metricsAddr string, inPlace, recove
 			return fmt.Errorf("find tend's own binary: %w", err)
 		}
 		dcfg.Shim = docker.ShimConfig{Dir: filepath.Join(data, "shim"), Binary: exe}
+	}
+	if member != nil {
+		// The other nodes' proxies reach this node's replicas at its address.
+		dcfg.PublishOn, _ = netip.ParseAddr(member.Self().Address)
 	}
 	rt, err = docker.New(ctx, dcfg)
 	if err != nil {

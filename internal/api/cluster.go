@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 
 	"github.com/tend-sh/tend/internal/errs"
 	"github.com/tend-sh/tend/internal/nodes"
+	"github.com/tend-sh/tend/internal/store"
 	"github.com/tend-sh/tend/internal/supervisor"
 )
 
@@ -16,19 +18,16 @@ type Cluster interface {
 	JoinToken(ctx context.Context, role nodes.Role) (string, error)
 	// Reports are the replicas each node last reported of its own slots
 	// (JSON of []supervisor.Replica), by node.
-	Reports(ctx context.Context) (map[string][]byte, error)
+	Reports() map[string][]byte
 	Node() string
+	SetMode(ctx context.Context, node string, mode nodes.Mode) error
 }
 
 // acrossNodes puts in place of each slot this node does not run the
 // replica as the node that runs it reported it: `tend ps` on any node shows
 // the whole cluster.
-func (s *Server) acrossNodes(ctx context.Context, local []supervisor.Replica) []supervisor.Replica {
-	reports, err := s.Cluster.Reports(ctx)
-	if err != nil {
-		s.Log.Debug("replicas of other nodes", "err", err)
-		return local
-	}
+func (s *Server) acrossNodes(local []supervisor.Replica) []supervisor.Replica {
+	reports := s.Cluster.Reports()
 	type slot struct {
 		project, service string
 		n                int
@@ -61,6 +60,7 @@ func (s *Server) clusterRoutes() []route {
 		{pattern: "GET /v1/nodes", handle: s.listNodes},
 		// A join token admits a host to the cluster: the socket's owner only.
 		{pattern: "GET /v1/cluster/join-token", handle: s.joinToken, socketOnly: true},
+		{pattern: "POST /v1/nodes/{name}/{action}", handle: s.nodeAction},
 	}
 }
 
@@ -77,6 +77,35 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, nonNil(all))
+}
+
+// nodeAction cordons, drains or uncordons a node.
+func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
+	if s.Cluster == nil {
+		s.fail(w, errNoCluster)
+		return
+	}
+	modes := map[string]nodes.Mode{"cordon": nodes.ModeCordon, "drain": nodes.ModeDrain, "uncordon": nodes.Active}
+	mode, ok := modes[r.PathValue("action")]
+	if !ok {
+		s.fail(w, errs.E(errs.NotFound, "no such node action %q: cordon, drain or uncordon", r.PathValue("action")))
+		return
+	}
+	if err := s.Cluster.SetMode(r.Context(), r.PathValue("name"), mode); err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.journal(store.Entry{Action: "node-" + r.PathValue("action"), Message: "node " + r.PathValue("name")})
+	writeJSON(w, http.StatusOK, map[string]string{"message": "node " + r.PathValue("name") + " " + r.PathValue("action") + "ed"})
+}
+
+// NodeAction cordons, drains or uncordons a node.
+func (c *Client) NodeAction(ctx context.Context, node, action string) (string, error) {
+	var out struct {
+		Message string `json:"message"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/"+url.PathEscape(action), nil, nil, &out)
+	return out.Message, err
 }
 
 // JoinTokenAnswer is the body of GET /v1/cluster/join-token.

@@ -216,7 +216,7 @@ func (s *Server) replicas(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.Cluster != nil {
-		reps = s.acrossNodes(r.Context(), reps) // cluster.go
+		reps = s.acrossNodes(reps) // cluster.go
 	}
 	writeJSON(w, http.StatusOK, nonNil(reps))
 }

@@ -137,9 +137,17 @@ func (m *Member) place(ctx context.Context, pl *placer, states map[string]nodes.
 	if err != nil {
 		return err
 	}
+	records, err := m.nodeRecords(ctx)
+	if err != nil {
+		return err
+	}
+	if err := m.relieve(ctx, records, states); err != nil {
+		return err
+	}
 	var ns []place.Node
-	for name, st := range states {
-		ns = append(ns, place.Node{Name: name, Ready: st == nodes.Ready})
+	for _, n := range records {
+		ns = append(ns, place.Node{Name: n.Name, Ready: states[n.Name] == nodes.Ready,
+			Cordoned: n.Mode == nodes.ModeCordon, Draining: n.Mode == nodes.ModeDrain})
 	}
 	next, moves := place.Plan(slots, ns, pl.current)
 	var ops []clientv3.Op

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -68,6 +69,14 @@ type Config struct {
 	// (after TTL on its clock) places them elsewhere. OnUnfence is told when
 	// a heartbeat is taken again.
 	OnFence, OnUnfence func()
+	// OnReports is told when a node's report of its replicas changed.
+	OnReports func()
+	// Figures measures this node's resources (nil: none reported); the
+	// leader drains a node under Pressure (default nodes.DefaultPressure)
+	// and tells OnNode, for the journal.
+	Figures  func() nodes.Figures
+	Pressure nodes.Pressure
+	OnNode   func(action, node, reason, message string)
 }
 
 // fenceMargin is how much sooner than the TTL a cut-off node stops its
@@ -90,6 +99,8 @@ type Member struct {
 	fenced   bool                  // no heartbeat taken for TTL-fenceMargin: replicas stopped
 	assigned map[place.Slot]string // the assignments as this node last read them
 	assignAt int64                 // the revision they were read at
+	reports  map[string][]byte     // every node's replicas as it reported them, by node
+	reported []byte                // this node's last report written
 }
 
 // saved is what a node keeps of its cluster in cluster.json, to rejoin after a restart.
@@ -118,6 +129,9 @@ func Start(ctx context.Context, cfg Config) (*Member, error) {
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.Pressure == (nodes.Pressure{}) {
+		cfg.Pressure = nodes.DefaultPressure
 	}
 	if cfg.Name == "" {
 		h, err := os.Hostname()
@@ -264,7 +278,7 @@ func (m *Member) register(ctx context.Context) error {
 	if len(resp.Kvs) == 1 {
 		var old nodes.Node
 		if json.Unmarshal(resp.Kvs[0].Value, &old) == nil && !old.Joined.IsZero() {
-			m.self.Joined = old.Joined
+			m.self.Joined, m.self.Mode = old.Joined, old.Mode // a restart keeps both
 		}
 	}
 	if m.self.Joined.IsZero() {
@@ -284,8 +298,13 @@ func (m *Member) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.beat(ctx) }()
 	go func() { defer wg.Done(); m.followAssignments(ctx, m.assignAt) }()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); m.fence(ctx) }()
+	go func() { defer wg.Done(); m.followReports(ctx) }()
+	if m.cfg.Figures != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.reportFigures(ctx) }()
+	}
 	if m.self.Role == nodes.Manager {
 		wg.Add(2)
 		go func() { defer wg.Done(); m.serveJoin(ctx) }()
@@ -397,29 +416,142 @@ func (m *Member) LastAck() time.Time {
 	return m.lastAck
 }
 
-const prefixReplicas = "/tend/replicas/"
+const (
+	prefixReplicas = "/tend/replicas/"
+	prefixFigures  = "/tend/figures/"
+	figuresEvery   = 2 * time.Second
+)
 
-// Report stores what this node reports of its replicas (JSON), for `tend ps` on any node.
-func (m *Member) Report(ctx context.Context, b []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := m.cli.Put(ctx, prefixReplicas+m.self.Name, string(b))
-	return err
+// reportFigures writes this node's resources every figuresEvery.
+func (m *Member) reportFigures(ctx context.Context) {
+	for {
+		b, _ := json.Marshal(m.cfg.Figures())
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = m.cli.Put(pctx, prefixFigures+m.self.Name, string(b))
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.cfg.Clock.After(figuresEvery):
+		}
+	}
 }
 
-// Reports are every node's last report, by node.
-func (m *Member) Reports(ctx context.Context) (map[string][]byte, error) {
+// relieve drains a ready node under pressure and undrains one tend drained
+// once its pressure is gone (with hysteresis); a mode a person set stays.
+func (m *Member) relieve(ctx context.Context, records []nodes.Node, states map[string]nodes.State) error {
+	resp, err := m.cli.Get(ctx, prefixFigures, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	figures := map[string]nodes.Figures{}
+	for _, kv := range resp.Kvs {
+		var f nodes.Figures
+		if json.Unmarshal(kv.Value, &f) == nil {
+			figures[strings.TrimPrefix(string(kv.Key), prefixFigures)] = f
+		}
+	}
+	for i, n := range records {
+		f, ok := figures[n.Name]
+		if !ok || states[n.Name] != nodes.Ready {
+			continue
+		}
+		ours := n.Mode == nodes.ModeDrain && n.Pressure != ""
+		under, why := m.cfg.Pressure.Under(f, ours)
+		switch {
+		case under && n.Mode == nodes.Active:
+			if err := m.setMode(ctx, n.Name, nodes.ModeDrain, why); err != nil {
+				return err
+			}
+			records[i].Mode = nodes.ModeDrain
+			m.tell("node-drain", n.Name, "pressure", fmt.Sprintf("%s: %s; drained, its replicas move to other nodes", why, f))
+		case !under && ours:
+			if err := m.setMode(ctx, n.Name, nodes.Active, ""); err != nil {
+				return err
+			}
+			records[i].Mode = nodes.Active
+			m.tell("node-uncordon", n.Name, "pressure-relieved", fmt.Sprintf("%s: past its thresholds again; takes replicas again", f))
+		}
+	}
+	return nil
+}
+
+func (m *Member) tell(action, node, reason, msg string) {
+	m.cfg.Log.Info("node "+node+": "+msg, "action", action, "reason", reason)
+	if m.cfg.OnNode != nil {
+		m.cfg.OnNode(action, node, reason, msg)
+	}
+}
+
+// Report stores what this node reports of its replicas (JSON), for `tend ps`
+// and the proxies on the other nodes; an unchanged report is not written again.
+func (m *Member) Report(ctx context.Context, b []byte) error {
+	m.mu.Lock()
+	same := string(m.reported) == string(b)
+	m.mu.Unlock()
+	if same {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	resp, err := m.cli.Get(ctx, prefixReplicas, clientv3.WithPrefix())
-	if err != nil {
-		return nil, err
+	if _, err := m.cli.Put(ctx, prefixReplicas+m.self.Name, string(b)); err != nil {
+		return err
 	}
-	out := map[string][]byte{}
-	for _, kv := range resp.Kvs {
-		out[strings.TrimPrefix(string(kv.Key), prefixReplicas)] = kv.Value
+	m.mu.Lock()
+	m.reported = b
+	m.mu.Unlock()
+	return nil
+}
+
+// Reports are every node's last report, by node, as this node last read them.
+func (m *Member) Reports() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.reports)
+}
+
+// followReports keeps this node's copy of every node's report, telling
+// cfg.OnReports of each change.
+func (m *Member) followReports(ctx context.Context) {
+	for ctx.Err() == nil {
+		resp, err := m.cli.Get(ctx, prefixReplicas, clientv3.WithPrefix())
+		if err == nil {
+			all := map[string][]byte{}
+			for _, kv := range resp.Kvs {
+				all[strings.TrimPrefix(string(kv.Key), prefixReplicas)] = kv.Value
+			}
+			m.mu.Lock()
+			m.reports = all
+			m.mu.Unlock()
+			m.reportsChanged()
+			for wr := range m.cli.Watch(clientv3.WithRequireLeader(ctx), prefixReplicas, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+				if wr.Err() != nil {
+					break
+				}
+				m.mu.Lock()
+				for _, ev := range wr.Events {
+					node := strings.TrimPrefix(string(ev.Kv.Key), prefixReplicas)
+					if ev.Type == clientv3.EventTypeDelete {
+						delete(m.reports, node)
+					} else {
+						m.reports[node] = ev.Kv.Value
+					}
+				}
+				m.mu.Unlock()
+				m.reportsChanged()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-m.cfg.Clock.After(500 * time.Millisecond):
+		}
 	}
-	return out, nil
+}
+
+func (m *Member) reportsChanged() {
+	if m.cfg.OnReports != nil {
+		m.cfg.OnReports()
+	}
 }
 
 // Client is this node's etcd client, for the store of the cluster's state.
@@ -608,9 +740,45 @@ func (m *Member) Nodes(ctx context.Context) ([]nodes.Status, error) {
 			st.State = nodes.Ready // registered a moment ago; the leader has not judged it yet
 			st.Since = n.Joined
 		}
-		out = append(out, nodes.Status{Node: n, State: st.State, Since: st.Since, Leader: n.Name == leader})
+		out = append(out, nodes.Status{Node: n, State: n.Shown(st.State), Since: st.Since, Leader: n.Name == leader})
 	}
 	return nodes.Sorted(out), nil
+}
+
+// SetMode cordons, drains or (Active) uncordons a node, as a person asks;
+// the leader places by it.
+func (m *Member) SetMode(ctx context.Context, name string, mode nodes.Mode) error {
+	return m.setMode(ctx, name, mode, "")
+}
+
+// setMode sets a node's mode; pressure is why tend set it ("": a person did).
+func (m *Member) setMode(ctx context.Context, name string, mode nodes.Mode, pressure string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		resp, err := m.cli.Get(ctx, keyNode(name))
+		if err != nil {
+			return errs.Wrap(errs.Unavailable, fmt.Errorf("etcd: %w", err))
+		}
+		if len(resp.Kvs) == 0 {
+			return errs.E(errs.NotFound, "no node %q in the cluster", name)
+		}
+		var n nodes.Node
+		if err := json.Unmarshal(resp.Kvs[0].Value, &n); err != nil {
+			return err
+		}
+		n.Mode, n.Pressure = mode, pressure
+		b, _ := json.Marshal(n)
+		txn, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(keyNode(name)), "=", resp.Kvs[0].ModRevision)).
+			Then(clientv3.OpPut(keyNode(name), string(b))).Commit()
+		if err != nil {
+			return errs.Wrap(errs.Unavailable, fmt.Errorf("etcd: %w", err))
+		}
+		if txn.Succeeded {
+			m.cfg.Log.Info("node mode set", "node", name, "mode", string(mode))
+			return nil
+		}
+	}
 }
 
 // JoinToken is the token that lets a host join as role.

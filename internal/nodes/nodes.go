@@ -22,8 +22,19 @@ const (
 type State string
 
 const (
-	Ready State = "ready"
-	Down  State = "down"
+	Ready    State = "ready"
+	Down     State = "down"
+	Cordoned State = "cordoned" // ready, takes no new replicas
+	Draining State = "draining" // ready, its replicas move to other nodes
+)
+
+// Mode is what a person (tend node cordon, drain) set on a node.
+type Mode string
+
+const (
+	Active     Mode = ""
+	ModeCordon Mode = "cordoned"
+	ModeDrain  Mode = "draining"
 )
 
 // Node is a host as it joined.
@@ -32,6 +43,19 @@ type Node struct {
 	Address string    `json:"address"` // the --advertise address other hosts reach it on
 	Role    Role      `json:"role"`
 	Joined  time.Time `json:"joined"`
+	Mode    Mode      `json:"mode,omitempty"`
+	// Pressure: tend drained it under pressure (Pressure), and undrains it
+	// when the pressure is gone; a mode a person set stays until they change it.
+	Pressure string `json:"pressure,omitempty"`
+}
+
+// Shown is the state `node ls` shows for a node the leader judged st:
+// a ready node that is cordoned or draining says so.
+func (n Node) Shown(st State) State {
+	if st == Ready && n.Mode != Active {
+		return State(n.Mode)
+	}
+	return st
 }
 
 // Status is a node with what the leader last judged of it.

@@ -41,3 +41,23 @@ func TestSortedPutsManagersFirst(t *testing.T) {
 		t.Errorf("order %v", got)
 	}
 }
+
+func TestPressureHasHysteresis(t *testing.T) {
+	p := DefaultPressure
+	for _, c := range []struct {
+		disk, mem float64
+		was, want bool
+	}{
+		{0.50, 0.50, false, false},
+		{0.09, 0.50, false, true},  // disk below 10 %
+		{0.50, 0.04, false, true},  // memory below 5 %
+		{0.12, 0.50, true, true},   // above 10 %, not above 15 %: still under
+		{0.16, 0.50, true, false},  // past the hysteresis
+		{0.12, 0.50, false, false}, // the same 12 % does not enter
+		{-1, -1, false, false},     // unknown figures are no pressure
+	} {
+		if got, why := p.Under(Figures{DiskFree: c.disk, MemAvailable: c.mem}, c.was); got != c.want {
+			t.Errorf("disk %.2f mem %.2f was %v: under %v (%s), want %v", c.disk, c.mem, c.was, got, why, c.want)
+		}
+	}
+}

@@ -2,7 +2,7 @@
 // replica slot. It is pure: the leader feeds it the slots the projects ask
 // for, the nodes and the assignments as stored, and writes back what it says.
 //
-// A slot stays where it is while its node is ready, so a node that comes back
+// A slot stays where it is while its node is ready and not draining, so a node that comes back
 // does not pull replicas to itself and nothing moves without cause. A slot
 // whose node is down, or that has no node, goes to the ready node with the
 // fewest replicas of its service, then the fewest replicas in all, then by
@@ -28,6 +28,9 @@ func (s Slot) String() string { return fmt.Sprintf("%s/%s/%d", s.Project, s.Serv
 type Node struct {
 	Name  string
 	Ready bool // judged ready by the leader; a down node gets nothing and keeps nothing
+	// Cordoned: it keeps what it runs and takes nothing new. Draining: it
+	// keeps nothing either; its slots move to other nodes.
+	Cordoned, Draining bool
 }
 
 // Move is one change of assignment, with its cause, for the journal.
@@ -41,11 +44,12 @@ type Move struct {
 // ready), and the moves from current. Slots of current not in slots are
 // dropped: their service scaled in or went away.
 func Plan(slots []Slot, nodes []Node, current map[Slot]string) (map[Slot]string, []Move) {
-	ready := map[string]bool{}
+	keeps, takes := map[string]bool{}, map[string]bool{}
+	draining := map[string]bool{}
 	for _, n := range nodes {
-		if n.Ready {
-			ready[n.Name] = true
-		}
+		keeps[n.Name] = n.Ready && !n.Draining
+		takes[n.Name] = n.Ready && !n.Draining && !n.Cordoned
+		draining[n.Name] = n.Draining
 	}
 	next := map[Slot]string{}
 	total := map[string]int{}
@@ -64,7 +68,7 @@ func Plan(slots []Slot, nodes []Node, current map[Slot]string) (map[Slot]string,
 	})
 	var homeless []Slot
 	for _, s := range ordered {
-		if n := current[s]; n != "" && ready[n] {
+		if n := current[s]; n != "" && keeps[n] {
 			next[s] = n
 			count(s, n)
 		} else {
@@ -72,8 +76,10 @@ func Plan(slots []Slot, nodes []Node, current map[Slot]string) (map[Slot]string,
 		}
 	}
 	var names []string
-	for n := range ready {
-		names = append(names, n)
+	for n, ok := range takes {
+		if ok {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	var moves []Move
@@ -92,7 +98,10 @@ func Plan(slots []Slot, nodes []Node, current map[Slot]string) (map[Slot]string,
 			continue // still nowhere
 		}
 		reason := "new"
-		if from != "" {
+		switch {
+		case draining[from]:
+			reason = "drain"
+		case from != "":
 			reason = "node-down"
 		}
 		moves = append(moves, Move{Slot: s, From: from, To: to, Reason: reason})

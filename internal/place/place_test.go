@@ -13,7 +13,7 @@ func slots(project, service string, n int) []Slot {
 }
 
 func TestSpreadsAServiceAcrossNodes(t *testing.T) {
-	nodes := []Node{{"a", true}, {"b", true}, {"c", true}}
+	nodes := []Node{{Name: "a", Ready: true}, {Name: "b", Ready: true}, {Name: "c", Ready: true}}
 	got, moves := Plan(append(slots("p", "web", 3), slots("p", "db", 1)...), nodes, nil)
 	per := map[string]int{}
 	for s, n := range got {
@@ -36,7 +36,7 @@ func TestSpreadsAServiceAcrossNodes(t *testing.T) {
 
 func TestANodeDownMovesOnlyItsSlots(t *testing.T) {
 	cur := map[Slot]string{{"p", "web", 1}: "a", {"p", "web", 2}: "b", {"p", "web", 3}: "c"}
-	got, moves := Plan(slots("p", "web", 3), []Node{{"a", true}, {"b", false}, {"c", true}}, cur)
+	got, moves := Plan(slots("p", "web", 3), []Node{{Name: "a", Ready: true}, {Name: "b", Ready: false}, {Name: "c", Ready: true}}, cur)
 	if got[Slot{"p", "web", 1}] != "a" || got[Slot{"p", "web", 3}] != "c" {
 		t.Errorf("slots on ready nodes moved: %v", got)
 	}
@@ -47,7 +47,7 @@ func TestANodeDownMovesOnlyItsSlots(t *testing.T) {
 		t.Errorf("moves %+v", moves)
 	}
 	// b comes back: nothing moves to it.
-	again, moves := Plan(slots("p", "web", 3), []Node{{"a", true}, {"b", true}, {"c", true}}, got)
+	again, moves := Plan(slots("p", "web", 3), []Node{{Name: "a", Ready: true}, {Name: "b", Ready: true}, {Name: "c", Ready: true}}, got)
 	if len(moves) != 0 || again[Slot{"p", "web", 2}] != got[Slot{"p", "web", 2}] {
 		t.Errorf("a node's return moved %+v", moves)
 	}
@@ -55,7 +55,7 @@ func TestANodeDownMovesOnlyItsSlots(t *testing.T) {
 
 func TestNoReadyNodeLeavesSlotsUnplaced(t *testing.T) {
 	cur := map[Slot]string{{"p", "web", 1}: "a"}
-	got, moves := Plan(slots("p", "web", 2), []Node{{"a", false}}, cur)
+	got, moves := Plan(slots("p", "web", 2), []Node{{Name: "a", Ready: false}}, cur)
 	if got[Slot{"p", "web", 1}] != "" || got[Slot{"p", "web", 2}] != "" {
 		t.Errorf("placed on a down node: %v", got)
 	}
@@ -66,8 +66,22 @@ func TestNoReadyNodeLeavesSlotsUnplaced(t *testing.T) {
 
 func TestScaledInSlotsAreDropped(t *testing.T) {
 	cur := map[Slot]string{{"p", "web", 1}: "a", {"p", "web", 2}: "a"}
-	got, _ := Plan(slots("p", "web", 1), []Node{{"a", true}}, cur)
+	got, _ := Plan(slots("p", "web", 1), []Node{{Name: "a", Ready: true}}, cur)
 	if _, ok := got[Slot{"p", "web", 2}]; ok || len(got) != 1 {
 		t.Errorf("got %v", got)
+	}
+}
+
+func TestCordonAndDrain(t *testing.T) {
+	cur := map[Slot]string{{"p", "web", 1}: "a", {"p", "web", 2}: "b"}
+	nodes := []Node{{Name: "a", Ready: true, Cordoned: true}, {Name: "b", Ready: true}, {Name: "c", Ready: true}}
+	got, moves := Plan(slots("p", "web", 3), nodes, cur)
+	if got[Slot{"p", "web", 1}] != "a" || got[Slot{"p", "web", 3}] != "c" || len(moves) != 1 {
+		t.Errorf("cordoned a: %v %+v (it keeps web-1 and takes nothing new)", got, moves)
+	}
+	nodes[1].Draining = true
+	got, moves = Plan(slots("p", "web", 3), nodes, got)
+	if got[Slot{"p", "web", 2}] != "c" || len(moves) != 1 || moves[0].Reason != "drain" {
+		t.Errorf("draining b: %v %+v", got, moves)
 	}
 }

@@ -6,6 +6,7 @@ package runtime
 import (
 	"context"
 	"io"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -60,6 +61,9 @@ type Container struct {
 	// HealthOutput is what the engine's last health check printed, trimmed.
 	HealthOutput string `json:"health_output,omitempty"`
 	IP           string `json:"ip,omitempty"` // the address on its first network, while it runs
+	// Published are, in a cluster, its TCP ports as other nodes reach them
+	// (the node's address and a port the engine picked), by container port.
+	Published map[uint16]netip.AddrPort `json:"published,omitempty"`
 	// NetworkOf is the container whose network it shares (network_mode
 	// service:NAME or container:NAME), by ID.
 	NetworkOf string `json:"network_of,omitempty"`

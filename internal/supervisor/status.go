@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,8 @@ type Replica struct {
 	// Node is, in a cluster, the node the slot is placed on ("" while it is
 	// placed nowhere); a slot of another node is State "elsewhere" here.
 	Node string `json:"node,omitempty"`
+	// Published are, in a cluster, its TCP ports as other nodes reach them, by container port.
+	Published map[uint16]netip.AddrPort `json:"published,omitempty"`
 }
 
 // Status reports every replica of one project, or of all when project is "".
@@ -223,7 +226,7 @@ func (s *Supervisor) describeChecks(p *spec.Project, all []runtime.Container, re
 }
 
 func fill(r *Replica, c runtime.Container) {
-	r.Container, r.ID = c.Name, short(c.ID)
+	r.Container, r.ID, r.Published = c.Name, short(c.ID), c.Published
 	r.State, r.Health, r.ExitCode, r.StartedAt = string(c.State), string(c.Health), c.ExitCode, c.StartedAt
 	if r.Health == "" {
 		r.Health = "-"

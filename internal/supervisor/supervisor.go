@@ -46,6 +46,9 @@ type Placement interface {
 	Placed(project string) map[reconcile.SlotKey]string
 	// Node is this host's name in the cluster.
 	Node() string
+	// Reports are the replicas each node last reported of itself (JSON of
+	// []Replica), by node: the proxy also routes to the other nodes' replicas.
+	Reports() map[string][]byte
 }
 
 // Supervisor keeps every stored project at its desired state.

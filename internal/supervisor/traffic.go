@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"net/netip"
 	"slices"
@@ -45,6 +46,12 @@ func routes(p *spec.Project, cs []runtime.Container, health map[string]reconcile
 
 // routeFor is the route of one published port of svc over its running replicas.
 func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.Container, health map[string]reconcile.Health) proxy.Route {
+	return routeOver(p, svc, port, cs, health, nil)
+}
+
+// routeOver is routeFor with, in a cluster, the replicas other nodes run too,
+// at the node's address and the port its engine published.
+func routeOver(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.Container, health map[string]reconcile.Health, remote []Replica) proxy.Route {
 	r := proxy.Route{Project: p.Name, Service: svc.Name, Listen: listenAddr(port), ListenEnd: port.HostPortEnd, Mode: mode(svc, port),
 		Idempotent: svc.Tend.Idempotent, Fallback: fallbackOf(svc), Breaker: breakerOf(svc)}
 	for _, c := range cs {
@@ -55,12 +62,54 @@ func routeFor(p *spec.Project, svc *spec.Service, port spec.Port, cs []runtime.C
 		r.Backends = append(r.Backends, proxy.Backend{ID: c.ID, Replica: svc.Name + "/" + strconv.Itoa(c.Slot),
 			Addr: netip.AddrPortFrom(ip, port.ContainerPort), Ready: health[c.ID].Ready})
 	}
+	for _, rep := range remote {
+		addr, ok := rep.Published[port.ContainerPort]
+		if rep.Service != svc.Name || rep.State != string(runtime.Running) || !ok {
+			continue
+		}
+		r.Backends = append(r.Backends, proxy.Backend{ID: rep.Node + "/" + rep.ID, Replica: svc.Name + "/" + strconv.Itoa(rep.Slot),
+			Addr: addr, Ready: rep.Ready})
+	}
 	return r
+}
+
+// remote are, in a cluster, the replicas of project the other nodes run, as they reported them.
+func (s *Supervisor) remote(project string) []Replica {
+	pl := s.cfg.Placement
+	if pl == nil {
+		return nil
+	}
+	var out []Replica
+	for node, b := range pl.Reports() {
+		if node == pl.Node() {
+			continue
+		}
+		var reps []Replica
+		if json.Unmarshal(b, &reps) != nil {
+			continue
+		}
+		for _, r := range reps {
+			if r.Project == project && r.Node == node { // a slot it still runs, not one placed away since
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // allRoutes are a project's published routes and its in-stack ones.
 func (s *Supervisor) allRoutes(ctx context.Context, p *spec.Project, cs []runtime.Container, health map[string]reconcile.Health) []proxy.Route {
 	published := routes(p, cs, health)
+	if remote := s.remote(p.Name); len(remote) > 0 {
+		published = published[:0]
+		for i := range p.Services {
+			for _, port := range p.Services[i].Ports {
+				if port.Protocol == "tcp" {
+					published = append(published, routeOver(p, &p.Services[i], port, cs, health, remote))
+				}
+			}
+		}
+	}
 	rs := append(published, inStackRoutes(p, inStackTargets(p, s.gatewaysOf(ctx, p), published), cs, health)...)
 	s.shield(p.Name, rs) // quarantine.go
 	s.markRecovering(p, cs, rs)
@@ -240,6 +289,10 @@ func (s *Supervisor) trafficGone(id string) {
 // retraffic hands the proxy the containers as the last pass saw them and
 // the verdicts as they are now: at the end of every pass, and between
 // passes when a probe verdict changes or a container dies.
+// Retraffic hands the proxy the routes again from the last pass's view, with
+// the other nodes' replicas as they now report them (in a cluster).
+func (s *Supervisor) Retraffic() { s.retraffic() }
+
 func (s *Supervisor) retraffic() {
 	if s.cfg.Traffic == nil {
 		return

@@ -30,24 +30,39 @@ type Testbed struct {
 	Root   string
 	hub    string
 	Nodes  []*Node
+	small  map[int]int // node -> MiB of the tmpfs its engine's data root is on
 }
+
+// Option changes a testbed.
+type Option func(*Testbed)
+
+// SmallDisk puts node n's engine data root on a tmpfs of mib MiB: a disk a
+// test can fill.
+func SmallDisk(n, mib int) Option { return func(tb *Testbed) { tb.small[n] = mib } }
 
 // Node is one Docker host of a testbed.
 type Node struct {
-	tb     *Testbed
-	N      int    // 1-based
-	Name   string // node1, node2, ...
-	NS     string // its network namespace
-	IP     string
-	Dir    string
-	engine *exec.Cmd // nsenter ... dockerd, its own process group: the node's power
+	tb           *Testbed
+	N            int    // 1-based
+	Name         string // node1, node2, ...
+	NS           string // its network namespace
+	IP           string
+	Dir          string
+	engine       *exec.Cmd // nsenter ... dockerd, its own process group: the node's power
+	smallMounted bool
 }
+
+// DataRoot is the node's engine's data root.
+func (nd *Node) DataRoot() string { return filepath.Join(nd.Dir, "data") }
 
 // New makes n nodes under root, each with its engine running, and loads the
 // images in tar (docker save) into every engine. id and subnet must be unique
 // among the testbeds on this host. On error what was made is taken down.
-func New(root, id string, subnet int, n int, tar string) (_ *Testbed, err error) {
-	tb := &Testbed{ID: id, Subnet: fmt.Sprintf("198.18.%d", subnet), Root: root, hub: id + "hub"}
+func New(root, id string, subnet int, n int, tar string, opts ...Option) (_ *Testbed, err error) {
+	tb := &Testbed{ID: id, Subnet: fmt.Sprintf("198.18.%d", subnet), Root: root, hub: id + "hub", small: map[int]int{}}
+	for _, o := range opts {
+		o(tb)
+	}
 	defer func() {
 		if err != nil {
 			tb.Down()
@@ -56,7 +71,11 @@ func New(root, id string, subnet int, n int, tar string) (_ *Testbed, err error)
 	if err := ip("netns", "add", tb.hub); err != nil {
 		return nil, err
 	}
-	for _, args := range [][]string{{"-n", tb.hub, "link", "set", "lo", "up"}, {"-n", tb.hub, "link", "add", "br0", "type", "bridge"}, {"-n", tb.hub, "link", "set", "br0", "up"}} {
+	// This host is on the bridge too, at .1: a test or benchmark reaches the nodes' addresses.
+	for _, args := range [][]string{{"-n", tb.hub, "link", "set", "lo", "up"}, {"-n", tb.hub, "link", "add", "br0", "type", "bridge"}, {"-n", tb.hub, "link", "set", "br0", "up"},
+		{"link", "add", id + "h", "type", "veth", "peer", "name", "host", "netns", tb.hub},
+		{"addr", "add", tb.Subnet + ".1/24", "dev", id + "h"}, {"link", "set", id + "h", "up"},
+		{"-n", tb.hub, "link", "set", "host", "master", "br0", "up"}} {
 		if err := ip(args...); err != nil {
 			return nil, err
 		}
@@ -111,10 +130,16 @@ func (nd *Node) startEngine() error {
 			return err
 		}
 	}
+	if mib, ok := nd.tb.small[nd.N]; ok && !nd.smallMounted {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", nd.DataRoot()).CombinedOutput(); err != nil {
+			return fmt.Errorf("mount a tmpfs for %s's data root: %v: %s", nd.Name, err, out)
+		}
+		nd.smallMounted = true
+	}
 	_ = os.Remove(filepath.Join(nd.Dir, "dockerd.pid")) // a power loss leaves it; dockerd refuses to start over one
 	// Each engine its own /etc/docker: Docker 20.10 keeps its engine ID in key.json there.
 	script := fmt.Sprintf("hostname %s && mount -t tmpfs tmpfs /run && { [ ! -d /etc/docker ] || mount --bind %s /etc/docker; } && exec dockerd --data-root %s --exec-root %s -H unix://%s --pidfile %s --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent=/%s-%s",
-		nd.Name, filepath.Join(nd.Dir, "etc"), filepath.Join(nd.Dir, "data"), filepath.Join(nd.Dir, "exec"),
+		nd.Name, filepath.Join(nd.Dir, "etc"), nd.DataRoot(), filepath.Join(nd.Dir, "exec"),
 		nd.EngineSocket(), filepath.Join(nd.Dir, "dockerd.pid"), nd.tb.ID, nd.Name)
 	log, err := os.OpenFile(filepath.Join(nd.Dir, "dockerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -199,8 +224,11 @@ func (tb *Testbed) Down() {
 	time.Sleep(200 * time.Millisecond)
 	for _, nd := range tb.Nodes {
 		_ = ip("netns", "del", nd.NS)
+		if nd.smallMounted {
+			_ = exec.Command("umount", "-l", nd.DataRoot()).Run()
+		}
 	}
-	_ = ip("netns", "del", tb.hub)
+	_ = ip("netns", "del", tb.hub) // and the host's end of its veth with it
 	for _, ctl := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "devices", "freezer", "net_cls", "perf_event", "hugetlb", "cpuset", "net_prio", "systemd", "unified", ""} {
 		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", ctl, tb.ID+"-node*"))
 		for _, m := range matches {

@@ -2,12 +2,16 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tend-sh/tend/internal/testbed"
 )
 
 type nodeRow struct {
@@ -158,6 +162,26 @@ func TestClusterMembership(t *testing.T) {
 	})
 }
 
+// answering are the hostnames (replicas) that answered n GETs of / at addr.
+func answering(addr string, n int) map[string]bool {
+	out := map[string]bool{}
+	c := http.Client{Timeout: 2 * time.Second}
+	for range n {
+		resp, err := c.Get("http://" + addr + "/")
+		if err != nil {
+			continue
+		}
+		var body struct {
+			Hostname string `json:"hostname"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) == nil && resp.StatusCode == 200 {
+			out[body.Hostname] = true
+		}
+		resp.Body.Close()
+	}
+	return out
+}
+
 // running lists the names of the project's running containers on a node's engine.
 func (nd *tbNode) running(project string) []string {
 	out, err := nd.docker("ps", "--filter", "label=io.tend.project="+project, "--filter", "status=running", "--format", "{{.Names}}")
@@ -185,6 +209,7 @@ services:
   web:
     image: tend-demo:dev
     deploy: {replicas: 3}
+    ports: ["18080:8080"]
     x-tend:
       readiness:
         http: {port: 8080, path: /health}
@@ -195,6 +220,10 @@ services:
 		return len(n1.running(name)) == 1 && len(n2.running(name)) == 1 && len(n3.running(name)) == 1
 	})
 	moved := n2.running(name)[0] // e.g. spread-web-2
+	// The published port answers on every node, from the replicas of all three.
+	waitFor(t, 20*time.Second, "node3's published port answering from replicas on three nodes", func() bool {
+		return len(answering(n3.ip+":18080", 30)) == 3
+	})
 	// tend ps on any node shows every replica with its node.
 	waitFor(t, 15*time.Second, "ps on node3 showing the three replicas on three nodes", func() bool {
 		out, _, code := n3.run("ps", "--json", "-p", name)
@@ -226,6 +255,9 @@ services:
 		return false
 	})
 	t.Logf("a node's power loss: its replica %s running elsewhere after %s", moved, time.Since(lost).Round(time.Millisecond))
+	waitFor(t, 20*time.Second, "node1's published port answering from three replicas again", func() bool {
+		return len(answering(n1.ip+":18080", 30)) == 3
+	})
 	events := n1.mustRun("events", "-p", name)
 	if !strings.Contains(events, "node-down") || !strings.Contains(events, "node2") {
 		t.Errorf("the journal does not tell the move and its cause:\n%s", events)
@@ -243,6 +275,22 @@ services:
 	total := len(n1.running(name)) + len(n2.running(name)) + len(n3.running(name))
 	if total != 3 {
 		t.Errorf("%d replicas run across the nodes, want 3", total)
+	}
+
+	// Drain node3: its replica moves to another node; node ls says draining.
+	n1.mustRun("node", "drain", n3.name)
+	waitFor(t, 30*time.Second, "node3 drained", func() bool {
+		rows, err := n2.nodes()
+		return err == nil && rowOf(rows, n3.name).State == "draining" && len(n3.running(name)) == 0 &&
+			len(n1.running(name))+len(n2.running(name)) == 3
+	})
+	n1.mustRun("node", "uncordon", n3.name)
+	waitFor(t, 10*time.Second, "node3 ready again", func() bool {
+		rows, err := n1.nodes()
+		return err == nil && rowOf(rows, n3.name).State == "ready"
+	})
+	if events := n1.mustRun("events", "-p", name); !strings.Contains(events, "drain") {
+		t.Errorf("the journal does not tell the drain's moves:\n%s", events)
 	}
 }
 
@@ -306,5 +354,53 @@ services:
 	total := len(n1.running(name)) + len(n2.running(name)) + len(n3.running(name))
 	if total != 3 {
 		t.Errorf("%d replicas run across the nodes, want 3", total)
+	}
+}
+
+// TestClusterDiskPressure: a node whose disk fills is drained before it
+// fails, its replica moved to another node, journaled with the figures; once
+// the space is back (past the hysteresis) it takes replicas again.
+func TestClusterDiskPressure(t *testing.T) {
+	tb := newTestbed(t, 3, testbed.SmallDisk(3, 400))
+	n1, n2, n3 := tb.nodes[0], tb.nodes[1], tb.nodes[2]
+	n1.serve("--cluster-init", "--advertise", n1.ip)
+	wtok := lastLine(n1.mustRun("cluster", "join-token"))
+	n2.serve("--join", n1.ip, "--token", wtok, "--advertise", n2.ip)
+	n3.serve("--join", n1.ip, "--token", wtok, "--advertise", n3.ip)
+	name := "disk"
+	file := filepath.Join(t.TempDir(), "compose.yaml")
+	writeFile(t, file, "services:\n  web:\n    image: tend-demo:dev\n    deploy: {replicas: 3}\n")
+	n1.mustRun("up", "-f", file, "-p", name)
+	waitFor(t, 60*time.Second, "one replica running on each node", func() bool {
+		return len(n1.running(name)) == 1 && len(n2.running(name)) == 1 && len(n3.running(name)) == 1
+	})
+
+	// Fill node3's disk to 3 % free.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(n3.DataRoot(), &st); err != nil {
+		t.Fatal(err)
+	}
+	fill := int64(st.Bavail)*int64(st.Bsize) - int64(st.Blocks)*int64(st.Bsize)*3/100
+	ballast := filepath.Join(n3.DataRoot(), "ballast")
+	if err := os.WriteFile(ballast, make([]byte, fill), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "node3 drained, its replica on another node", func() bool {
+		rows, err := n1.nodes()
+		return err == nil && rowOf(rows, n3.name).State == "draining" && len(n3.running(name)) == 0 &&
+			len(n1.running(name))+len(n2.running(name)) == 3
+	})
+	if events := n1.mustRun("events"); !strings.Contains(events, "node-drain") || !strings.Contains(events, "disk free") {
+		t.Errorf("the journal does not tell the drain and its figures:\n%s", events)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "node3 ready again", func() bool {
+		rows, err := n1.nodes()
+		return err == nil && rowOf(rows, n3.name).State == "ready"
+	})
+	if events := n1.mustRun("events"); !strings.Contains(events, "pressure-relieved") {
+		t.Errorf("the journal does not tell the undrain:\n%s", events)
 	}
 }

@@ -67,7 +67,7 @@ var imageTar = sync.OnceValues(func() (string, error) {
 	return p, nil
 })
 
-func newTestbed(t *testing.T, n int) *testbedT {
+func newTestbed(t *testing.T, n int, opts ...testbed.Option) *testbedT {
 	t.Helper()
 	tar, err := imageTar()
 	if err != nil {
@@ -75,7 +75,7 @@ func newTestbed(t *testing.T, n int) *testbedT {
 	}
 	k := int(testbeds.Add(1))
 	// A /24 of 198.18.0.0/15 (the benchmarking range) per testbed of this run.
-	tb, err := testbed.New(t.TempDir(), fmt.Sprintf("tb%d%d", os.Getpid()%10000, k), 100+(os.Getpid()+k)%150, n, tar)
+	tb, err := testbed.New(t.TempDir(), fmt.Sprintf("tb%d%d", os.Getpid()%10000, k), 100+(os.Getpid()+k)%150, n, tar, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/tend-sh/tend/internal/errs"
@@ -21,7 +23,8 @@ import (
 
 // Docker is a runtime.Runtime on one Docker engine.
 type Docker struct {
-	c *client.Client
+	c         *client.Client
+	publishOn netip.Addr // Config.PublishOn
 
 	// inspected caches what List learned by inspecting containers, so a pass
 	// over a steady stack costs one list call. An engine event about a
@@ -56,12 +59,16 @@ type Config struct {
 	// Shim, when set, runs every replica's command under tend's shim, which
 	// restarts a crashed process in place (see internal/shim).
 	Shim ShimConfig
+	// PublishOn, when valid, also publishes each replica's TCP ports on this
+	// address at ports the engine picks: in a cluster the other nodes'
+	// proxies reach the replica there (runtime.Container.Published).
+	PublishOn netip.Addr
 }
 
 // New connects to the engine named by the environment (DOCKER_HOST, or the
 // local socket) and negotiates the API version.
 func New(ctx context.Context, cfg Config) (*Docker, error) {
-	d := &Docker{inspected: map[string]cached{}, shim: cfg.Shim, holds: map[string]*held{},
+	d := &Docker{inspected: map[string]cached{}, shim: cfg.Shim, publishOn: cfg.PublishOn, holds: map[string]*held{},
 		runStarted: map[string]time.Time{}, oomed: map[string]bool{}, shimEvents: make(chan runtime.Event, 64), checks: map[string]bool{}}
 	if cfg.Shim.Dir != "" {
 		bin, err := prepareShim(cfg.Shim)
@@ -87,6 +94,16 @@ func (d *Docker) Close() error { return d.c.Close() }
 
 // APIVersion is the API version agreed with the engine.
 func (d *Docker) APIVersion() string { return d.c.ClientVersion() }
+
+// RootDir is the engine's data root (docker info's DockerRootDir): the disk
+// whose free space a node of a cluster reports.
+func (d *Docker) RootDir(ctx context.Context) (string, error) {
+	res, err := d.c.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker: info: %w", err)
+	}
+	return res.Info.DockerRootDir, nil
+}
 
 func projectFilter(project string) client.Filters {
 	if project == "" {
@@ -173,6 +190,9 @@ func (d *Docker) inspect(ctx context.Context, id string) (runtime.Container, err
 	}
 	if c.State == runtime.Running {
 		c.IP = d.address(ctx, in, c.NetworkOf)
+		if d.publishOn.IsValid() && in.NetworkSettings != nil {
+			c.Published = published(in.NetworkSettings.Ports, d.publishOn)
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -270,10 +290,48 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// publishTCP binds svc's published TCP ports on addr at ports the engine picks.
+func publishTCP(opts *client.ContainerCreateOptions, svc *spec.Service, addr netip.Addr) {
+	for _, pt := range svc.Ports {
+		port, ok := network.PortFrom(pt.ContainerPort, network.TCP)
+		if pt.Protocol != "tcp" || !ok {
+			continue
+		}
+		if opts.Config.ExposedPorts == nil {
+			opts.Config.ExposedPorts = network.PortSet{}
+		}
+		if opts.HostConfig.PortBindings == nil {
+			opts.HostConfig.PortBindings = network.PortMap{}
+		}
+		opts.Config.ExposedPorts[port] = struct{}{}
+		opts.HostConfig.PortBindings[port] = []network.PortBinding{{HostIP: addr}}
+	}
+}
+
+// published are the TCP ports bound on addr, by container port.
+func published(ports network.PortMap, addr netip.Addr) map[uint16]netip.AddrPort {
+	out := map[uint16]netip.AddrPort{}
+	for p, bs := range ports {
+		if p.Proto() != network.TCP {
+			continue
+		}
+		for _, b := range bs {
+			n, err := strconv.ParseUint(b.HostPort, 10, 16)
+			if err == nil && (b.HostIP == addr || !b.HostIP.IsValid() || b.HostIP.IsUnspecified()) {
+				out[p.Num()] = netip.AddrPortFrom(addr, uint16(n))
+			}
+		}
+	}
+	return out
+}
+
 func (d *Docker) Create(ctx context.Context, p *spec.Project, svc *spec.Service, r runtime.Replica) (string, error) {
 	name := r.Name
 	opts, extra, err := createOptions(p, svc, r.Slot)
 	opts.Name = name
+	if err == nil && d.publishOn.IsValid() {
+		publishTCP(&opts, svc, d.publishOn)
+	}
 	for _, h := range r.Hosts {
 		opts.HostConfig.ExtraHosts = append(opts.HostConfig.ExtraHosts, h.Host+":"+h.IP)
 	}

@@ -3,6 +3,7 @@ package fake_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestLifecycle(t *testing.T) {
 	c, _ := rt.Container(id)
 	want := runtime.Container{ID: id, Name: "demo-web-1", Project: "demo", Service: "web", Slot: 1,
 		Hash: web.Hash(), State: runtime.Created, Created: fake.Epoch}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("created:\n got %+v\nwant %+v", c, want)
 	}
 
