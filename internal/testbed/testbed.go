@@ -145,15 +145,16 @@ func (nd *Node) startEngine() error {
 	if err != nil {
 		return err
 	}
-	nd.engine = exec.Command("nsenter", "--net=/run/netns/"+nd.NS, "--", "unshare", "--pid", "--uts", "--mount",
+	engine := exec.Command("nsenter", "--net=/run/netns/"+nd.NS, "--", "unshare", "--pid", "--uts", "--mount",
 		"--fork", "--kill-child", "--mount-proc", "--", "tini", "-s", "--", "sh", "-c", script)
-	nd.engine.Stdout, nd.engine.Stderr = log, log
-	nd.engine.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := nd.engine.Start(); err != nil {
+	engine.Stdout, engine.Stderr = log, log
+	engine.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := engine.Start(); err != nil {
 		log.Close()
 		return fmt.Errorf("start %s's engine: %w", nd.Name, err)
 	}
-	go func() { _ = nd.engine.Wait(); log.Close() }()
+	nd.engine = engine
+	go func() { _ = engine.Wait(); log.Close() }() // this run's; a restart makes another
 	return nil
 }
 
