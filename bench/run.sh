@@ -14,6 +14,7 @@
 #   BENCHES=soak bench/run.sh       # the soak benchmark alone (about 9 minutes)
 #   BENCHES=crash bench/run.sh      # crash safety: 200 SIGKILLs of tend (about 6 minutes)
 #   BENCHES=chaos bench/run.sh      # the demo stack under load while tend chaos breaks it (about 5 minutes)
+#   BENCHES=cluster bench/run.sh    # three Docker hosts: node loss and partition, tend against Swarm (about 8 minutes)
 #
 # Settings (environment): BENCHES (which to run, comma-separated, default
 # recovery,up,heal,traffic), TRIALS (crashes per peer, default 9), ROUNDS (up/down
@@ -60,6 +61,7 @@ echo "== building the benchmarks"
 "$go" build -o "$tmp/soak" ./bench/soak
 "$go" build -o "$tmp/crash" ./bench/crash
 "$go" build -o "$tmp/chaos" ./bench/chaos
+"$go" build -o "$tmp/cluster" ./bench/cluster
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [[ -n $(git status --porcelain -- cmd internal go.mod go.sum 2>/dev/null) ]]; then
 	commit="$commit with uncommitted changes"
@@ -113,5 +115,10 @@ if [[ $benches == *,chaos,* ]]; then
 	echo
 	echo "== chaos: the demo stack under load while tend chaos kills, then mixes every fault"
 	"$tmp/chaos" -tend "$tend" -kill-for "${CHAOS_KILL_FOR:-60s}" -mix-for "${CHAOS_MIX_FOR:-105s}" || rc=1
+fi
+if [[ $benches == *,cluster,* ]]; then
+	echo
+	echo "== cluster: three Docker hosts, a node's power loss and a partition, tend against Swarm"
+	"$tmp/cluster" -tend "$tend" -rounds "${CLUSTER_ROUNDS:-3}" || rc=1
 fi
 exit "$rc"

@@ -40,7 +40,7 @@ func main() {
 	image := flag.String("image", "tend-demo:dev", "the demo image, on this host's engine")
 	rounds := flag.Int("rounds", 3, "node losses per peer")
 	replicas := flag.Int("replicas", 6, "replicas of the service")
-	partition := flag.Duration("partition", 10*time.Second, "how long a node is cut off, per peer")
+	partition := flag.Duration("partition", 30*time.Second, "how long a node is cut off, per peer (longer than Swarm takes to call it down)")
 	flag.Parse()
 	if *tend == "" {
 		fmt.Fprintln(os.Stderr, "cluster: -tend BIN")
@@ -153,10 +153,10 @@ func main() {
 			return nil
 		})
 	}
-	fmt.Printf("\n%-11s %-26s %-30s %s\n", "peer", "node loss: all its replicas", "elsewhere (median, min-max)", "partition: a replica ran twice for")
+	fmt.Printf("\n%-11s %-7s %-44s %s\n", "peer", "rounds", "node loss: its replicas elsewhere after", "partition: a replica ran on two nodes for")
 	for _, p := range peers {
 		r := results[p.name]
-		fmt.Printf("%-11s %-26s %-30s %s\n", p.name, fmt.Sprintf("%d rounds", len(r.loss)), spread(r.loss), r.twice.Round(time.Millisecond))
+		fmt.Printf("%-11s %-7d %-44s %s\n", p.name, len(r.loss), spread(r.loss)+" (median, min-max)", r.twice.Round(time.Millisecond))
 	}
 }
 

@@ -123,8 +123,36 @@ func (m *Member) Node() string { return m.self.Name }
 
 // placer is the leader's placement state while it leads.
 type placer struct {
-	current map[place.Slot]string
-	last    time.Time
+	current   map[place.Slot]string
+	last      time.Time
+	downSince map[string]time.Time // when this leader first saw each down node down
+}
+
+// gone tells a down node whose replicas may be placed elsewhere: down for
+// fenceMargin more than the TTL, by when a cut-off node has had a whole
+// second since it fenced itself (TTL - fenceMargin) to stop them.
+func (pl *placer) gone(node string, st nodes.State, now time.Time) bool {
+	if st != nodes.Down {
+		delete(pl.downSince, node)
+		return false
+	}
+	if pl.downSince == nil {
+		pl.downSince = map[string]time.Time{}
+	}
+	if _, ok := pl.downSince[node]; !ok {
+		pl.downSince[node] = now
+	}
+	return now.Sub(pl.downSince[node]) >= fenceMargin
+}
+
+// waiting tells whether a down node's margin has yet to pass: place again soon.
+func (pl *placer) waiting(now time.Time) bool {
+	for _, at := range pl.downSince {
+		if now.Sub(at) < fenceMargin {
+			return true
+		}
+	}
+	return false
 }
 
 // place runs the planner over the desired slots and the judged nodes, and
@@ -144,10 +172,12 @@ func (m *Member) place(ctx context.Context, pl *placer, states map[string]nodes.
 	if err := m.relieve(ctx, records, states); err != nil {
 		return err
 	}
+	now := m.cfg.Clock.Now()
 	var ns []place.Node
 	for _, n := range records {
-		ns = append(ns, place.Node{Name: n.Name, Ready: states[n.Name] == nodes.Ready,
-			Cordoned: n.Mode == nodes.ModeCordon, Draining: n.Mode == nodes.ModeDrain})
+		// A node down for less than the margin keeps its slots: it may still be stopping them.
+		ns = append(ns, place.Node{Name: n.Name, Ready: !pl.gone(n.Name, states[n.Name], now),
+			Cordoned: n.Mode == nodes.ModeCordon || states[n.Name] != nodes.Ready, Draining: n.Mode == nodes.ModeDrain})
 	}
 	next, moves := place.Plan(slots, ns, pl.current)
 	var ops []clientv3.Op

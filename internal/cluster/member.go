@@ -652,7 +652,7 @@ func (m *Member) judge(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if now := m.cfg.Clock.Now(); changed || now.Sub(pl.last) >= placeEvery {
+			if now := m.cfg.Clock.Now(); changed || pl.waiting(now) || now.Sub(pl.last) >= placeEvery {
 				pl.last = now
 				if err := m.place(ctx, pl, states); err != nil {
 					m.cfg.Log.Warn("placement", "err", err)
