@@ -152,13 +152,17 @@ func (s *snapshot) percentile(q float64) time.Duration {
 	}
 	rank := uint64(q*float64(total) + 0.5)
 	rank = min(max(rank, 1), total)
+	// Within its bucket the rank is placed as if the bucket's requests were
+	// spread evenly over it: two distributions whose p95 falls in one bucket
+	// (buckets are ±12.5 % wide) still read apart, so the autoscaler's
+	// no-effect rule does not take a fall within a bucket for no change.
 	var seen uint64
 	for i, c := range s.lat {
-		seen += c
-		if seen >= rank {
+		if seen+c >= rank {
 			lo, hi := bucketBounds(i)
-			return (lo + hi) / 2
+			return lo + time.Duration(float64(hi-lo)*(float64(rank-seen)-0.5)/float64(c))
 		}
+		seen += c
 	}
 	return 0
 }

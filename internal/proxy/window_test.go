@@ -100,3 +100,29 @@ func TestYoungWindowRate(t *testing.T) {
 		t.Errorf("rate over the 2 s the window has existed = %v, want 20", got)
 	}
 }
+
+// Two loads whose p95 falls in one bucket read apart: the rank is placed
+// within the bucket, not at its middle. Both have their p95 in the bucket of
+// 61 ms; the second has half its requests far below it.
+func TestPercentileWithinABucket(t *testing.T) {
+	read := func(below int) time.Duration {
+		var w window
+		start := 100 * int64(time.Second)
+		w.created = start - 60*int64(time.Second)
+		for i := range 100 {
+			d := 61 * time.Millisecond
+			if i < below {
+				d = 5 * time.Millisecond
+			}
+			w.add(start, 200, d, true)
+		}
+		var s snapshot
+		w.read(start+1, &s)
+		return s.traffic(0).P95
+	}
+	lo, hi := bucketBounds(bucketOf(61 * time.Millisecond))
+	a, b := read(0), read(50)
+	if !(b < a) || a < lo || a >= hi || b < lo {
+		t.Errorf("p95 %s with every request at 61 ms, %s with half at 5 ms: want both in [%s, %s), the second lower", a, b, lo, hi)
+	}
+}
