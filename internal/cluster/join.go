@@ -92,17 +92,15 @@ func (m *Member) serveJoin(ctx context.Context) {
 	}
 }
 
+// joinStatus is the status a refused join answers with, by kind; the joiner
+// reads the kind back from it.
+var joinStatus = map[errs.Kind]int{errs.Invalid: http.StatusBadRequest, errs.Unauthenticated: http.StatusUnauthorized,
+	errs.Forbidden: http.StatusForbidden, errs.Conflict: http.StatusConflict}
+
 func joinFail(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	switch errs.KindOf(err) {
-	case errs.Invalid:
-		code = http.StatusBadRequest
-	case errs.Unauthenticated:
-		code = http.StatusUnauthorized
-	case errs.Forbidden:
-		code = http.StatusForbidden
-	case errs.Conflict:
-		code = http.StatusConflict
+	code, ok := joinStatus[errs.KindOf(err)]
+	if !ok {
+		code = http.StatusInternalServerError
 	}
 	http.Error(w, err.Error(), code)
 }
@@ -276,15 +274,10 @@ func (m *Member) join(ctx context.Context) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		kind := errs.Unavailable
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			kind = errs.Unauthenticated
-		case http.StatusForbidden:
-			kind = errs.Forbidden
-		case http.StatusBadRequest:
-			kind = errs.Invalid
-		case http.StatusConflict:
-			kind = errs.Conflict
+		for k, code := range joinStatus {
+			if code == resp.StatusCode {
+				kind = k
+			}
 		}
 		return errs.E(kind, "join %s refused: %s", addr, strings.TrimSpace(string(b)))
 	}
